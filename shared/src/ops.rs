@@ -1,0 +1,413 @@
+//! The control plane's operations on the region, in the manner of a kernel IPsec interface
+//! (strongSwan's kernel_ipsec): get_spi, add_sa, update_sa, query_sa, del_sa, add_policy,
+//! del_policy, flush. There is one [`Writer`] per region at a time (an exclusive file lock that the
+//! kernel releases if the writer dies); every SAD change goes through the journal so that the next
+//! writer finishes whatever a dead one left half done.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytemuck::Zeroable;
+
+use crate::addr::RawAddr;
+use crate::counters::SaCounters;
+use crate::event::{Event, SaKey};
+use crate::journal::Change;
+use crate::policy::{Action, Policy, PolicyError, PolicyRecord};
+use crate::region::{now_ns, Region, RegionError};
+use crate::sa::{Direction, SaConfig, SaConfigError, SaRecord, SlotState, MIN_SPI};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Config(#[from] SaConfigError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Region(#[from] RegionError),
+    #[error("an SA with SPI {spi:#010x} and destination {dst} already exists")]
+    DuplicateSpi { spi: u32, dst: IpAddr },
+    #[error("the SAD is full ({0} SAs)")]
+    SadFull(u32),
+    #[error("no SA with SPI {spi:#010x} and destination {dst}")]
+    NoSuchSa { spi: u32, dst: IpAddr },
+    #[error("SA {spi:#010x}: {field} cannot change once installed; install a new SA instead (rekey)")]
+    Immutable { spi: u32, field: &'static str },
+    #[error("reqid {reqid} is out of range (the region holds reqids below {limit})")]
+    ReqidOutOfRange { reqid: u32, limit: u32 },
+    #[error("the SPD is full ({0} rules)")]
+    SpdFull(u32),
+    #[error("no policy with id {0}")]
+    NoSuchPolicy(u32),
+    #[error(
+        "reader slot {slot} (process {pid}) has not passed a quiescent state for {waited:?}; \
+         the SPD was left unchanged"
+    )]
+    ReaderStalled { slot: usize, pid: u32, waited: Duration },
+    #[error("no free SPI for {0} after {GET_SPI_TRIES} random tries")]
+    NoFreeSpi(IpAddr),
+}
+
+const GET_SPI_TRIES: u32 = 1_000;
+
+/// What `query_sa` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaInfo {
+    pub key: SaKey,
+    pub state: SlotState,
+    /// The configuration of a live SA (`None` for an SPI only reserved by `get_spi`).
+    pub config: Option<SaConfig>,
+    pub counters: SaCounters,
+}
+
+/// The single writer of a region.
+#[derive(Debug)]
+pub struct Writer {
+    region: Arc<Region>,
+    /// Free SAD slots; rebuilt from the region on attach.
+    free: Vec<u32>,
+    grace_timeout: Duration,
+}
+
+impl Writer {
+    /// Becomes the region's writer: takes the writer lock, finishes any change a previous writer
+    /// left pending, frees reader slots of dead processes.
+    pub fn attach(region: Arc<Region>) -> Result<Writer, OpError> {
+        region.lock_writer()?;
+        let control = region.control();
+        control.writer.generation.fetch_add(1, Ordering::AcqRel);
+        control.writer.pid.store(std::process::id(), Ordering::Release);
+        let mut writer = Writer { region, free: Vec::new(), grace_timeout: Duration::from_secs(1) };
+        if let Some(change) = writer.region.control().journal.pending() {
+            writer.apply(&change);
+            writer.region.control().journal.commit();
+        }
+        for slot in writer.region.qsbr().readers {
+            let pid = slot.owner();
+            if pid != 0 && !process_alive(pid) {
+                slot.release();
+            }
+        }
+        let sad = writer.region.sad();
+        writer.free = (0..sad.slots.len() as u32)
+            .rev()
+            .filter(|&s| matches!(sad.read(s), Ok(Some((r, _))) if r.state() == SlotState::Free))
+            .collect();
+        Ok(writer)
+    }
+
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// How long a policy change waits for readers to pass a quiescent state.
+    pub fn set_grace_timeout(&mut self, timeout: Duration) {
+        self.grace_timeout = timeout;
+    }
+
+    /// Reserves a random unused SPI for an inbound SA to `dst` (a larval SA until `add_sa`).
+    pub fn get_spi(&mut self, src: IpAddr, dst: IpAddr) -> Result<u32, OpError> {
+        let sad = self.region.sad();
+        for _ in 0..GET_SPI_TRIES {
+            let mut b = [0u8; 4];
+            getrandom::getrandom(&mut b).expect("the kernel's random source failed");
+            let spi = u32::from_ne_bytes(b);
+            if spi < MIN_SPI || sad.find(spi, &dst.into()).is_some() {
+                continue;
+            }
+            let slot = self.take_slot()?;
+            let record = SaRecord::larval(spi, src, dst, now_ns());
+            self.change(Change::Upsert { slot, record, fresh: false });
+            return Ok(spi);
+        }
+        Err(OpError::NoFreeSpi(dst))
+    }
+
+    /// Installs an SA. An SPI reserved with `get_spi` for the same destination is filled in.
+    pub fn add_sa(&mut self, config: &SaConfig) -> Result<SaKey, OpError> {
+        config.validate()?;
+        self.check_reqid(config.reqid)?;
+        let sad = self.region.sad();
+        let dst = RawAddr::from(config.dst);
+        let slot = match sad.find(config.spi, &dst) {
+            Some((_, slot)) if self.record(slot).state() == SlotState::Larval => slot,
+            Some(_) => return Err(OpError::DuplicateSpi { spi: config.spi, dst: config.dst }),
+            None => self.take_slot()?,
+        };
+        let record = SaRecord::live(config, now_ns());
+        self.change(Change::Upsert { slot, record, fresh: true });
+        Ok(SaKey { spi: config.spi, dst: config.dst })
+    }
+
+    /// Changes what may change in a live SA: addresses' NAT mapping (source and UDP ports),
+    /// selectors, lifetimes, idle timeout, flags, reqid and policy link. Keys, suite, direction,
+    /// mode and ESN are fixed for an SA's life.
+    pub fn update_sa(&mut self, config: &SaConfig) -> Result<(), OpError> {
+        config.validate()?;
+        self.check_reqid(config.reqid)?;
+        let slot = self.live_slot(config.spi, config.dst)?;
+        let old = self.record(slot);
+        let new = SaRecord::live(config, old.installed_at_ns);
+        for (field, same) in [
+            ("direction", old.direction == new.direction),
+            ("mode", old.mode == new.mode),
+            ("suite", (old.cipher, old.integrity, old.icv_len) == (new.cipher, new.integrity, new.icv_len)),
+            ("keys", old.enc_key == new.enc_key && old.auth_key == new.auth_key),
+            ("ESN", (old.flags ^ new.flags) & crate::sa::FLAG_ESN == 0),
+        ] {
+            if !same {
+                return Err(OpError::Immutable { spi: config.spi, field });
+            }
+        }
+        self.change(Change::Upsert { slot, record: new, fresh: false });
+        Ok(())
+    }
+
+    /// An SA's configuration, state and runtime counters.
+    pub fn query_sa(&self, key: SaKey) -> Result<SaInfo, OpError> {
+        let (_, slot) = self
+            .region
+            .sad()
+            .find(key.spi, &key.dst.into())
+            .ok_or(OpError::NoSuchSa { spi: key.spi, dst: key.dst })?;
+        Ok(self.info(slot))
+    }
+
+    /// Deletes an SA (or a reserved SPI). Its key bytes are zeroed in the region.
+    pub fn del_sa(&mut self, key: SaKey) -> Result<(), OpError> {
+        let (_, slot) = self
+            .region
+            .sad()
+            .find(key.spi, &key.dst.into())
+            .ok_or(OpError::NoSuchSa { spi: key.spi, dst: key.dst })?;
+        let record = self.record(slot);
+        self.change(Change::Remove { slot, record });
+        self.free.push(slot);
+        Ok(())
+    }
+
+    /// Every SA and reserved SPI in the region.
+    pub fn list_sas(&self) -> Vec<SaInfo> {
+        let sad = self.region.sad();
+        (0..sad.slots.len() as u32).filter(|&s| self.record(s).state() != SlotState::Free).map(|s| self.info(s)).collect()
+    }
+
+    /// Adds a rule to the SPD and publishes the new snapshot. Returns the rule's id.
+    pub fn add_policy(&mut self, policy: &Policy) -> Result<u32, OpError> {
+        Ok(self.add_policies(std::slice::from_ref(policy))?[0])
+    }
+
+    /// Adds several rules in one snapshot.
+    pub fn add_policies(&mut self, policies: &[Policy]) -> Result<Vec<u32>, OpError> {
+        for p in policies {
+            p.validate()?;
+            if let Action::Protect { reqid, .. } = p.action {
+                self.check_reqid(reqid)?;
+            }
+        }
+        let mut rules = self.policy_records();
+        let capacity = self.region.capacities().policies;
+        if rules.len() + policies.len() > capacity as usize {
+            return Err(OpError::SpdFull(capacity));
+        }
+        let spd = &self.region.control().spd;
+        let ids: Vec<u32> = policies.iter().map(|_| spd.take_policy_id()).collect();
+        for (id, p) in ids.iter().zip(policies) {
+            // After every rule of the same or higher precedence: ties keep insertion order.
+            let at = rules.partition_point(|r| r.priority <= p.priority);
+            rules.insert(at, PolicyRecord::new(*id, p));
+        }
+        self.publish(&rules)?;
+        Ok(ids)
+    }
+
+    /// Removes a rule and publishes the new snapshot.
+    pub fn del_policy(&mut self, id: u32) -> Result<(), OpError> {
+        let mut rules = self.policy_records();
+        let before = rules.len();
+        rules.retain(|r| r.id != id);
+        if rules.len() == before {
+            return Err(OpError::NoSuchPolicy(id));
+        }
+        self.publish(&rules)
+    }
+
+    /// The published rules in evaluation order, with their ids.
+    pub fn policies(&self) -> Vec<(u32, Policy)> {
+        self.policy_records().iter().map(|r| (r.id, r.to_policy())).collect()
+    }
+
+    /// The published SPD version (incremented by every change).
+    pub fn spd_version(&self) -> u64 {
+        self.region.spd_view().version
+    }
+
+    /// Deletes every SA and reserved SPI.
+    pub fn flush_sas(&mut self) {
+        let sad = self.region.sad();
+        for slot in 0..sad.slots.len() as u32 {
+            let record = self.record(slot);
+            if record.state() != SlotState::Free {
+                self.change(Change::Remove { slot, record });
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Removes every rule.
+    pub fn flush_policies(&mut self) -> Result<(), OpError> {
+        self.publish(&[])
+    }
+
+    /// Deletes every SA and every rule.
+    pub fn flush(&mut self) -> Result<(), OpError> {
+        self.flush_sas();
+        self.flush_policies()
+    }
+
+    /// The next event from the dataplane. Events of kinds this build does not know are skipped.
+    pub fn pop_event(&mut self) -> Option<Event> {
+        let ring = self.region.ring();
+        while let Some(words) = ring.pop() {
+            if let Some(event) = Event::from_record(&bytemuck::cast(words)) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// Events the dataplane could not queue because the ring was full.
+    pub fn events_lost(&self) -> u64 {
+        self.region.ring().overflows()
+    }
+
+    // ---- internals ----
+
+    fn check_reqid(&self, reqid: u32) -> Result<(), OpError> {
+        let limit = self.region.capacities().reqids;
+        if reqid >= limit {
+            return Err(OpError::ReqidOutOfRange { reqid, limit });
+        }
+        Ok(())
+    }
+
+    fn take_slot(&mut self) -> Result<u32, OpError> {
+        self.free.pop().ok_or(OpError::SadFull(self.region.capacities().sas))
+    }
+
+    /// The writer's own view of a slot (only it writes, so reads never contend after recovery).
+    fn record(&self, slot: u32) -> SaRecord {
+        match self.region.sad().read(slot) {
+            Ok(Some((r, _))) => r,
+            _ => SaRecord::zeroed(),
+        }
+    }
+
+    fn live_slot(&self, spi: u32, dst: IpAddr) -> Result<u32, OpError> {
+        match self.region.sad().find(spi, &dst.into()) {
+            Some((_, slot)) if self.record(slot).state() == SlotState::Live => Ok(slot),
+            _ => Err(OpError::NoSuchSa { spi, dst }),
+        }
+    }
+
+    fn info(&self, slot: u32) -> SaInfo {
+        let r = self.record(slot);
+        SaInfo {
+            key: SaKey { spi: r.spi, dst: r.dst.into() },
+            state: r.state(),
+            config: (r.state() == SlotState::Live).then(|| r.to_config().ok()).flatten(),
+            counters: self.region.sa_runtime()[slot as usize].snapshot(),
+        }
+    }
+
+    /// Journals a change, applies it, and marks it done.
+    fn change(&mut self, change: Change) {
+        let journal = &self.region.control().journal;
+        journal.begin(&change);
+        self.apply(&change);
+        journal.commit();
+    }
+
+    /// Applies a change; idempotent, so a journaled change can be replayed after a crash.
+    fn apply(&self, change: &Change) {
+        let sad = self.region.sad();
+        match *change {
+            Change::Upsert { slot, record, fresh } => {
+                let current = sad.read(slot).ok().flatten().map(|(r, _)| r);
+                if current != Some(record) {
+                    if fresh {
+                        // Before the SA becomes visible, so no dataplane has used this state.
+                        self.region.sa_runtime()[slot as usize].reset();
+                    }
+                    sad.write(slot, &record);
+                }
+                if sad.find(record.spi, &record.dst).is_none() {
+                    sad.index_insert(record.spi, &record.dst, slot);
+                }
+                if record.state() == SlotState::Live && record.direction() == Direction::Out && record.reqid != 0 {
+                    sad.reqid_links[record.reqid as usize].store(slot + 1, Ordering::Release);
+                }
+            }
+            Change::Remove { slot, record } => {
+                if let Some((pos, s)) = sad.find(record.spi, &record.dst) {
+                    if s == slot {
+                        sad.index_remove(pos);
+                    }
+                }
+                if let Some(link) = sad.reqid_links.get(record.reqid as usize) {
+                    let _ = link.compare_exchange(slot + 1, 0, Ordering::AcqRel, Ordering::Relaxed);
+                }
+                sad.write(slot, &SaRecord::zeroed());
+            }
+        }
+    }
+
+    fn policy_records(&self) -> Vec<PolicyRecord> {
+        self.region.spd_view().iter().collect()
+    }
+
+    /// Publishes `rules` as the new snapshot, first waiting until no reader can still be using
+    /// the buffer it overwrites.
+    fn publish(&mut self, rules: &[PolicyRecord]) -> Result<(), OpError> {
+        let spd = &self.region.control().spd;
+        let (buffer, retired_at) = spd.next_buffer();
+        if retired_at != 0 {
+            self.wait_for_readers(retired_at)?;
+        }
+        let (_, old) = spd.publish(self.region.spd_buffers(), buffer, rules);
+        spd.retire(old, self.region.qsbr().start());
+        Ok(())
+    }
+
+    fn wait_for_readers(&self, token: u64) -> Result<(), OpError> {
+        let qsbr = self.region.qsbr();
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            let Err(lag) = qsbr.check(token) else { return Ok(()) };
+            if lag.pid != 0 && !process_alive(lag.pid) {
+                qsbr.readers[lag.slot].release();
+                continue;
+            }
+            let waited = start.elapsed();
+            if waited > self.grace_timeout {
+                return Err(OpError::ReaderStalled { slot: lag.slot, pid: lag.pid, waited });
+            }
+            spins += 1;
+            if spins < 1_000 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    match rustix::process::Pid::from_raw(pid as i32) {
+        Some(p) => !matches!(rustix::process::test_kill_process(p), Err(rustix::io::Errno::SRCH)),
+        None => false,
+    }
+}
