@@ -39,3 +39,5 @@ pub mod sa;
 pub mod sad;
 #[cfg(not(loom))]
 pub mod spd;
+#[cfg(not(loom))]
+pub mod synthetic;
