@@ -390,7 +390,7 @@ fn events_flow_from_readers_to_the_writer_and_overflow_is_counted() {
 #[test]
 fn sequence_numbers_are_reserved_in_blocks_and_never_pass_the_limit() {
     let (_path, mut w, r) = setup(4);
-    w.add_sa(&synthetic_sa(0xa000, 0)).unwrap(); // version 0: no ESN
+    w.add_sa(&synthetic_sa(0xa000, 0)).unwrap(); // even SPI: no ESN
     let h = r.lookup(0xa000, &SYNTHETIC_DST.into()).unwrap().unwrap();
     assert_eq!(r.reserve_seq(h, 32, false).unwrap(), 1..33);
     assert_eq!(r.reserve_seq(h, 32, false).unwrap(), 33..65);
@@ -400,7 +400,7 @@ fn sequence_numbers_are_reserved_in_blocks_and_never_pass_the_limit() {
     assert_eq!(last.end, u32::MAX as u64 + 1, "2^32 - 1 is the last 32-bit sequence number");
     assert!(matches!(r.reserve_seq(h, 1, false), Err(SeqError::Exhausted(_))));
 
-    w.add_sa(&synthetic_sa(0xa001, 1)).unwrap(); // version 1: ESN
+    w.add_sa(&synthetic_sa(0xa001, 0)).unwrap(); // odd SPI: ESN
     let esn = r.lookup(0xa001, &SYNTHETIC_DST.into()).unwrap().unwrap();
     r.reserve_seq(esn, u32::MAX as u64 + 10, true).unwrap();
     assert!(r.reserve_seq(esn, 5, true).unwrap().start > u32::MAX as u64, "ESN goes past 2^32");
