@@ -22,6 +22,8 @@ pub mod counters;
 #[cfg(not(loom))]
 pub mod event;
 #[cfg(not(loom))]
+pub mod inspect;
+#[cfg(not(loom))]
 pub mod journal;
 #[cfg(not(loom))]
 pub mod layout;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytemuck::Zeroable;
 
 use crate::addr::RawAddr;
-use crate::counters::SaCounters;
 use crate::event::{Event, SaKey};
+use crate::inspect::{self, SaInfo};
 use crate::journal::Change;
 use crate::policy::{Action, Policy, PolicyError, PolicyRecord};
 use crate::region::{now_ns, Region, RegionError};
@@ -51,16 +51,6 @@ pub enum OpError {
 }
 
 const GET_SPI_TRIES: u32 = 1_000;
-
-/// What `query_sa` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaInfo {
-    pub key: SaKey,
-    pub state: SlotState,
-    /// The configuration of a live SA (`None` for an SPI only reserved by `get_spi`).
-    pub config: Option<SaConfig>,
-    pub counters: SaCounters,
-}
 
 /// The single writer of a region.
 #[derive(Debug)]
@@ -167,12 +157,7 @@ impl Writer {
 
     /// An SA's configuration, state and runtime counters.
     pub fn query_sa(&self, key: SaKey) -> Result<SaInfo, OpError> {
-        let (_, slot) = self
-            .region
-            .sad()
-            .find(key.spi, &key.dst.into())
-            .ok_or(OpError::NoSuchSa { spi: key.spi, dst: key.dst })?;
-        Ok(self.info(slot))
+        inspect::query_sa(&self.region, key.spi, key.dst).ok_or(OpError::NoSuchSa { spi: key.spi, dst: key.dst })
     }
 
     /// Deletes an SA (or a reserved SPI). Its key bytes are zeroed in the region.
@@ -190,8 +175,7 @@ impl Writer {
 
     /// Every SA and reserved SPI in the region.
     pub fn list_sas(&self) -> Vec<SaInfo> {
-        let sad = self.region.sad();
-        (0..sad.slots.len() as u32).filter(|&s| self.record(s).state() != SlotState::Free).map(|s| self.info(s)).collect()
+        inspect::list_sas(&self.region)
     }
 
     /// Adds a rule to the SPD and publishes the new snapshot. Returns the rule's id.
@@ -299,26 +283,13 @@ impl Writer {
 
     /// The writer's own view of a slot (only it writes, so reads never contend after recovery).
     fn record(&self, slot: u32) -> SaRecord {
-        match self.region.sad().read(slot) {
-            Ok(Some((r, _))) => r,
-            _ => SaRecord::zeroed(),
-        }
+        inspect::record(&self.region, slot).unwrap_or_else(SaRecord::zeroed)
     }
 
     fn live_slot(&self, spi: u32, dst: IpAddr) -> Result<u32, OpError> {
         match self.region.sad().find(spi, &dst.into()) {
             Some((_, slot)) if self.record(slot).state() == SlotState::Live => Ok(slot),
             _ => Err(OpError::NoSuchSa { spi, dst }),
-        }
-    }
-
-    fn info(&self, slot: u32) -> SaInfo {
-        let r = self.record(slot);
-        SaInfo {
-            key: SaKey { spi: r.spi, dst: r.dst.into() },
-            state: r.state(),
-            config: (r.state() == SlotState::Live).then(|| r.to_config().ok()).flatten(),
-            counters: self.region.sa_runtime()[slot as usize].snapshot(),
         }
     }
 
