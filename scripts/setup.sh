@@ -7,6 +7,17 @@ DEBIAN_PACKAGES=(
   build-essential
   pkg-config
   iproute2
+  dpdk
+  libdpdk-dev
+  librte-meta-net
+  librte-meta-crypto
+  librte-meta-mempool
+  librte-meta-bus
+  dpdk-dev
+  dpdk-doc
+  clang
+  libclang-dev
+  python3-scapy
 )
 
 missing=()

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command (README): installs what is missing, then runs every test of the workspace in
+# release mode (the concurrency tests need real speed) and the loom model checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo test --workspace --release
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p shared --release --test loom
