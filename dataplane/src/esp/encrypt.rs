@@ -1,0 +1,156 @@
+//! Outbound ESP processing (RFC 4303 3.3): tunnel mode (any inner family in any outer family) and
+//! transport mode, optionally in UDP (RFC 3948), in place in a [`PacketBuf`].
+
+use shared::sa::{DfPolicy, Mode};
+
+use super::ecn;
+use super::sa::OutboundSa;
+use crate::buf::PacketBuf;
+use crate::drop::DropReason;
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::{self, Ipv6Packet};
+use crate::wire::udp_encap::{self, UDP_HEADER_LEN};
+use crate::wire::{checksum, esp, proto};
+
+/// What encapsulation needs to know about the packet to protect.
+struct Plain {
+    v6: bool,
+    total_len: usize,
+    tos: u8,
+    dont_fragment: bool,
+    /// Transport mode: the IP header with the extension headers ESP goes after (RFC 4303 3.1.1).
+    header_len: usize,
+    protocol: u8,
+    next_header_at: usize,
+}
+
+impl Plain {
+    fn parse(pkt: &[u8]) -> Result<Plain, DropReason> {
+        let bad = |_| DropReason::MalformedPlain;
+        match pkt.first().map(|b| b >> 4) {
+            Some(4) => {
+                let p = Ipv4Packet::new_checked(pkt).map_err(bad)?;
+                Ok(Plain {
+                    v6: false,
+                    total_len: p.total_len(),
+                    tos: p.tos(),
+                    dont_fragment: p.dont_fragment(),
+                    header_len: p.header_len(),
+                    protocol: p.protocol(),
+                    next_header_at: 9,
+                })
+            }
+            Some(6) => {
+                let p = Ipv6Packet::new_checked(pkt).map_err(bad)?;
+                let ul = p.upper_layer().map_err(bad)?;
+                Ok(Plain {
+                    v6: true,
+                    total_len: p.total_len(),
+                    tos: p.traffic_class(),
+                    dont_fragment: false,
+                    header_len: ul.offset,
+                    protocol: ul.protocol,
+                    next_header_at: ul.next_header_at,
+                })
+            }
+            _ => Err(DropReason::MalformedPlain),
+        }
+    }
+}
+
+/// Protects the IP packet in `pkt` with sequence number `seq` (the full 64-bit number, which the
+/// caller reserves, e.g. from `shared::counters::SaRuntime::reserve_seq`). On success `pkt` holds
+/// the ESP packet with its outer IP header; on failure the packet is to be dropped.
+pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Result<(), DropReason> {
+    if seq == 0 || seq > sa.seq_limit() {
+        return Err(DropReason::SeqExhausted);
+    }
+    let plain = Plain::parse(pkt.data())?;
+    // Anything after the IP packet is link-layer padding.
+    pkt.trim(pkt.len() - plain.total_len);
+    let t = &sa.transform;
+    let udp_len = if sa.encap.is_some() { UDP_HEADER_LEN } else { 0 };
+    let esp_front = esp::HEADER_LEN + t.iv_len();
+    let (moved, payload_len) = match sa.mode {
+        Mode::Tunnel => (0, plain.total_len),
+        Mode::Transport => (plain.header_len, plain.total_len - plain.header_len),
+    };
+    let next_header = match (sa.mode, plain.v6) {
+        (Mode::Tunnel, false) => proto::IPV4,
+        (Mode::Tunnel, true) => proto::IPV6,
+        (Mode::Transport, _) => plain.protocol,
+    };
+    let outer_ip_len = sa.outer.as_ref().map_or(0, |o| o.ip_len);
+    let front = outer_ip_len + udp_len + esp_front;
+    let pad = esp::pad_len(payload_len, t.align());
+    let back = pad + esp::TRAILER_LEN + t.icv_len();
+    if pkt.headroom() < front || pkt.tailroom() < back {
+        return Err(DropReason::NoRoom);
+    }
+    let total = plain.total_len + front + back;
+    let outer_v6 = sa.outer.as_ref().map_or(plain.v6, |o| o.ip_len == ipv6::HEADER_LEN);
+    // IPv4 limits the total length, IPv6 the payload length, to 16 bits.
+    if total - if outer_v6 { ipv6::HEADER_LEN } else { 0 } > usize::from(u16::MAX) {
+        return Err(DropReason::TooBig);
+    }
+
+    pkt.append(back);
+    pkt.prepend(front);
+    let data = pkt.data_mut();
+    let trailer_at = front + plain.total_len;
+    esp::emit_trailer(&mut data[trailer_at..trailer_at + pad + esp::TRAILER_LEN], next_header);
+    // Transport mode: the IP header moves to the front, ESP goes between it and its payload.
+    data.copy_within(front..front + moved, outer_ip_len);
+    let ip_len = outer_ip_len + moved;
+    let esp_at = ip_len + udp_len;
+    esp::emit_header(&mut data[esp_at..], sa.spi, seq as u32);
+    sa.transform.seal(data, esp_at, seq, sa.esn).map_err(|_| DropReason::TooBig)?;
+
+    let carried = if udp_len > 0 { proto::UDP } else { proto::ESP };
+    match &sa.outer {
+        Some(outer) => data[..ip_len + udp_len].copy_from_slice(&outer.bytes[..ip_len + udp_len]),
+        None => data[plain.next_header_at] = carried,
+    }
+    if let Some(e) = sa.encap {
+        udp_encap::emit_header(&mut data[ip_len..], e.src_port, e.dst_port, (total - ip_len) as u16);
+    }
+    let tos = match sa.mode {
+        Mode::Tunnel => Some(ecn::encapsulate(plain.tos)),
+        Mode::Transport => None,
+    };
+    if data[0] >> 4 == 4 {
+        let dont_fragment = match sa.df {
+            DfPolicy::Copy => plain.dont_fragment,
+            DfPolicy::Set => true,
+            DfPolicy::Clear => false,
+        };
+        let mut ip = Ipv4Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedPlain)?;
+        ip.set_total_len(total as u16);
+        if let Some(tos) = tos {
+            ip.set_tos(tos);
+            // Unique per SA for 2^16 packets, as RFC 6864 asks of non-atomic datagrams.
+            ip.set_ident(seq as u16);
+            ip.set_dont_fragment(dont_fragment);
+        }
+        ip.fill_checksum();
+    } else {
+        let mut ip = Ipv6Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedPlain)?;
+        ip.set_payload_len((total - ipv6::HEADER_LEN) as u16);
+        if let Some(tos) = tos {
+            ip.set_traffic_class(tos);
+        }
+        if udp_len > 0 {
+            fill_udp6_checksum(data, ip_len);
+        }
+    }
+    Ok(())
+}
+
+/// IPv6 forbids a zero UDP checksum (RFC 8200 8.1), so ESP-in-UDP over IPv6 carries a real one.
+fn fill_udp6_checksum(data: &mut [u8], udp_at: usize) {
+    let udp_len = data.len() - udp_at;
+    let pseudo = checksum::pseudo_header(&data[8..24], &data[24..40], proto::UDP, udp_len);
+    let sum = !checksum::fold(checksum::accumulate(pseudo, &data[udp_at..]));
+    let sum = if sum == 0 { 0xffff } else { sum };
+    data[udp_at + 6..udp_at + 8].copy_from_slice(&sum.to_be_bytes());
+}
