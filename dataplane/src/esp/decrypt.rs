@@ -199,14 +199,12 @@ fn strip_transport<B: PacketBuf>(
     let new_len = pkt.len();
     let data = pkt.data_mut();
     data[loc.next_header_at] = next_header;
+    // The lengths shrink by the ESP overhead; write them before a checked view reads them.
     if data[0] >> 4 == 4 {
-        let mut ip = Ipv4Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedOuter)?;
-        ip.set_total_len(new_len as u16);
-        ip.fill_checksum();
+        data[2..4].copy_from_slice(&(new_len as u16).to_be_bytes());
+        Ipv4Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedOuter)?.fill_checksum();
     } else {
-        Ipv6Packet::new_checked(&mut data[..])
-            .map_err(|_| DropReason::MalformedOuter)?
-            .set_payload_len((new_len - ipv6::HEADER_LEN) as u16);
+        data[4..6].copy_from_slice(&((new_len - ipv6::HEADER_LEN) as u16).to_be_bytes());
     }
     if let (true, Some(oa)) = (loc.udp_encap, &sa.nat_oa) {
         natt::fix_checksum(&mut data[header_len..], next_header, oa, loc.src, loc.dst);

@@ -124,8 +124,9 @@ pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Resu
             DfPolicy::Set => true,
             DfPolicy::Clear => false,
         };
+        // The template's length is zero: set it before the checked view reads it.
+        data[2..4].copy_from_slice(&(total as u16).to_be_bytes());
         let mut ip = Ipv4Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedPlain)?;
-        ip.set_total_len(total as u16);
         if let Some(tos) = tos {
             ip.set_tos(tos);
             // Unique per SA for 2^16 packets, as RFC 6864 asks of non-atomic datagrams.
