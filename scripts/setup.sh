@@ -18,6 +18,7 @@ DEBIAN_PACKAGES=(
   clang
   libclang-dev
   python3-scapy
+  tshark
 )
 
 missing=()
