@@ -99,11 +99,11 @@ pub fn pair(suite: Suite, shape: Shape, esn: bool, encap: Option<u16>) -> (Outbo
     )
 }
 
-/// A UDP datagram with `payload_len` bytes of payload (valid IPv4 header checksum; UDP checksum 0
+/// A UDP datagram 12345 -> 40000 (ports no dissector claims) with `payload_len` bytes of payload (valid IPv4 header checksum; UDP checksum 0
 /// over IPv4, computed over IPv6).
 pub fn udp_packet(v6: bool, src: IpAddr, dst: IpAddr, payload_len: usize, tos: u8) -> Vec<u8> {
     let udp_len = 8 + payload_len;
-    let mut udp = vec![0x30, 0x39, 0x00, 0x35, (udp_len >> 8) as u8, udp_len as u8, 0, 0];
+    let mut udp = vec![0x30, 0x39, 0x9c, 0x40, (udp_len >> 8) as u8, udp_len as u8, 0, 0];
     udp.extend((0..payload_len).map(|i| i as u8));
     let mut p = Vec::new();
     match (src, dst) {
