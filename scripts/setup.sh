@@ -19,6 +19,8 @@ DEBIAN_PACKAGES=(
   libclang-dev
   python3-scapy
   tshark
+  ethtool
+  iputils-ping
 )
 
 missing=()

@@ -1,10 +1,13 @@
 //! The ESP dataplane. It reads SAs and policies from the shared region (crate `shared`) and
-//! transforms packets; the DPDK poll-mode loop that feeds it comes with the gateway issue.
+//! transforms packets (`esp`, `wire`); `gateway` is the per-lcore pipeline around it (routing,
+//! SPD, exception path), fed by the DPDK poll loops of the `gateway` binary.
 #![forbid(unsafe_code)]
 
 pub mod buf;
 pub mod drop;
 pub mod esp;
+pub mod gateway;
+pub mod nd;
 pub mod wire;
 
 pub use buf::{PacketBuf, SliceBuf};

@@ -79,6 +79,15 @@ impl<'pool> MbufBurst<'pool> {
         self.as_mut_slice().iter_mut()
     }
 
+    /// Takes the mbufs out of the burst in order, front first; those the iterator does not
+    /// yield are freed when it is dropped.
+    pub fn drain(&mut self) -> Drain<'_, 'pool> {
+        let end = self.len;
+        // The burst no longer owns the mbufs: the iterator does.
+        self.len = 0;
+        Drain { burst: self, next: 0, end }
+    }
+
     /// Frees every mbuf in the burst.
     pub fn clear(&mut self) {
         let count = self.len;
@@ -123,5 +132,36 @@ impl<'pool> MbufBurst<'pool> {
 impl Drop for MbufBurst<'_> {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// The iterator of [`MbufBurst::drain`].
+#[derive(Debug)]
+pub struct Drain<'b, 'pool> {
+    burst: &'b mut MbufBurst<'pool>,
+    next: usize,
+    end: usize,
+}
+
+impl<'pool> Iterator for Drain<'_, 'pool> {
+    type Item = Mbuf<'pool>;
+
+    fn next(&mut self) -> Option<Mbuf<'pool>> {
+        if self.next == self.end {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        // SAFETY: slots next..end held owned mbufs when the drain began (the burst's len was
+        // set to 0, so nothing else reads them) and each is read exactly once.
+        Some(unsafe { self.burst.slots[i].assume_init_read() })
+    }
+}
+
+impl Drop for Drain<'_, '_> {
+    fn drop(&mut self) {
+        for mbuf in self.by_ref() {
+            drop(mbuf);
+        }
     }
 }

@@ -18,7 +18,7 @@ mod queue;
 mod ring;
 mod stats;
 
-pub use burst::{MbufBurst, BURST_SIZE};
+pub use burst::{Drain, MbufBurst, BURST_SIZE};
 pub use cycles::{tsc, tsc_hz};
 pub use eal::Eal;
 pub use error::Error;

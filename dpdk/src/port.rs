@@ -231,6 +231,15 @@ impl<'pool> Port<'pool> {
         Ok(MacAddr(addr.addr_bytes))
     }
 
+    /// Changes the port's own MAC address (for a tap device, the kernel interface's).
+    pub fn set_mac_addr(&self, mac: MacAddr) -> Result<(), Error> {
+        let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac.0 };
+        // SAFETY: valid, configured port; addr is a valid address that DPDK only reads.
+        check("rte_eth_dev_default_mac_addr_set", unsafe {
+            dpdk_sys::rte_eth_dev_default_mac_addr_set(self.id, &mut addr)
+        })
+    }
+
     /// The link status, without waiting for auto-negotiation.
     pub fn link(&self) -> Result<Link, Error> {
         let mut link = dpdk_sys::rte_eth_link::default();

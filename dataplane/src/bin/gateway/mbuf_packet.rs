@@ -1,0 +1,34 @@
+//! An mbuf seen as the pipeline's [`PacketBuf`]: DPDK's prepend/append/adj/trim, one segment.
+
+use dataplane::PacketBuf;
+use dpdk::Mbuf;
+
+/// A single-segment mbuf (the pools' data room holds a whole frame).
+pub struct MbufPacket<'a, 'pool>(pub &'a mut Mbuf<'pool>);
+
+impl PacketBuf for MbufPacket<'_, '_> {
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+    fn headroom(&self) -> usize {
+        self.0.headroom()
+    }
+    fn tailroom(&self) -> usize {
+        self.0.tailroom()
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        self.0.prepend(n).is_ok()
+    }
+    fn append(&mut self, n: usize) -> bool {
+        self.0.append(n).is_ok()
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        self.0.adj(n).is_ok()
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        self.0.trim(n).is_ok()
+    }
+}

@@ -1,0 +1,132 @@
+//! The poll loop of one worker lcore: bursts of 32 from its RX queue on each port and exception
+//! interface, through the pipeline, into per-destination TX bursts.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dataplane::gateway::counters::{bump, GatewayDrop};
+use dataplane::gateway::pipeline::{Pipeline, Verdict};
+use dataplane::gateway::Side;
+use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
+
+use crate::mbuf_packet::MbufPacket;
+
+/// Empty polls in a row after which an idle lcore sleeps `idle_sleep` between polls.
+const IDLE_POLLS: u32 = 256;
+
+/// One lcore's queues: index 0 the protected side, 1 the unprotected side.
+pub struct LcoreQueues<'p> {
+    pub port_rx: [RxQueue<'p>; 2],
+    pub port_tx: [TxQueue<'p>; 2],
+    pub tap_rx: [RxQueue<'p>; 2],
+    pub tap_tx: [TxQueue<'p>; 2],
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::Protected => 0,
+        Side::Unprotected => 1,
+    }
+}
+
+/// Pending output: a burst per port and per exception interface.
+struct Output<'pool> {
+    port: [MbufBurst<'pool>; 2],
+    tap: [MbufBurst<'pool>; 2],
+}
+
+impl<'pool> Output<'pool> {
+    fn burst(&mut self, verdict: Verdict) -> Option<&mut MbufBurst<'pool>> {
+        match verdict {
+            Verdict::Transmit(side) => Some(&mut self.port[index(side)]),
+            Verdict::Exception(side) => Some(&mut self.tap[index(side)]),
+            Verdict::Drop(_) => None,
+        }
+    }
+}
+
+pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, stop: &AtomicBool, idle_sleep: Duration) {
+    let mut rx = MbufBurst::new();
+    let mut out = Output { port: [MbufBurst::new(), MbufBurst::new()], tap: [MbufBurst::new(), MbufBurst::new()] };
+    let mut idle = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        pipeline.begin_round();
+        let mut received = 0;
+        for side in Side::BOTH {
+            let i = index(side);
+            received += q.port_rx[i].rx_burst(&mut rx);
+            for mut m in rx.drain() {
+                let verdict = if m.is_contiguous() {
+                    pipeline.from_port(side, &mut MbufPacket(&mut m))
+                } else {
+                    Verdict::Drop(GatewayDrop::MalformedFrame.into())
+                };
+                forward(&mut q, &mut out, &pipeline, verdict, m);
+            }
+            received += q.tap_rx[i].rx_burst(&mut rx);
+            for mut m in rx.drain() {
+                let verdict = if m.is_contiguous() {
+                    pipeline.from_host(side, &mut MbufPacket(&mut m))
+                } else {
+                    Verdict::Drop(GatewayDrop::MalformedFrame.into())
+                };
+                forward(&mut q, &mut out, &pipeline, verdict, m);
+            }
+        }
+        for (side, target) in pipeline.take_solicitations() {
+            if let Ok(mut m) = pool.alloc() {
+                if pipeline.arp_request(side, target, &mut MbufPacket(&mut m)) {
+                    forward(&mut q, &mut out, &pipeline, Verdict::Transmit(side), m);
+                }
+            }
+        }
+        flush(&mut q, &mut out, &pipeline);
+        pipeline.end_round();
+        let c = pipeline.counters();
+        bump(&c.polls, 1);
+        if received > 0 {
+            bump(&c.busy_polls, 1);
+            idle = 0;
+        } else {
+            idle = idle.saturating_add(1);
+            if idle > IDLE_POLLS && !idle_sleep.is_zero() {
+                std::thread::sleep(idle_sleep);
+            }
+        }
+    }
+}
+
+/// Queues `m` where the verdict sends it; a full burst is sent first.
+fn forward<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &Pipeline, verdict: Verdict, m: Mbuf<'pool>) {
+    let Some(burst) = out.burst(verdict) else { return };
+    if let Err(m) = burst.push(m) {
+        flush(q, out, pipeline);
+        if let Some(burst) = out.burst(verdict) {
+            let _ = burst.push(m);
+        }
+    }
+}
+
+fn flush(q: &mut LcoreQueues<'_>, out: &mut Output<'_>, pipeline: &Pipeline) {
+    let c = pipeline.counters();
+    for i in 0..2 {
+        for (tx, burst) in [(&mut q.port_tx[i], &mut out.port[i]), (&mut q.tap_tx[i], &mut out.tap[i])] {
+            if burst.is_empty() {
+                continue;
+            }
+            let mut sent = tx.tx_burst(burst);
+            // A few retries while the driver frees descriptors, then the rest is dropped.
+            for _ in 0..4 {
+                if burst.is_empty() {
+                    break;
+                }
+                sent += tx.tx_burst(burst);
+            }
+            bump(&c.tx, sent as u64);
+            for _ in 0..burst.len() {
+                c.count_drop(GatewayDrop::TxFull.into());
+            }
+            burst.clear();
+        }
+    }
+}

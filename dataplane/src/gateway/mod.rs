@@ -1,0 +1,32 @@
+//! The gateway: the per-lcore packet pipeline between a protected and an unprotected port, its
+//! configuration file, and the statistics. Nothing here depends on DPDK; the poll loops that feed
+//! it with mbufs are in `src/bin/gateway`.
+
+pub mod config;
+pub mod counters;
+pub mod ether;
+pub mod pipeline;
+pub mod provision;
+pub mod routing;
+pub mod sa_cache;
+pub mod spd_classifier;
+
+/// The two sides of the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    /// Towards the networks the gateway protects: cleartext.
+    Protected,
+    /// Towards the peers: ESP.
+    Unprotected,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Protected, Side::Unprotected];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Protected => "protected",
+            Side::Unprotected => "unprotected",
+        }
+    }
+}

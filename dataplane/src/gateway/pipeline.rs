@@ -1,0 +1,477 @@
+//! The packet path of one lcore, independent of DPDK: it takes a frame received on a port (or
+//! sent by the kernel on the exception interface) and says where it goes, editing it in place.
+//!
+//! - From a port: parse Ethernet/VLAN; ARP and traffic to the gateway's own addresses that is not
+//!   ESP (IKE, ICMP, neighbour discovery) go to the exception path; ESP and ESP-in-UDP to us are
+//!   looked up by (SPI, destination), decrypted and their inner packet checked against the SA's
+//!   selectors (the ESP core); other traffic from the protected side is classified by the SPD
+//!   (bypass, discard, protect) and encrypted; cleartext from the unprotected side must match an
+//!   inbound bypass rule (RFC 4301 5.2).
+//! - From the exception interface: what the kernel sends goes out on its port, through the
+//!   outbound SPD too (so a transport-mode SA protects the gateway's own traffic).
+//! - Then: route (longest prefix), next-hop MAC, Ethernet header (and VLAN tag).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use shared::event::{Event, ExchangeInfoFlags, FlowTuple, SaKey};
+use shared::reader::Reader;
+use shared::region::now_ns;
+use shared::sa::Direction;
+
+use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
+use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use super::routing::{NeighbourCache, Neighbours, Net, Routes};
+use super::sa_cache::{PreparedSas, SaCache};
+use super::spd_classifier::{Classifier, Decision, Matched};
+use super::Side;
+use crate::buf::PacketBuf;
+use crate::esp::decrypt::{classify, decapsulate, Classified};
+use crate::esp::encrypt::encapsulate;
+use crate::esp::selector::Flow;
+use crate::wire::checksum;
+use crate::wire::proto;
+
+/// Where a processed frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Out of the port of this side; the buffer holds the complete frame.
+    Transmit(Side),
+    /// To the kernel through the exception interface of this side.
+    Exception(Side),
+    Drop(Reason),
+}
+
+/// One port's link-layer setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideSetup {
+    pub mac: Mac,
+    pub vlan: Option<u16>,
+    /// The gateway's addresses on this side, with their subnets.
+    pub addresses: Vec<Net>,
+}
+
+/// What every lcore's pipeline is built from.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub protected: SideSetup,
+    pub unprotected: SideSetup,
+    /// Static routes; the subnets of the sides' addresses are added as connected routes.
+    pub routes: Routes,
+    pub neighbours: HashMap<(Side, IpAddr), Mac>,
+    /// UDP ports carrying ESP (RFC 3948), normally [4500].
+    pub encap_ports: Vec<u16>,
+}
+
+impl Setup {
+    pub fn side(&self, side: Side) -> &SideSetup {
+        match side {
+            Side::Protected => &self.protected,
+            Side::Unprotected => &self.unprotected,
+        }
+    }
+}
+
+/// What all lcores of a process share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub neighbours: Arc<Neighbours>,
+    pub sas: Arc<PreparedSas>,
+}
+
+/// How often (per lcore and next hop) a missing neighbour is solicited, and an ACQUIRE repeated.
+const RETRY_NS: u64 = 200_000_000;
+
+/// One lcore's pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    reader: Reader,
+    setup: Arc<Setup>,
+    classifier: Classifier,
+    sas: SaCache,
+    neighbours: NeighbourCache,
+    counters: Arc<LcoreCounters>,
+    now_ns: u64,
+    /// Next hops to resolve: taken by the I/O loop, which sends ARP requests.
+    solicit: Vec<(Side, IpAddr)>,
+    last_solicit: HashMap<(Side, IpAddr), u64>,
+    last_acquire: HashMap<u32, u64>,
+}
+
+/// The flow of the IP packet at the start of `pkt`.
+fn flow_of(pkt: &[u8]) -> Result<Flow, Reason> {
+    Flow::of(pkt).map_err(|_| Reason::Gateway(GatewayDrop::MalformedIp))
+}
+
+fn is_neighbour_discovery(flow: &Flow) -> bool {
+    // ICMPv6 types 133-137 (RFC 4861): router/neighbour solicitation and advertisement, redirect.
+    flow.proto == proto::ICMPV6 && matches!(flow.ports, Some((tc, _)) if (133..=137).contains(&(tc >> 8)))
+}
+
+impl Pipeline {
+    pub fn new(reader: Reader, setup: Arc<Setup>, shared: &Shared, counters: Arc<LcoreCounters>) -> Pipeline {
+        let neighbours = NeighbourCache::new(shared.neighbours.clone(), setup.neighbours.clone());
+        let classifier = Classifier::compile(&reader.spd());
+        Pipeline {
+            reader,
+            setup,
+            classifier,
+            sas: SaCache::new(shared.sas.clone()),
+            neighbours,
+            counters,
+            now_ns: now_ns(),
+            solicit: Vec::new(),
+            last_solicit: HashMap::new(),
+            last_acquire: HashMap::new(),
+        }
+    }
+
+    pub fn counters(&self) -> &LcoreCounters {
+        &self.counters
+    }
+
+    /// Call before each round of bursts: picks up a new SPD snapshot and learned neighbours.
+    pub fn begin_round(&mut self) {
+        let view = self.reader.spd();
+        if view.version != self.classifier.version() {
+            self.classifier = Classifier::compile(&view);
+        }
+        self.neighbours.refresh();
+        self.now_ns = now_ns();
+    }
+
+    /// Call after each round: the lcore holds nothing from the region's SPD any more (QSBR).
+    pub fn end_round(&mut self) {
+        self.reader.quiescent();
+    }
+
+    /// Next hops the I/O loop should send a solicitation for.
+    pub fn take_solicitations(&mut self) -> Vec<(Side, IpAddr)> {
+        std::mem::take(&mut self.solicit)
+    }
+
+    /// Builds, into `pkt` (empty, with room for 64 bytes), the ARP request for `target` on `side`;
+    /// false if the side has no IPv4 address or the target is IPv6 (resolved by learning only).
+    pub fn arp_request<B: PacketBuf>(&self, side: Side, target: IpAddr, pkt: &mut B) -> bool {
+        let s = self.setup.side(side);
+        let (IpAddr::V4(target), Some(IpAddr::V4(ours))) = (target, s.addresses.iter().map(|n| n.addr).find(IpAddr::is_ipv4)) else {
+            return false;
+        };
+        let l2 = Frame::len_for(s.vlan);
+        if !pkt.append(l2 + super::ether::ARP_LEN) {
+            return false;
+        }
+        let data = pkt.data_mut();
+        Frame::emit(&mut data[..l2], Mac::BROADCAST, s.mac, s.vlan, ETHERTYPE_ARP);
+        let arp = Arp { op: super::ether::ARP_REQUEST, sender_mac: s.mac, sender_ip: ours, target_mac: Mac::default(), target_ip: target };
+        arp.emit(&mut data[l2..]);
+        true
+    }
+
+    /// A frame received on the port of `side`.
+    pub fn from_port<B: PacketBuf>(&mut self, side: Side, pkt: &mut B) -> Verdict {
+        bump(&self.counters.rx, 1);
+        let verdict = self.port_frame(side, pkt).unwrap_or_else(Verdict::Drop);
+        self.account(verdict)
+    }
+
+    /// A frame the kernel sent on the exception interface of `side`.
+    pub fn from_host<B: PacketBuf>(&mut self, side: Side, pkt: &mut B) -> Verdict {
+        bump(&self.counters.from_host, 1);
+        let verdict = self.host_frame(side, pkt).unwrap_or_else(Verdict::Drop);
+        self.account(verdict)
+    }
+
+    fn account(&self, verdict: Verdict) -> Verdict {
+        match verdict {
+            Verdict::Drop(reason) => self.counters.count_drop(reason),
+            Verdict::Exception(_) => bump(&self.counters.exception, 1),
+            Verdict::Transmit(_) => {}
+        }
+        verdict
+    }
+
+    fn port_frame<B: PacketBuf>(&mut self, side: Side, pkt: &mut B) -> Result<Verdict, Reason> {
+        let frame = Frame::parse(pkt.data()).ok_or(GatewayDrop::MalformedFrame)?;
+        if frame.vlan != self.setup.side(side).vlan {
+            return Err(GatewayDrop::WrongVlan.into());
+        }
+        pkt.adj(frame.header_len);
+        match frame.ethertype {
+            ETHERTYPE_ARP => {
+                let arp = Arp::parse(pkt.data()).ok_or(GatewayDrop::MalformedFrame)?;
+                if self.on_link(side, arp.sender_ip.into()) {
+                    self.neighbours.learn(side, arp.sender_ip.into(), arp.sender_mac);
+                }
+                self.frame_for_host(side, frame.src, ETHERTYPE_ARP, pkt)
+            }
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+                let flow = flow_of(pkt.data())?;
+                if is_neighbour_discovery(&flow) {
+                    if !flow.src.is_unspecified() && self.on_link(side, flow.src) {
+                        self.neighbours.learn(side, flow.src, frame.src);
+                    }
+                    return self.frame_for_host(side, frame.src, frame.ethertype, pkt);
+                }
+                match side {
+                    Side::Unprotected => self.unprotected_ingress(pkt, frame.src, flow),
+                    Side::Protected => match self.local_side(flow.dst, Some(side)) {
+                        Some(local) => self.frame_for_host(local, frame.src, frame.ethertype, pkt),
+                        None => self.outbound(pkt, flow, true),
+                    },
+                }
+            }
+            _ => Err(GatewayDrop::UnsupportedEthertype.into()),
+        }
+    }
+
+    fn host_frame<B: PacketBuf>(&mut self, side: Side, pkt: &mut B) -> Result<Verdict, Reason> {
+        let frame = Frame::parse(pkt.data()).ok_or(GatewayDrop::MalformedFrame)?;
+        pkt.adj(frame.header_len);
+        let passthrough = |this: &mut Self, pkt: &mut B| this.frame_for_port(side, frame.dst, frame.ethertype, pkt);
+        match frame.ethertype {
+            ETHERTYPE_ARP => passthrough(self, pkt),
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+                let flow = flow_of(pkt.data())?;
+                if is_neighbour_discovery(&flow) {
+                    return passthrough(self, pkt);
+                }
+                match self.classifier.classify(Direction::Out, &flow) {
+                    // The gateway's own traffic (IKE, ICMP) needs no rule; a protect rule
+                    // still applies to it.
+                    None => passthrough(self, pkt),
+                    Some(_) => self.outbound(pkt, flow, false),
+                }
+            }
+            _ => Err(GatewayDrop::UnsupportedEthertype.into()),
+        }
+    }
+
+    /// Traffic arriving on the unprotected port.
+    fn unprotected_ingress<B: PacketBuf>(&mut self, pkt: &mut B, src_mac: Mac, flow: Flow) -> Result<Verdict, Reason> {
+        let local = self.local_side(flow.dst, Some(Side::Unprotected));
+        let encap = flow.proto == proto::UDP && matches!(flow.ports, Some((_, d)) if self.setup.encap_ports.contains(&d));
+        if local.is_some() && (flow.proto == proto::ESP || encap) {
+            return self.inbound_esp(pkt, src_mac);
+        }
+        // Cleartext: RFC 4301 5.2, it must match an inbound bypass rule.
+        // Negotiation discovery ([MS-IKEE] 3.7) decides here for inbound cleartext.
+        let verdict = match (self.classifier.classify(Direction::In, &flow).map(|m| m.decision), local) {
+            (Some(Decision::Bypass), _) | (None, Some(_)) => None,
+            (Some(Decision::Discard), _) => Some(GatewayDrop::PolicyDiscard),
+            (Some(Decision::Protect { .. }), _) => Some(GatewayDrop::CleartextForProtected),
+            (None, None) => Some(GatewayDrop::NoPolicy),
+        };
+        if let Some(drop) = verdict {
+            return Err(drop.into());
+        }
+        let ethertype = ethertype_of(pkt.data());
+        match local {
+            Some(side) => self.frame_for_host(side, src_mac, ethertype, pkt),
+            None => {
+                decrement_ttl(pkt.data_mut())?;
+                bump(&self.counters.bypassed, 1);
+                self.route(pkt)
+            }
+        }
+    }
+
+    fn inbound_esp<B: PacketBuf>(&mut self, pkt: &mut B, src_mac: Mac) -> Result<Verdict, Reason> {
+        let loc = match classify(pkt.data(), &self.setup.encap_ports)? {
+            Classified::Ike => return self.frame_for_host(Side::Unprotected, src_mac, ethertype_of(pkt.data()), pkt),
+            Classified::Keepalive => return Err(GatewayDrop::Keepalive.into()),
+            Classified::Esp(loc) => loc,
+        };
+        let h = match self.reader.lookup(loc.spi, &loc.dst.into()) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                let _ = self.reader.emit(&Event::UnknownSpi { sa: SaKey { spi: loc.spi, dst: loc.dst }, src: loc.src });
+                return Err(crate::DropReason::UnknownSpi.into());
+            }
+            Err(_) => return Err(GatewayDrop::SaChanged.into()),
+        };
+        let sa = self.sas.inbound(&self.reader, h)?;
+        let runtime = self.reader.runtime(h);
+        let len = pkt.len() as u64;
+        if let Err(reason) = decapsulate(sa, &loc, pkt) {
+            if let Some(d) = reason.sa_drop() {
+                runtime.count_drops(d, 1);
+            }
+            return Err(reason.into());
+        }
+        runtime.count(1, len, self.now_ns);
+        bump(&self.counters.decrypted, 1);
+        let flow = flow_of(pkt.data())?;
+        match self.local_side(flow.dst, None) {
+            Some(side) => self.frame_for_host(side, src_mac, ethertype_of(pkt.data()), pkt),
+            None => {
+                decrement_ttl(pkt.data_mut())?;
+                self.route(pkt)
+            }
+        }
+    }
+
+    /// Outbound SPD processing of a cleartext packet (`transit`: forwarded, not the gateway's own).
+    fn outbound<B: PacketBuf>(&mut self, pkt: &mut B, flow: Flow, transit: bool) -> Result<Verdict, Reason> {
+        let matched = self.classifier.classify(Direction::Out, &flow);
+        // The single decision point where negotiation discovery ([MS-IKEE] 3.7) will plug in.
+        let decision = self.outbound_decision(matched, &flow)?;
+        if transit {
+            decrement_ttl(pkt.data_mut())?;
+        }
+        match decision {
+            Decision::Bypass => {
+                bump(&self.counters.bypassed, 1);
+                self.route(pkt)
+            }
+            Decision::Discard => Err(GatewayDrop::PolicyDiscard.into()),
+            Decision::Protect { reqid } => {
+                let h = match self.reader.outbound(reqid) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => {
+                        if let Some(m) = matched {
+                            self.acquire(&m, &flow);
+                        }
+                        return Err(GatewayDrop::NoSa.into());
+                    }
+                    Err(_) => return Err(GatewayDrop::SaChanged.into()),
+                };
+                let (sa, seq) = self.sas.outbound(&self.reader, h)?;
+                let runtime = self.reader.runtime(h);
+                if let Err(reason) = encapsulate(sa, seq, pkt) {
+                    if let Some(d) = reason.sa_drop() {
+                        runtime.count_drops(d, 1);
+                    }
+                    return Err(reason.into());
+                }
+                runtime.count(1, pkt.len() as u64, self.now_ns);
+                bump(&self.counters.encrypted, 1);
+                self.route(pkt)
+            }
+        }
+    }
+
+    /// The outbound decision for a flow, given the rule that matched (if any). Transit traffic
+    /// that matches no rule is discarded (RFC 4301 4.4.1: the SPD's default).
+    fn outbound_decision(&self, matched: Option<Matched>, _flow: &Flow) -> Result<Decision, Reason> {
+        matched.map(|m| m.decision).ok_or(GatewayDrop::NoPolicy.into())
+    }
+
+    fn acquire(&mut self, m: &Matched, flow: &Flow) {
+        let last = self.last_acquire.entry(m.policy_id).or_insert(0);
+        if self.now_ns.saturating_sub(*last) < RETRY_NS {
+            return;
+        }
+        *last = self.now_ns;
+        let (src_port, dst_port) = flow.ports.unwrap_or((0, 0));
+        let flags = ExchangeInfoFlags { nd_boundary: m.boundary(), guarantee_encryption: m.guaranteed_encryption() };
+        let flow = FlowTuple { src: flow.src, dst: flow.dst, proto: flow.proto, src_port, dst_port };
+        // A full ring is counted by the region; the next packet retries after RETRY_NS.
+        let _ = self.reader.emit(&Event::Acquire { policy_id: m.policy_id, flow, flags });
+    }
+
+    /// Routes the IP packet in `pkt` and gives it its Ethernet header.
+    fn route<B: PacketBuf>(&mut self, pkt: &mut B) -> Result<Verdict, Reason> {
+        let dst = flow_of(pkt.data())?.dst;
+        if let Some(side) = self.local_side(dst, None) {
+            let mac = self.setup.side(side).mac;
+            return self.frame_for_host(side, mac, ethertype_of(pkt.data()), pkt);
+        }
+        let (side, next_hop) = self.setup.routes.lookup(dst).ok_or(GatewayDrop::NoRoute)?;
+        let Some(mac) = self.neighbours.lookup(side, next_hop) else {
+            let last = self.last_solicit.entry((side, next_hop)).or_insert(0);
+            if self.now_ns.saturating_sub(*last) >= RETRY_NS {
+                *last = self.now_ns;
+                self.solicit.push((side, next_hop));
+            }
+            return Err(GatewayDrop::NoNeighbour.into());
+        };
+        let ethertype = ethertype_of(pkt.data());
+        self.frame_for_port(side, mac, ethertype, pkt)
+    }
+
+    /// Puts the Ethernet header (and the port's VLAN tag) in front of the payload in `pkt`.
+    fn frame_for_port<B: PacketBuf>(&mut self, side: Side, dst: Mac, ethertype: u16, pkt: &mut B) -> Result<Verdict, Reason> {
+        let s = self.setup.side(side);
+        let l2 = Frame::len_for(s.vlan);
+        if !pkt.prepend(l2) {
+            return Err(crate::DropReason::NoRoom.into());
+        }
+        Frame::emit(&mut pkt.data_mut()[..l2], dst, s.mac, s.vlan, ethertype);
+        Ok(Verdict::Transmit(side))
+    }
+
+    /// Gives the payload in `pkt` an untagged Ethernet header addressed to the exception
+    /// interface (which carries the port's MAC).
+    fn frame_for_host<B: PacketBuf>(&mut self, side: Side, src: Mac, ethertype: u16, pkt: &mut B) -> Result<Verdict, Reason> {
+        let l2 = Frame::len_for(None);
+        if !pkt.prepend(l2) {
+            return Err(crate::DropReason::NoRoom.into());
+        }
+        Frame::emit(&mut pkt.data_mut()[..l2], self.setup.side(side).mac, src, None, ethertype);
+        Ok(Verdict::Exception(side))
+    }
+
+    /// The side whose exception interface takes packets for `dst`: one of our addresses, or a
+    /// broadcast or multicast address on the side the packet `arrived` on.
+    fn local_side(&self, dst: IpAddr, arrived: Option<Side>) -> Option<Side> {
+        [Side::Protected, Side::Unprotected]
+            .into_iter()
+            .find(|&side| {
+                self.setup
+                    .side(side)
+                    .addresses
+                    .iter()
+                    .any(|n| n.addr == dst || (n.addr.is_ipv4() && n.len < 31 && is_subnet_broadcast(n, dst)))
+            })
+            .or_else(|| arrived.filter(|_| dst.is_multicast()))
+    }
+
+    fn on_link(&self, side: Side, ip: IpAddr) -> bool {
+        self.setup.side(side).addresses.iter().any(|n| n.contains(ip))
+    }
+}
+
+fn is_subnet_broadcast(net: &Net, dst: IpAddr) -> bool {
+    match (net.addr, dst) {
+        (IpAddr::V4(a), IpAddr::V4(d)) => {
+            let host_bits = u32::MAX >> net.len;
+            u32::from(d) == u32::from(a) | host_bits || d.is_broadcast()
+        }
+        _ => false,
+    }
+}
+
+fn ethertype_of(ip: &[u8]) -> u16 {
+    if ip.first().map(|b| b >> 4) == Some(6) {
+        ETHERTYPE_IPV6
+    } else {
+        ETHERTYPE_IPV4
+    }
+}
+
+/// Decrements the TTL or hop limit of a forwarded packet (RFC 1812 5.3.1, RFC 8200 3).
+fn decrement_ttl(ip: &mut [u8]) -> Result<(), Reason> {
+    let expired = Reason::Gateway(GatewayDrop::TtlExpired);
+    match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 => {
+            if ip[8] <= 1 {
+                return Err(expired);
+            }
+            let old = [ip[8], ip[9]];
+            ip[8] -= 1;
+            let sum = checksum::update(u16::from_be_bytes([ip[10], ip[11]]), &old, &[ip[8], ip[9]]);
+            ip[10..12].copy_from_slice(&sum.to_be_bytes());
+            Ok(())
+        }
+        Some(6) if ip.len() >= 40 => {
+            if ip[7] <= 1 {
+                return Err(expired);
+            }
+            ip[7] -= 1;
+            Ok(())
+        }
+        _ => Err(GatewayDrop::MalformedIp.into()),
+    }
+}

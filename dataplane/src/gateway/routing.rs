@@ -1,0 +1,187 @@
+//! Where a packet goes next: static and connected routes (longest prefix match) and the
+//! link-layer address of the next hop (configured, or learned from ARP and IPv6 neighbour
+//! discovery). Learned neighbours are shared by all lcores; each lcore keeps a copy that it
+//! refreshes when the shared table's version changes, so the per-packet lookup takes no lock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::ether::Mac;
+use super::Side;
+
+/// An address prefix, IPv4 as IPv4-mapped IPv6 so both families share one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Net {
+    fn key(a: IpAddr) -> (u128, u8) {
+        match a {
+            IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), 96),
+            IpAddr::V6(v6) => (u128::from(v6), 0),
+        }
+    }
+
+    pub fn contains(&self, a: IpAddr) -> bool {
+        if self.addr.is_ipv4() != a.is_ipv4() {
+            return false;
+        }
+        let (net, offset) = Net::key(self.addr);
+        let (addr, _) = Net::key(a);
+        let len = u32::from(self.len) + u32::from(offset);
+        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+        net & mask == addr & mask
+    }
+}
+
+impl std::str::FromStr for Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Net, String> {
+        let (addr, len) = s.split_once('/').ok_or_else(|| format!("'{s}' is not a prefix (address/length)"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len: u8 = len.parse().ok().filter(|l| *l <= max).ok_or_else(|| format!("prefix length '{len}' must be 0..={max}"))?;
+        Ok(Net { addr, len })
+    }
+}
+
+impl std::fmt::Display for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// One route: traffic to `net` leaves on `side`, to `via` or (connected) to its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub net: Net,
+    pub side: Side,
+    pub via: Option<IpAddr>,
+}
+
+/// The routing table, longest prefix first.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    routes: Vec<Route>,
+}
+
+impl Routes {
+    pub fn new(mut routes: Vec<Route>) -> Routes {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.net.len));
+        Routes { routes }
+    }
+
+    /// The side and next-hop address for `dst`.
+    pub fn lookup(&self, dst: IpAddr) -> Option<(Side, IpAddr)> {
+        self.routes.iter().find(|r| r.net.contains(dst)).map(|r| (r.side, r.via.unwrap_or(dst)))
+    }
+}
+
+/// Neighbours learned at run time, shared by the lcores of a process.
+#[derive(Debug, Default)]
+pub struct Neighbours {
+    table: Mutex<HashMap<(Side, IpAddr), Mac>>,
+    version: AtomicU64,
+}
+
+impl Neighbours {
+    /// Records that `ip` on `side` is at `mac`; cheap when nothing changed.
+    pub fn learn(&self, side: Side, ip: IpAddr, mac: Mac) {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.insert((side, ip), mac) != Some(mac) {
+            self.version.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<(Side, IpAddr, Mac)> {
+        let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        table.iter().map(|(&(s, ip), &mac)| (s, ip, mac)).collect()
+    }
+}
+
+/// An lcore's neighbour table: configured entries (which learning never overrides) plus its copy
+/// of the learned ones.
+#[derive(Debug)]
+pub struct NeighbourCache {
+    shared: Arc<Neighbours>,
+    configured: HashMap<(Side, IpAddr), Mac>,
+    entries: HashMap<(Side, IpAddr), Mac>,
+    seen_version: u64,
+}
+
+impl NeighbourCache {
+    pub fn new(shared: Arc<Neighbours>, configured: HashMap<(Side, IpAddr), Mac>) -> NeighbourCache {
+        let entries = configured.clone();
+        NeighbourCache { shared, configured, entries, seen_version: 0 }
+    }
+
+    /// Picks up what other lcores learned (one atomic load when nothing changed).
+    pub fn refresh(&mut self) {
+        let version = self.shared.version.load(Ordering::Acquire);
+        if version != self.seen_version {
+            self.entries = self.configured.clone();
+            for (side, ip, mac) in self.shared.snapshot() {
+                self.entries.entry((side, ip)).or_insert(mac);
+            }
+            self.seen_version = version;
+        }
+    }
+
+    pub fn lookup(&self, side: Side, ip: IpAddr) -> Option<Mac> {
+        self.entries.get(&(side, ip)).copied()
+    }
+
+    /// Learns from a packet seen on `side` (ARP, neighbour discovery).
+    pub fn learn(&mut self, side: Side, ip: IpAddr, mac: Mac) {
+        if self.configured.contains_key(&(side, ip)) || mac.is_multicast() || self.entries.get(&(side, ip)) == Some(&mac) {
+            return;
+        }
+        self.shared.learn(side, ip, mac);
+        self.entries.insert((side, ip), mac);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_families_do_not_mix() {
+        let routes = Routes::new(vec![
+            Route { net: net("0.0.0.0/0"), side: Side::Unprotected, via: Some("198.18.0.2".parse().unwrap()) },
+            Route { net: net("198.18.1.0/24"), side: Side::Protected, via: None },
+            Route { net: net("2001:2::/48"), side: Side::Protected, via: None },
+        ]);
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(routes.lookup(a("198.18.1.7")), Some((Side::Protected, a("198.18.1.7"))));
+        assert_eq!(routes.lookup(a("198.19.0.1")), Some((Side::Unprotected, a("198.18.0.2"))));
+        assert_eq!(routes.lookup(a("2001:2::9")), Some((Side::Protected, a("2001:2::9"))));
+        assert_eq!(routes.lookup(a("2001:3::9")), None);
+        assert!("198.18.0.0/33".parse::<Net>().is_err());
+    }
+
+    #[test]
+    fn learned_neighbours_reach_other_lcores_but_never_override_configuration() {
+        let shared = Arc::new(Neighbours::default());
+        let ip: IpAddr = "198.18.0.2".parse().unwrap();
+        let other: IpAddr = "198.18.0.3".parse().unwrap();
+        let configured = HashMap::from([((Side::Unprotected, ip), Mac([2, 0, 0, 0, 0, 2]))]);
+        let mut a = NeighbourCache::new(shared.clone(), configured.clone());
+        let mut b = NeighbourCache::new(shared, configured);
+        a.learn(Side::Unprotected, ip, Mac([2, 0, 0, 0, 0, 9]));
+        a.learn(Side::Unprotected, other, Mac([2, 0, 0, 0, 0, 3]));
+        assert_eq!(b.lookup(Side::Unprotected, other), None);
+        b.refresh();
+        assert_eq!(b.lookup(Side::Unprotected, other), Some(Mac([2, 0, 0, 0, 0, 3])));
+        assert_eq!(b.lookup(Side::Unprotected, ip), Some(Mac([2, 0, 0, 0, 0, 2])));
+        assert_eq!(b.lookup(Side::Protected, other), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! Prepared SAs: cipher contexts are built once per SA (slot and generation in the region), never
+//! per packet. The process keeps one prepared SA per (slot, generation), shared by its lcores, so
+//! that an inbound SA's anti-replay window is one lock-free window for every lcore receiving it;
+//! each lcore keeps its own map in front of that (no lock on the packet path) and its own block
+//! of outbound sequence numbers, reserved from the region with one atomic add
+//! (`Reader::reserve_seq`), so that one SA can send from several lcores at once and a restarted
+//! dataplane never reuses a number.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use shared::reader::{Reader, SeqError};
+use shared::sad::SaHandle;
+
+use super::counters::{GatewayDrop, Reason};
+use crate::drop::DropReason;
+use crate::esp::sa::{InboundSa, OutboundSa};
+
+/// Outbound sequence numbers an lcore reserves at a time.
+pub const SEQ_BLOCK: u64 = 64;
+
+type Prepared<T> = Mutex<HashMap<u32, (u64, Arc<T>)>>;
+
+/// The prepared SAs of a process.
+#[derive(Debug, Default)]
+pub struct PreparedSas {
+    inbound: Prepared<InboundSa>,
+    outbound: Prepared<OutboundSa>,
+}
+
+/// The prepared SA for `h`, built on first use by whichever lcore gets there first.
+fn prepare<T>(
+    table: &Prepared<T>,
+    reader: &Reader,
+    h: SaHandle,
+    build: impl FnOnce(&shared::sa::SaRecord) -> Option<T>,
+) -> Result<Arc<T>, Reason> {
+    let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((generation, sa)) = table.get(&h.slot) {
+        if *generation == h.generation {
+            return Ok(sa.clone());
+        }
+    }
+    let record = reader.read_sa(h).map_err(|_| GatewayDrop::SaChanged)?.ok_or(GatewayDrop::SaChanged)?;
+    let sa = Arc::new(build(&record).ok_or(GatewayDrop::SaUnusable)?);
+    table.insert(h.slot, (h.generation, sa.clone()));
+    Ok(sa)
+}
+
+#[derive(Debug)]
+struct OutboundEntry {
+    generation: u64,
+    sa: Arc<OutboundSa>,
+    seq: Range<u64>,
+}
+
+/// One lcore's view of the prepared SAs.
+#[derive(Debug)]
+pub struct SaCache {
+    shared: Arc<PreparedSas>,
+    inbound: HashMap<u32, (u64, Arc<InboundSa>)>,
+    outbound: HashMap<u32, OutboundEntry>,
+}
+
+impl SaCache {
+    pub fn new(shared: Arc<PreparedSas>) -> SaCache {
+        SaCache { shared, inbound: HashMap::new(), outbound: HashMap::new() }
+    }
+
+    /// The inbound SA behind `h`.
+    #[inline]
+    pub fn inbound(&mut self, reader: &Reader, h: SaHandle) -> Result<&InboundSa, Reason> {
+        let fresh = matches!(self.inbound.get(&h.slot), Some((g, _)) if *g == h.generation);
+        if !fresh {
+            let sa = prepare(&self.shared.inbound, reader, h, |r| InboundSa::from_record(r, None).ok())?;
+            self.inbound.insert(h.slot, (h.generation, sa));
+        }
+        Ok(&self.inbound[&h.slot].1)
+    }
+
+    /// The outbound SA behind `h` and the sequence number for the next packet it protects.
+    #[inline]
+    pub fn outbound(&mut self, reader: &Reader, h: SaHandle) -> Result<(&OutboundSa, u64), Reason> {
+        let fresh = matches!(self.outbound.get(&h.slot), Some(e) if e.generation == h.generation);
+        if !fresh {
+            let sa = prepare(&self.shared.outbound, reader, h, |r| OutboundSa::from_record(r).ok())?;
+            self.outbound.insert(h.slot, OutboundEntry { generation: h.generation, sa, seq: 0..0 });
+        }
+        let Some(entry) = self.outbound.get_mut(&h.slot) else { return Err(GatewayDrop::SaChanged.into()) };
+        let seq = match entry.seq.next() {
+            Some(seq) => seq,
+            None => {
+                entry.seq = reader.reserve_seq(h, SEQ_BLOCK, entry.sa.esn).map_err(|e| match e {
+                    SeqError::Exhausted(_) => Reason::Esp(DropReason::SeqExhausted),
+                    SeqError::Stale => Reason::Gateway(GatewayDrop::SaChanged),
+                })?;
+                entry.seq.next().ok_or(Reason::Esp(DropReason::SeqExhausted))?
+            }
+        };
+        Ok((&entry.sa, seq))
+    }
+}
