@@ -75,7 +75,7 @@ pub struct EventRecord {
 }
 
 pub const EVENT_WORDS: usize = std::mem::size_of::<EventRecord>() / 8;
-const _: () = assert!(std::mem::size_of::<EventRecord>() % 8 == 0);
+const _: () = assert!(std::mem::size_of::<EventRecord>().is_multiple_of(8));
 
 impl Event {
     pub fn to_record(&self) -> EventRecord {

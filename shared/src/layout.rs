@@ -17,6 +17,12 @@ pub const ABI_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy)]
 pub struct Fingerprint(pub u64);
 
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Fingerprint {
     pub const fn new() -> Self {
         Fingerprint(0xcbf2_9ce4_8422_2325)
@@ -113,7 +119,7 @@ pub enum CapacityError {
 pub const MAX_SAS: u32 = 1 << 30;
 
 const fn align_up(n: usize, a: usize) -> usize {
-    (n + a - 1) / a * a
+    n.div_ceil(a) * a
 }
 
 impl Layout {

@@ -97,21 +97,24 @@ impl Writer {
         self.grace_timeout = timeout;
     }
 
-    /// Reserves a random unused SPI for an inbound SA to `dst` (a larval SA until `add_sa`).
+    /// Reserves a random unused SPI for an inbound SA to `dst` (a larval SA until `add_sa`). The
+    /// SPI's low bits are the number of the slot it is reserved in, so that the dataplane finds it
+    /// with one memory access ([`crate::sad::Sad::spi_slot`]); the other bits are random.
     pub fn get_spi(&mut self, src: IpAddr, dst: IpAddr) -> Result<u32, OpError> {
-        let sad = self.region.sad();
+        let slot = self.take_slot()?;
+        let random_bits = self.region.sad().spi_free_bits();
         for _ in 0..GET_SPI_TRIES {
             let mut b = [0u8; 4];
             getrandom::getrandom(&mut b).expect("the kernel's random source failed");
-            let spi = u32::from_ne_bytes(b);
-            if spi < MIN_SPI || sad.find(spi, &dst.into()).is_some() {
+            let spi = u32::from_ne_bytes(b) & random_bits | slot;
+            if spi < MIN_SPI || self.region.sad().find(spi, &dst.into()).is_some() {
                 continue;
             }
-            let slot = self.take_slot()?;
             let record = SaRecord::larval(spi, src, dst, now_ns());
             self.change(Change::Upsert { slot, record, fresh: false });
             return Ok(spi);
         }
+        self.free.push(slot);
         Err(OpError::NoFreeSpi(dst))
     }
 

@@ -204,7 +204,7 @@ impl Region {
 
     /// A typed slice of `len` elements at byte `offset`.
     fn slice<T>(&self, offset: usize, len: usize) -> &[T] {
-        assert!(offset % std::mem::align_of::<T>() == 0 && offset + len * std::mem::size_of::<T>() <= self.len);
+        assert!(offset.is_multiple_of(std::mem::align_of::<T>()) && offset + len * std::mem::size_of::<T>() <= self.len);
         // SAFETY: in bounds and aligned (checked above; Layout places sections so); `T` is one of
         // the region types made only of atomics, for which any bit pattern written by the region's
         // own code, including all zeros, is valid; the memory lives as long as `self`.

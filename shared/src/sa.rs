@@ -375,7 +375,7 @@ pub struct SaRecord {
 
 /// Size of an [`SaRecord`] in 64-bit words.
 pub const SA_WORDS: usize = std::mem::size_of::<SaRecord>() / 8;
-const _: () = assert!(std::mem::size_of::<SaRecord>() % 8 == 0);
+const _: () = assert!(std::mem::size_of::<SaRecord>().is_multiple_of(8));
 
 /// A record in the region that does not decode to a valid SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::policy::PolicyRecord;
 
 pub const POLICY_WORDS: usize = std::mem::size_of::<PolicyRecord>() / 8;
-const _: () = assert!(std::mem::size_of::<PolicyRecord>() % 8 == 0);
+const _: () = assert!(std::mem::size_of::<PolicyRecord>().is_multiple_of(8));
 
 /// One rule in a snapshot buffer, as atomic words so that no access is a data race.
 #[repr(C)]

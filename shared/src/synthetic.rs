@@ -39,7 +39,7 @@ pub fn synthetic_sa(spi: u32, version: u32) -> SaConfig {
         soft: Limits { bytes: 0, packets: version as u64, seconds: 3_600 },
         hard: Limits { bytes: 0, packets: 0, seconds: 3_600 + (mix(5) % 600) },
         idle_timeout_secs: mix(7) % 1_000,
-        ms_flags: MsSaFlags { boundary: version % 3 == 0, guaranteed_encryption: version % 2 == 0 },
+        ms_flags: MsSaFlags { boundary: version.is_multiple_of(3), guaranteed_encryption: version.is_multiple_of(2) },
         reqid: 0,
         policy_id: spi ^ version,
     }

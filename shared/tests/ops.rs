@@ -192,6 +192,38 @@ fn get_spi_reserves_a_larval_sa_that_add_sa_fills() {
 }
 
 #[test]
+fn get_spi_puts_the_slot_in_the_spi_and_other_spis_are_found_through_the_index() {
+    let (_path, mut w, r) = setup(64);
+    let dst = RawAddr::from(SYNTHETIC_DST);
+    let mut spis = Vec::new();
+    for _ in 0..32 {
+        let spi = w.get_spi(ip("198.18.1.1"), SYNTHETIC_DST).unwrap();
+        w.add_sa(&synthetic_sa(spi, 0)).unwrap();
+        let h = r.lookup(spi, &dst).unwrap().unwrap();
+        assert_eq!(r.sad().spi_slot(spi), Some(h.slot), "SPI {spi:#x} names its own slot");
+        spis.push(spi);
+    }
+    // Statically configured SPIs whose low bits name slots that other SAs occupy.
+    let foreign: Vec<u32> = spis.iter().map(|spi| spi ^ 0x8000_0000).collect();
+    for spi in &foreign {
+        w.add_sa(&synthetic_sa(*spi, 0)).unwrap();
+    }
+    let mut keys: Vec<(u32, RawAddr)> = spis.iter().chain(&foreign).map(|spi| (*spi, dst)).collect();
+    keys.push((0x0bad_0001, dst));
+    let mut out = vec![Ok(None); keys.len()];
+    r.sad().lookup_burst(&keys, &mut out);
+    for ((spi, _), found) in keys.iter().zip(&out) {
+        let scalar = r.lookup(*spi, &dst).unwrap();
+        assert_eq!(found.unwrap(), scalar, "burst and scalar lookups agree on {spi:#x}");
+        let record = scalar.map(|h| r.read_sa(h).unwrap().unwrap());
+        assert_eq!(record.map(|rec| rec.spi), (*spi != 0x0bad_0001).then_some(*spi));
+    }
+    w.del_sa(key(spis[0])).unwrap();
+    assert_eq!(r.lookup(spis[0], &dst).unwrap(), None);
+    assert!(r.lookup(foreign[0], &dst).unwrap().is_some());
+}
+
+#[test]
 fn update_changes_what_may_change_and_refuses_the_rest() {
     let (_path, mut w, r) = setup(4);
     w.add_sa(&synthetic_sa(0x7000, 0)).unwrap();

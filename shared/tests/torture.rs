@@ -21,7 +21,10 @@ use shared::region::Region;
 use shared::sa::{Direction, Mode};
 use shared::synthetic::{synthetic_sa, synthetic_version, SYNTHETIC_DST};
 
-const FIRST_SPI: u32 = 10_000;
+/// A multiple of the SAD capacity: until slots are recycled, SA number i sits in slot i and its SPI's
+/// low bits name that slot, so lookups take the SPI-slot path as well as the index path.
+const FIRST_SPI: u32 = 10 * SAS;
+const SAS: u32 = 2_048;
 const LIVE_TARGET: usize = 1_500;
 const RUN: Duration = Duration::from_secs(4);
 
@@ -54,6 +57,7 @@ fn snapshot(tag: u32) -> Vec<Policy> {
 struct Findings {
     lookups: AtomicU64,
     found: AtomicU64,
+    found_in_spi_slot: AtomicU64,
     torn: AtomicU64,
     seen_after_delete: AtomicU64,
     missing: AtomicU64,
@@ -65,7 +69,7 @@ struct Findings {
 #[test]
 fn readers_never_see_torn_deleted_missing_or_mixed_state() {
     let path = TempPath::new("torture");
-    let caps = Capacities { sas: 2_048, policies: 16, events: 64, readers: 8, reqids: 64, ..Capacities::default() };
+    let caps = Capacities { sas: SAS, policies: 16, events: 64, readers: 8, reqids: 64, ..Capacities::default() };
     let region = Arc::new(Region::create(&path.0, caps).unwrap());
     let next_spi = Arc::new(AtomicU32::new(FIRST_SPI));
     let deleted_below = Arc::new(AtomicU32::new(FIRST_SPI));
@@ -94,6 +98,9 @@ fn readers_never_see_torn_deleted_missing_or_mixed_state() {
                     match reader.lookup(spi, &dst) {
                         Ok(Some(h)) => {
                             f.found.fetch_add(1, Ordering::Relaxed);
+                            if reader.sad().spi_slot(spi) == Some(h.slot) {
+                                f.found_in_spi_slot.fetch_add(1, Ordering::Relaxed);
+                            }
                             if spi < deleted_before {
                                 f.seen_after_delete.fetch_add(1, Ordering::Relaxed);
                             }
@@ -118,7 +125,7 @@ fn readers_never_see_torn_deleted_missing_or_mixed_state() {
                         }
                     }
                     n += 1;
-                    if n % 64 == 0 {
+                    if n.is_multiple_of(64) {
                         let view = reader.spd();
                         if let Some(first) = view.get(0) {
                             let tag = first.reqid;
@@ -178,9 +185,10 @@ fn readers_never_see_torn_deleted_missing_or_mixed_state() {
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let f = &findings;
     println!(
-        "writer: {adds} adds, {updates} updates, {deletes} deletes, {publishes} SPD publishes; readers: {} lookups, {} found, {} contended, {} snapshots",
+        "writer: {adds} adds, {updates} updates, {deletes} deletes, {publishes} SPD publishes; readers: {} lookups, {} found ({} in the SPI's slot), {} contended, {} snapshots",
         get(&f.lookups),
         get(&f.found),
+        get(&f.found_in_spi_slot),
         get(&f.contended),
         get(&f.snapshots)
     );
@@ -190,4 +198,5 @@ fn readers_never_see_torn_deleted_missing_or_mixed_state() {
     assert_eq!(get(&f.mixed_snapshots), 0, "mixed SPD snapshots");
     assert!(adds > 10_000 && updates > 10_000 && deletes > 10_000 && publishes > 100, "the writer was busy");
     assert!(get(&f.found) > 100_000 && get(&f.snapshots) > 1_000, "the readers were busy");
+    assert!(get(&f.found_in_spi_slot) > 100, "both lookup paths were exercised");
 }

@@ -6,7 +6,12 @@
 //! - writer throughput: SA installs per second into an empty table;
 //! - lookup by SPI in the full table, p50/p99 ns per lookup, with one and two reader threads
 //!   while the writer keeps updating SAs: scalar lookups and bursts of 32 with prefetch (what the
-//!   dataplane does), each timed per batch of 32 and divided by 32;
+//!   dataplane does), each timed per batch of 32 and divided by 32. Twice: for SPIs chosen by the
+//!   gateway (`get_spi`, every negotiated inbound SA: found in the SPI's own slot) and for SPIs
+//!   chosen by someone else (static configuration: found through the index);
+//! - the reference for lookups, measured in the same run: 32 random cache-line reads with
+//!   prefetch over a buffer as large as the SA records (one DRAM miss each, the floor for a
+//!   lookup that reads its record);
 //! - install-to-visible: from `add_sa` returning to a spinning reader seeing the SA;
 //! - region bytes per SA and per policy.
 
@@ -57,7 +62,8 @@ fn main() {
 
 fn run(region: &Arc<Region>, sas: u32, seconds: f64) {
     println!("## Shared region: {sas} SAs in {}, runs of {seconds} s\n", region.path().display());
-    let configs: Vec<_> = (0..sas).map(|i| synthetic_sa(FIRST_SPI + i, 0)).collect();
+    let static_spis: Vec<u32> = (0..sas).map(|i| FIRST_SPI + i).collect();
+    let configs: Vec<_> = static_spis.iter().map(|spi| synthetic_sa(*spi, 0)).collect();
     let mut writer = Writer::attach(region.clone()).unwrap();
     let start = Instant::now();
     for c in &configs {
@@ -67,18 +73,28 @@ fn run(region: &Arc<Region>, sas: u32, seconds: f64) {
     println!("| measure | value |\n|---|---|");
     println!("| writer: SA installs per second (empty table to {sas}) | {:.0} |", sas as f64 / install.as_secs_f64());
 
+    let reference = random_line_reads(region.capacities().sas as usize * std::mem::size_of::<shared::sad::SaSlot>());
+    println!("| reference: random cache-line read in a burst of 32 with prefetch, same size as the SA records: ns | {reference:.1} |");
     let writer = Arc::new(std::sync::Mutex::new(writer));
-    for readers in [1usize, 2] {
-        for burst in [false, true] {
-            let (p50, p99, updates) = lookups_with_busy_writer(region, &writer, sas, readers, burst, seconds);
-            let kind = if burst { "burst of 32 with prefetch" } else { "scalar" };
-            println!(
-                "| lookup by SPI, {readers} reader(s), {kind}, writer busy ({updates:.0} updates/s): p50 / p99 ns | {p50:.1} / {p99:.1} |"
-            );
-        }
-    }
+    report_lookups(region, &writer, &Arc::new(static_spis), "static SPIs (index)", seconds, reference);
 
-    let (p50, p99, p999) = install_to_visible(region, &writer, sas);
+    let negotiated_spis = {
+        let mut w = writer.lock().unwrap();
+        w.flush_sas();
+        let start = Instant::now();
+        let spis: Vec<u32> = (0..sas)
+            .map(|_| {
+                let spi = w.get_spi(synthetic_sa(0, 0).src, SYNTHETIC_DST).unwrap();
+                w.add_sa(&synthetic_sa(spi, 0)).unwrap();
+                spi
+            })
+            .collect();
+        println!("| writer: get_spi + add_sa per second (empty table to {sas}) | {:.0} |", sas as f64 / start.elapsed().as_secs_f64());
+        spis
+    };
+    report_lookups(region, &writer, &Arc::new(negotiated_spis.clone()), "SPIs from get_spi (SPI's slot)", seconds, reference);
+
+    let (p50, p99, p999) = install_to_visible(region, &writer, &negotiated_spis);
     println!("| install-to-visible (add_sa returns -> reader sees it): p50 / p99 / p99.9 ns | {p50} / {p99} / {p999} |");
 
     let per_sa = std::mem::size_of::<shared::sad::SaSlot>() + 2 * 8 + std::mem::size_of::<shared::counters::SaRuntime>();
@@ -87,11 +103,54 @@ fn run(region: &Arc<Region>, sas: u32, seconds: f64) {
     println!("| region size for this run | {} MiB |", region.layout().size >> 20);
 }
 
+fn report_lookups(
+    region: &Arc<Region>,
+    writer: &Arc<std::sync::Mutex<Writer>>,
+    spis: &Arc<Vec<u32>>,
+    origin: &str,
+    seconds: f64,
+    reference: f64,
+) {
+    for readers in [1usize, 2] {
+        for burst in [false, true] {
+            let (p50, p99, updates) = lookups_with_busy_writer(region, writer, spis, readers, burst, seconds);
+            let kind = if burst { "burst of 32 with prefetch" } else { "scalar" };
+            println!(
+                "| lookup by SPI, {origin}, {readers} reader(s), {kind}, writer busy ({updates:.0} updates/s): p50 / p99 ns (p50 / reference) | {p50:.1} / {p99:.1} ({:.2}x) |",
+                p50 / reference
+            );
+        }
+    }
+}
+
+/// Nanoseconds per random 64-byte line read over a buffer of `bytes`, in bursts of 32 whose lines
+/// are prefetched first: what one DRAM miss per lookup costs on this machine right now.
+fn random_line_reads(bytes: usize) -> f64 {
+    let lines: Vec<[u64; 8]> = vec![[1; 8]; bytes / 64];
+    let mut rng = Rng(0x5eed);
+    let mut sum = 0u64;
+    let bursts = 200_000;
+    let start = Instant::now();
+    for _ in 0..bursts {
+        let mut picks = [0usize; 32];
+        for p in picks.iter_mut() {
+            *p = (rng.next() % lines.len() as u64) as usize;
+            shared::region::prefetch(&lines[*p]);
+        }
+        for p in picks {
+            sum = sum.wrapping_add(lines[p][0]);
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / (bursts * 32) as f64;
+    assert_eq!(sum, bursts as u64 * 32);
+    ns
+}
+
 /// Reader threads look up random SPIs while the writer updates random SAs.
 fn lookups_with_busy_writer(
     region: &Arc<Region>,
     writer: &Arc<std::sync::Mutex<Writer>>,
-    sas: u32,
+    spis: &Arc<Vec<u32>>,
     readers: usize,
     burst: bool,
     seconds: f64,
@@ -99,13 +158,13 @@ fn lookups_with_busy_writer(
     let stop = Arc::new(AtomicBool::new(false));
     let updates = Arc::new(AtomicU64::new(0));
     let updater = {
-        let (writer, stop, updates) = (writer.clone(), stop.clone(), updates.clone());
+        let (writer, stop, updates, spis) = (writer.clone(), stop.clone(), updates.clone(), spis.clone());
         std::thread::spawn(move || {
             let mut w = writer.lock().unwrap();
             let mut rng = Rng(0x1234_5678);
             let mut version = 1;
             while !stop.load(Ordering::Relaxed) {
-                let spi = FIRST_SPI + (rng.next() % sas as u64) as u32;
+                let spi = spis[(rng.next() % spis.len() as u64) as usize];
                 w.update_sa(&synthetic_sa(spi, version)).unwrap();
                 version += 1;
                 updates.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +173,7 @@ fn lookups_with_busy_writer(
     };
     let threads: Vec<_> = (0..readers)
         .map(|t| {
-            let (region, stop) = (region.clone(), stop.clone());
+            let (region, stop, spis) = (region.clone(), stop.clone(), spis.clone());
             std::thread::spawn(move || {
                 let mut reader = Reader::attach(region).unwrap();
                 let mut hist = Histogram::<u64>::new(3).unwrap();
@@ -125,7 +184,7 @@ fn lookups_with_busy_writer(
                 let (mut misses, mut contended) = (0u64, 0u64);
                 while !stop.load(Ordering::Relaxed) {
                     for k in keys.iter_mut() {
-                        k.0 = FIRST_SPI + (rng.next() % sas as u64) as u32;
+                        k.0 = spis[(rng.next() % spis.len() as u64) as usize];
                     }
                     let t0 = Instant::now();
                     if burst {
@@ -169,7 +228,7 @@ fn lookups_with_busy_writer(
 
 /// The writer installs new SAs one at a time; a reader spins on the next SPI and records how long
 /// after `add_sa` returned it saw the SA (0 if it saw it before the call returned).
-fn install_to_visible(region: &Arc<Region>, writer: &Arc<std::sync::Mutex<Writer>>, sas: u32) -> (u64, u64, u64) {
+fn install_to_visible(region: &Arc<Region>, writer: &Arc<std::sync::Mutex<Writer>>, installed: &[u32]) -> (u64, u64, u64) {
     const SAMPLES: u32 = 20_000;
     let epoch = Instant::now();
     let target = Arc::new(AtomicU32::new(0));
@@ -177,10 +236,10 @@ fn install_to_visible(region: &Arc<Region>, writer: &Arc<std::sync::Mutex<Writer
     let seen = Arc::new(AtomicU32::new(0));
     let mut w = writer.lock().unwrap();
     // Make room: delete the first SAMPLES SAs.
-    for i in 0..SAMPLES {
-        w.del_sa(shared::event::SaKey { spi: FIRST_SPI + i, dst: SYNTHETIC_DST }).unwrap();
+    for spi in &installed[..SAMPLES as usize] {
+        w.del_sa(shared::event::SaKey { spi: *spi, dst: SYNTHETIC_DST }).unwrap();
     }
-    let spis: Vec<u32> = (0..SAMPLES).map(|i| FIRST_SPI + sas + i).collect();
+    let spis: Vec<u32> = (0..SAMPLES).map(|_| w.get_spi(synthetic_sa(0, 0).src, SYNTHETIC_DST).unwrap()).collect();
     let reader = {
         let (region, target, returned_at, seen, spis) = (region.clone(), target.clone(), returned_at.clone(), seen.clone(), spis.clone());
         std::thread::spawn(move || {
