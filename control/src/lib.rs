@@ -1,3 +1,6 @@
 //! The IKE control plane. It negotiates SAs and writes them into the shared region through
-//! `shared::ops::Writer`; the IKEv2 engine comes with its own issue.
+//! `shared::ops::Writer`.
 #![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod wire;
