@@ -37,6 +37,11 @@ up() {
       ip netns exec "$p-$g" sysctl -qw "net.ipv6.conf.$d.disable_ipv6=1"
       ip netns exec "$p-$g" ip link set "$d" up
       plain_link "$p-$g" "$d"
+      # The kernel must not answer for the exception interfaces' addresses on this link
+      # itself (weak host model): strict reverse-path filtering drops the IP packets that
+      # arrive here (their sources are routed via the exception interfaces), arp_ignore=8
+      # silences ARP. DPDK's af_packet socket still receives every frame.
+      ip netns exec "$p-$g" sysctl -qw "net.ipv4.conf.$d.rp_filter=1" "net.ipv4.conf.$d.arp_ignore=8"
     done
   done
   local side
@@ -111,12 +116,12 @@ log_interval_secs = 2
 
 [ports.protected]
 device = "net_af_packet0,iface=p0"
-exception = "net_tap0,iface=$p-t$me-p"
+exception = "net_tap0,iface=gw-p"
 addresses = ["198.18.$n.1/24", "2001:2:0:$n::1/64"]
 
 [ports.unprotected]
 device = "net_af_packet1,iface=u0"
-exception = "net_tap1,iface=$p-t$me-u"
+exception = "net_tap1,iface=gw-u"
 addresses = ["$u4/30", "$u6/64"]
 
 [[routes]]

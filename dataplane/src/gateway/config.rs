@@ -568,6 +568,13 @@ reqid = 1
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/gateway.toml"));
+        let c = Config::load(path).unwrap();
+        assert_eq!((c.sas.len(), c.policies.len(), c.routes.len()), (2, 2, 5));
+    }
+
+    #[test]
     fn errors_name_the_entry_and_field() {
         let cases = [
             (EXAMPLE.replace("a0a1a2a3\"", "a0a1a2\""), "sas[0].enc_key: expected 72 hex digits"),

@@ -24,6 +24,7 @@ use dataplane::gateway::counters::LcoreCounters;
 use dataplane::gateway::ether::Mac;
 use dataplane::gateway::pipeline::{Pipeline, Shared};
 use dataplane::gateway::provision;
+use dataplane::gateway::Side;
 use dpdk::{Eal, MacAddr, Mempool, MempoolConfig, Port, PortConfig, PortId};
 use shared::ops::Writer;
 use shared::reader::Reader;
@@ -111,14 +112,17 @@ fn eal_args(config: &Config, user: &[&str]) -> Vec<String> {
 }
 
 /// Brings the exception interface up in the kernel with the port's MAC and addresses.
+/// Runs `ip ARGS` (iproute2); an address that already exists is not an error.
+fn ip_command(args: &[&str]) -> Result<(), Error> {
+    let out = Command::new("ip").args(args).output()?;
+    if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("File exists") {
+        return Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()).into());
+    }
+    Ok(())
+}
+
 fn configure_exception_iface(spec: &PortSpec, mac: Mac) -> Result<(), Error> {
-    let ip = |args: &[&str]| -> Result<(), Error> {
-        let out = Command::new("ip").args(args).output()?;
-        if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("File exists") {
-            return Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()).into());
-        }
-        Ok(())
-    };
+    let ip = ip_command;
     let iface = spec.exception_iface.as_str();
     ip(&["link", "set", "dev", iface, "address", &mac.to_string(), "up"])?;
     for net in &spec.addresses {
@@ -159,6 +163,16 @@ fn run(path: &Path, eal_user_args: &[&str]) -> Result<(), Error> {
         macs[i] = Mac(ports[i].mac_addr()?.0);
         taps[i].set_mac_addr(MacAddr(macs[i].0))?;
         configure_exception_iface(spec, macs[i])?;
+    }
+    // The kernel's own traffic (IKE, ICMP replies) to routed destinations leaves through the
+    // exception interface of the route's side, and then through the outbound SPD like any other.
+    for route in config.routes.iter().filter(|r| r.via.is_some()) {
+        let spec = match route.side {
+            Side::Protected => &config.protected,
+            Side::Unprotected => &config.unprotected,
+        };
+        let via = route.via.map(|v| v.to_string()).unwrap_or_default();
+        ip_command(&["route", "replace", &route.net.to_string(), "via", &via, "dev", &spec.exception_iface])?;
     }
     let setup = Arc::new(config.setup(macs[0], macs[1]));
     let shared = Shared::default();

@@ -1,0 +1,415 @@
+//! End to end: two gateway processes on DPDK (net_af_packet on veths, no hugepages) between two
+//! hosts, in network namespaces made by scripts/topology.sh (198.18.0.0/15 and 2001:2::/48 only).
+//! Needs root, DPDK, python3-scapy and tshark (scripts/setup.sh); fails if any is missing. The
+//! scenarios run one at a time (they share the machine's two cores).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
+const TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/topology.sh");
+/// Debian's Python, which has python3-scapy (another python3 may come first in PATH).
+const PYTHON: &str = "/usr/bin/python3";
+const GCM: &str = "aes-gcm-256";
+const CBC: &str = "aes-cbc-256-hmac-sha256";
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The two sites; everything is torn down on drop, also when a test fails.
+struct Sites {
+    prefix: String,
+    work: PathBuf,
+    gateways: [Option<Child>; 2],
+    others: Vec<Child>,
+}
+
+impl Sites {
+    fn up(suite: &str) -> Sites {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let prefix = format!("gw{}{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let work = std::env::temp_dir().join(format!("{prefix}.work"));
+        std::fs::create_dir_all(&work).unwrap();
+        let mut sites = Sites { prefix, work, gateways: [None, None], others: Vec::new() };
+        run(Command::new(TOPOLOGY).args(["up", &sites.prefix]));
+        for g in ["a", "b"] {
+            let cfg = run(Command::new(TOPOLOGY).args(["config", &sites.prefix, g, suite]));
+            std::fs::write(sites.config(g), cfg.stdout).unwrap();
+        }
+        sites.start_gateway(0);
+        sites.start_gateway(1);
+        for g in ["a", "b"] {
+            let out = run(Command::new(GATEWAY).arg("load").arg(sites.config(g)));
+            assert!(text(&out).contains("6 SAs added"), "{}", text(&out));
+        }
+        sites
+    }
+
+    fn ns(&self, n: &str) -> String {
+        format!("{}-{n}", self.prefix)
+    }
+
+    fn config(&self, g: &str) -> PathBuf {
+        self.work.join(format!("g{g}.toml"))
+    }
+
+    fn stats_path(&self, g: &str) -> PathBuf {
+        PathBuf::from(format!("/tmp/{}-g{g}.stats", self.prefix))
+    }
+
+    fn start_gateway(&mut self, i: usize) {
+        let g = ["a", "b"][i];
+        let _ = std::fs::remove_file(self.stats_path(g));
+        let log = std::fs::File::create(self.work.join(format!("g{g}.log"))).unwrap();
+        // A's worker on lcore 1, B's on lcore 0: one core each.
+        let main_lcore = ["0", "1"][i];
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(&format!("g{g}")), GATEWAY, "run"])
+            .arg(self.config(g))
+            .args(["--", "-l", "0,1", "--main-lcore", main_lcore, "--no-huge", "--no-pci", "-m", "512", "--no-shconf", "--no-telemetry"])
+            .arg(format!("--file-prefix={}-{g}", self.prefix))
+            .arg("--log-level=pmd.net.tap:error")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.gateways[i] = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.stats_path(g).exists() {
+            if let Some(status) = self.gateways[i].as_mut().unwrap().try_wait().unwrap() {
+                panic!("gateway {g} exited ({status}): {}", std::fs::read_to_string(self.work.join(format!("g{g}.log"))).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "gateway {g} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops gateway `i` with `signal` (INT: orderly; KILL: a crash).
+    fn stop_gateway(&mut self, i: usize, signal: &str) {
+        if let Some(mut child) = self.gateways[i].take() {
+            signal_and_wait(&mut child, signal);
+        }
+    }
+
+    fn exec(&self, n: &str, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns(n)]).args(args).output().unwrap()
+    }
+
+    fn ping(&self, n: &str, dst: &str, count: u32) -> Output {
+        let count = count.to_string();
+        self.exec(n, &["ping", "-n", "-c", &count, "-i", "0.1", "-W", "2", dst])
+    }
+
+    fn assert_ping(&self, n: &str, dst: &str) {
+        let out = self.ping(n, dst, 3);
+        assert!(out.status.success(), "ping {dst} from {n}: {}", text(&out));
+        assert!(text(&out).contains(" 0% packet loss"), "{}", text(&out));
+    }
+
+    fn stats(&self, g: &str) -> String {
+        run(Command::new(GATEWAY).args(["stats"]).arg(self.config(g))).stdout.iter().map(|&b| b as char).collect()
+    }
+
+    /// Starts capturing the link between the gateways, at both ends: a packet socket on a veth
+    /// sees what arrives there (DPDK's af_packet transmits past the capture hooks), so the two
+    /// files hold both directions.
+    fn capture(&mut self, name: &str) -> [PathBuf; 2] {
+        ["ga", "gb"].map(|n| {
+            let path = self.work.join(format!("{name}-{n}.pcapng"));
+            let child = Command::new("ip")
+                .args(["netns", "exec", &self.ns(n), "dumpcap", "-q", "-B", "16", "-i", "u0", "-w"])
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dumpcap (tshark package) must be installed");
+            self.others.push(child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !path.exists() {
+                assert!(Instant::now() < deadline, "dumpcap did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            path
+        })
+    }
+
+    fn stop_captures(&mut self) {
+        std::thread::sleep(Duration::from_millis(300));
+        for mut c in self.others.drain(..) {
+            signal_and_wait(&mut c, "INT");
+        }
+    }
+
+    /// Sends `megabytes` over TCP from host A to host B; returns what host B received.
+    fn tcp_transfer(&self, megabytes: u32) -> u64 {
+        let server = Command::new("ip")
+            .args(["netns", "exec", &self.ns("hb"), PYTHON, "-c", TCP_SERVER])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let mb = megabytes.to_string();
+        let client = self.exec("ha", &["timeout", "60", PYTHON, "-c", TCP_CLIENT, &mb]);
+        assert!(client.status.success(), "TCP client: {}", String::from_utf8_lossy(&client.stderr));
+        let out = server.wait_with_output().unwrap();
+        text(&out).trim().parse().unwrap_or(0)
+    }
+}
+
+const TCP_SERVER: &str = r#"
+import socket
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("198.18.2.2", 5001)); srv.listen(1); srv.settimeout(30)
+conn, _ = srv.accept(); conn.settimeout(30)
+total = 0
+while True:
+    data = conn.recv(1 << 16)
+    if not data:
+        break
+    total += len(data)
+print(total)
+"#;
+
+const TCP_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection(("198.18.2.2", 5001), timeout=30)
+chunk = bytes(range(256)) * 256
+for _ in range(int(sys.argv[1]) * 16):
+    s.sendall(chunk)
+s.close()
+"#;
+
+fn signal_and_wait(child: &mut Child, signal: &str) {
+    let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Sites {
+    fn drop(&mut self) {
+        self.stop_captures();
+        self.stop_gateway(0, "INT");
+        self.stop_gateway(1, "INT");
+        let _ = Command::new(TOPOLOGY).args(["down", &self.prefix]).status();
+        for g in ["a", "b"] {
+            let _ = std::fs::remove_file(format!("/dev/shm/{}-g{g}.region", self.prefix));
+            let _ = std::fs::remove_file(self.stats_path(g));
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// The keys scripts/topology.sh gives an SA: bytes (seed * 17 + i) mod 256.
+fn key(seed: u32, len: u32) -> String {
+    (0..len).map(|i| format!("{:02x}", (seed * 17 + i) % 256)).collect()
+}
+
+/// tshark's ESP SA table for every SA of gateway A's configuration (suite names as Wireshark's).
+fn esp_uat(suite: &str) -> Vec<String> {
+    // (spi, IPv6 outer, seed) as in scripts/topology.sh.
+    let sas = [(0x1001, false, 1), (0x1002, false, 2), (0x1601, true, 11), (0x1602, true, 12), (0x1501, false, 21), (0x1502, false, 22)];
+    sas.iter()
+        .map(|&(spi, v6, seed)| {
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            let (enc, enc_key, auth, auth_key) = if suite == GCM {
+                ("AES-GCM with 16 octet ICV [RFC4106]", key(seed, 36), "NULL", String::new())
+            } else {
+                ("AES-CBC [RFC3602]", key(seed, 32), "HMAC-SHA-256-128 [RFC4868]", format!("0x{}", key(seed + 100, 32)))
+            };
+            format!("uat:esp_sa:\"{family}\",\"*\",\"*\",\"{spi:#010x}\",\"{enc}\",\"0x{enc_key}\",\"{auth}\",\"{auth_key}\"")
+        })
+        .collect()
+}
+
+/// The `fields` of the frames of the captures that match `filter`.
+fn tshark(pcaps: &[PathBuf], uat: &[String], filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for pcap in pcaps {
+        let mut cmd = Command::new("tshark");
+        cmd.arg("-n").arg("-r").arg(pcap).args(["-o", "esp.enable_encryption_decode:TRUE"]);
+        for u in uat {
+            cmd.args(["-o", u]);
+        }
+        cmd.args(["-Y", filter, "-T", "fields", "-E", "separator=|"]);
+        for f in fields {
+            cmd.args(["-e", f]);
+        }
+        lines.extend(text(&run(&mut cmd)).lines().map(str::to_owned));
+    }
+    lines
+}
+
+/// Ping (IPv4 and IPv6, tunnel mode; the gateways' own ICMP in transport mode) and a TCP
+/// transfer; the link between the gateways carries only ESP, which tshark decrypts.
+fn site_to_site(suite: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = Sites::up(suite);
+    let pcap = s.capture("link");
+    s.assert_ping("ha", "198.18.2.2");
+    s.assert_ping("ha", "2001:2:0:2::2");
+    s.assert_ping("hb", "198.18.1.2");
+    s.assert_ping("ga", "198.18.0.2");
+    // Host B reaches gateway A's own protected address through the tunnel, and back.
+    s.assert_ping("hb", "198.18.1.1");
+    let megabytes = 8;
+    assert_eq!(s.tcp_transfer(megabytes), u64::from(megabytes) << 20, "TCP transfer incomplete");
+    s.stop_captures();
+
+    // Every IP packet on the link is ESP, apart from IPv6 neighbour discovery and MLD, which
+    // RFC 4301 lets bypass IPsec. ARP is not IP.
+    let ip = tshark(&pcap, &[], "ip || ipv6", &["frame.number", "ip.proto", "ipv6.nxt", "icmpv6.type"]);
+    let mut esp = 0;
+    for line in &ip {
+        let f: Vec<&str> = line.split('|').collect();
+        let nd = f[3].parse::<u8>().is_ok_and(|t| (133..=137).contains(&t) || t == 143);
+        assert!(f[1] == "50" || f[2] == "50" || nd, "cleartext on the link: {line}");
+        esp += usize::from(f[1] == "50" || f[2] == "50");
+    }
+    assert!(esp > 1000, "only {esp} ESP packets captured for an 8 MB transfer");
+
+    // tshark decrypts every one of them with the configured keys.
+    let uat = esp_uat(suite);
+    let decrypted = tshark(&pcap, &uat, "esp && (icmp || icmpv6 || tcp)", &["frame.number"]).len();
+    assert_eq!(decrypted, esp, "tshark decrypted {decrypted} of {esp} ESP packets");
+    let inner = |filter: &str| tshark(&pcap, &uat, filter, &["frame.number"]).len();
+    assert!(inner("esp.spi == 0x1001 && icmp && ip.dst == 198.18.2.2") >= 3, "IPv4 tunnel-mode ping");
+    assert!(inner("esp.spi == 0x1002 && icmp && ip.src == 198.18.2.2") >= 6, "IPv4 tunnel-mode replies and pings from B");
+    assert!(inner("esp.spi == 0x1601 && icmpv6 && ipv6.dst == 2001:2:0:2::2") >= 3, "IPv6 tunnel-mode ping");
+    assert!(inner("esp.spi == 0x1501 && icmp && !(ip.dst == 198.18.2.2)") >= 3, "transport-mode ping");
+    assert!(inner("esp.spi == 0x1001 && tcp.dstport == 5001") > 1000, "TCP through the tunnel");
+
+    let stats = s.stats("a");
+    assert!(stats.contains("sa spi 0x00001001 dst 198.18.0.2 direction Out mode Tunnel"), "{stats}");
+}
+
+#[test]
+fn site_to_site_aes_gcm() {
+    site_to_site(GCM);
+}
+
+#[test]
+fn site_to_site_aes_cbc_hmac_sha256() {
+    site_to_site(CBC);
+}
+
+const INJECT: &str = r#"
+import sys
+from scapy.all import Ether, IP, UDP, Raw, sendp
+from scapy.layers.ipsec import ESP, SecurityAssociation
+key = bytes.fromhex(sys.argv[1])
+sa = SecurityAssociation(ESP, spi=0x1002, crypt_algo="AES-GCM", crypt_key=key, auth_algo="NULL",
+                         tunnel_header=IP(src="198.18.0.2", dst="198.18.0.1"))
+def esp(seq, marker):
+    inner = IP(src="198.18.2.2", dst="198.18.1.2") / UDP(sport=40000, dport=9999) / Raw(marker.encode())
+    return Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01") / sa.encrypt(inner, seq_num=seq)
+valid = [esp(100000 + i, "valid-%d" % i) for i in range(5)]
+tampered = esp(100010, "tampered")
+raw = bytearray(bytes(tampered)); raw[-1] ^= 0x01
+frames = valid + [Ether(bytes(raw)), valid[0], valid[3], esp(5, "too-old")]
+sendp(frames, iface="u0", verbose=False, inter=0.05)
+"#;
+
+const RECEIVE: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.1.2", 9999)); s.settimeout(4)
+try:
+    while True:
+        print(s.recv(2048).decode(), flush=True)
+except socket.timeout:
+    pass
+"#;
+
+/// ESP built by Scapy and sent onto the link is decrypted and delivered to host A; a tampered
+/// packet, two replays and one older than the window are dropped and counted by reason.
+#[test]
+fn scapy_esp_is_delivered_and_bad_esp_is_counted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Sites::up(GCM);
+    s.assert_ping("ha", "198.18.2.2");
+    let receiver = Command::new("ip").args(["netns", "exec", &s.ns("ha"), PYTHON, "-c", RECEIVE]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Gateway B's outbound SA to A (seed 2): sent from B's end of the link, as B would.
+    let inject = s.exec("gb", &[PYTHON, "-c", INJECT, &key(2, 36)]);
+    assert!(inject.status.success(), "scapy: {}", String::from_utf8_lossy(&inject.stderr));
+    let received: BTreeSet<String> = text(&receiver.wait_with_output().unwrap()).lines().map(str::to_owned).collect();
+    let expected: BTreeSet<String> = (0..5).map(|i| format!("valid-{i}")).collect();
+    assert_eq!(received, expected);
+
+    std::thread::sleep(Duration::from_millis(400));
+    let stats = s.stats("a");
+    assert!(stats.lines().any(|l| l == "drop icv_mismatch 1"), "{stats}");
+    assert!(stats.lines().any(|l| l == "drop replay 3"), "{stats}");
+    let sa = stats.lines().find(|l| l.starts_with("sa spi 0x00001002 ")).unwrap();
+    assert!(sa.contains(" drop_replay 3 ") && sa.contains(" drop_icv_mismatch 1 "), "{sa}");
+}
+
+/// The process that wrote the SAs dies and comes back: the dataplane forwards throughout, and
+/// the restarted writer keeps the SAs (and so their sequence numbers) as they are.
+#[test]
+fn forwarding_survives_the_writer_being_killed_and_restarted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = Sites::up(GCM);
+    let hold = |s: &Sites| Command::new(GATEWAY).args(["load"]).arg(s.config("a")).arg("--hold").stdout(Stdio::piped()).spawn().unwrap();
+    let mut writer = hold(&s);
+    std::thread::sleep(Duration::from_millis(300));
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &s.ns("ha"), "ping", "-n", "-c", "30", "-i", "0.1", "-W", "2", "198.18.2.2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    signal_and_wait(&mut writer, "KILL");
+    std::thread::sleep(Duration::from_millis(800));
+    let mut writer = hold(&s);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = ping.wait_with_output().unwrap();
+    assert!(text(&out).contains("30 received"), "{}", text(&out));
+    signal_and_wait(&mut writer, "INT");
+    let report = text(&writer.wait_with_output().unwrap());
+    assert!(report.contains("0 SAs added, 0 updated, 6 kept, 0 deleted; SPD unchanged"), "{report}");
+    s.assert_ping("ha", "198.18.2.2");
+    s.stop_gateway(0, "INT");
+}
+
+/// A dataplane that crashes and restarts attaches to the region again and continues above every
+/// sequence number it used before.
+#[test]
+fn restarted_dataplane_never_reuses_sequence_numbers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = Sites::up(GCM);
+    let pcap = s.capture("before");
+    s.assert_ping("ha", "198.18.2.2");
+    s.stop_captures();
+    s.stop_gateway(0, "KILL");
+    s.start_gateway(0);
+    let pcap_after = s.capture("after");
+    // The first ping may go unanswered while the kernel relearns the restarted exception path.
+    let _ = s.ping("ha", "198.18.2.2", 1);
+    s.assert_ping("ha", "198.18.2.2");
+    s.stop_captures();
+    let seqs = |p: &[PathBuf]| -> Vec<u64> { tshark(p, &[], "esp.spi == 0x1001", &["esp.sequence"]).iter().map(|l| l.parse().unwrap()).collect() };
+    let (before, after) = (seqs(&pcap), seqs(&pcap_after));
+    assert!(before.len() >= 3 && after.len() >= 3, "{before:?} {after:?}");
+    let last = *before.iter().max().unwrap();
+    assert!(after.iter().all(|&q| q > last), "sequence numbers reused: before {before:?}, after {after:?}");
+}
