@@ -1,5 +1,6 @@
-//! Per-SA state that only the dataplane writes: the outbound sequence number allocator, traffic
-//! counters, drops by reason and the time of last use. The control plane reads it for lifetimes
+//! Per-SA state that only the dataplane writes: the outbound sequence number allocator, the
+//! highest inbound sequence number accepted, traffic counters, drops by reason and the time of
+//! last use. The control plane reads it for lifetimes
 //! and `show` commands, and resets it only when it installs a new SA in the slot, before the SA
 //! becomes visible.
 
@@ -60,6 +61,9 @@ pub struct SaRuntime {
     bytes: AtomicU64,
     last_use_ns: AtomicU64,
     drops: [AtomicU64; SA_DROP_REASONS],
+    /// The highest inbound sequence number whose ICV verified. A restarted dataplane starts the
+    /// SA's anti-replay window here, so a packet it accepted before cannot be replayed to it.
+    replay_top: AtomicU64,
 }
 
 /// A snapshot of an SA's runtime state.
@@ -70,6 +74,7 @@ pub struct SaCounters {
     pub bytes: u64,
     pub last_use_ns: u64,
     pub drops: [u64; SA_DROP_REASONS],
+    pub replay_top: u64,
 }
 
 /// The SA has used up its sequence number space (RFC 4303 3.3.3: it must be rekeyed).
@@ -99,6 +104,20 @@ impl SaRuntime {
         self.last_use_ns.fetch_max(now_ns, Ordering::Relaxed);
     }
 
+    /// Records that inbound sequence number `seq` passed its ICV check and the replay window.
+    #[inline]
+    pub fn raise_replay_top(&self, seq: u64) {
+        if seq > self.replay_top.load(Ordering::Relaxed) {
+            self.replay_top.fetch_max(seq, Ordering::Relaxed);
+        }
+    }
+
+    /// The highest inbound sequence number accepted so far (0: none).
+    #[inline]
+    pub fn replay_top(&self) -> u64 {
+        self.replay_top.load(Ordering::Relaxed)
+    }
+
     #[inline]
     pub fn count_drops(&self, reason: SaDrop, n: u64) {
         self.drops[reason as usize].fetch_add(n, Ordering::Relaxed);
@@ -111,6 +130,7 @@ impl SaRuntime {
             bytes: self.bytes.load(Ordering::Relaxed),
             last_use_ns: self.last_use_ns.load(Ordering::Relaxed),
             drops: std::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
+            replay_top: self.replay_top.load(Ordering::Relaxed),
         }
     }
 
@@ -119,6 +139,7 @@ impl SaRuntime {
         self.packets.store(0, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
         self.last_use_ns.store(0, Ordering::Relaxed);
+        self.replay_top.store(0, Ordering::Relaxed);
         for d in &self.drops {
             d.store(0, Ordering::Relaxed);
         }
@@ -127,5 +148,5 @@ impl SaRuntime {
 }
 
 pub(crate) const fn shape(fp: crate::layout::Fingerprint) -> crate::layout::Fingerprint {
-    crate::shape!(fp, SaRuntime { next_seq, packets, bytes, last_use_ns, drops })
+    crate::shape!(fp, SaRuntime { next_seq, packets, bytes, last_use_ns, drops, replay_top })
 }

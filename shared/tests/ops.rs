@@ -439,6 +439,23 @@ fn sequence_numbers_are_reserved_in_blocks_and_never_pass_the_limit() {
 }
 
 #[test]
+fn the_inbound_replay_top_only_rises_survives_a_new_reader_and_resets_with_the_slot() {
+    let (path, mut w, r) = setup(4);
+    w.add_sa(&synthetic_sa(0xb000, 0)).unwrap();
+    let h = r.lookup(0xb000, &SYNTHETIC_DST.into()).unwrap().unwrap();
+    for seq in [5, 90, 17, 90, 3] {
+        r.runtime(h).raise_replay_top(seq);
+    }
+    let restarted = Reader::attach(Arc::new(Region::open(&path.0).unwrap())).unwrap();
+    assert_eq!(restarted.runtime(h).replay_top(), 90, "a restarted dataplane sees the highest number");
+    assert_eq!(w.query_sa(key(0xb000)).unwrap().counters.replay_top, 90);
+    w.del_sa(key(0xb000)).unwrap();
+    w.add_sa(&synthetic_sa(0xb000, 0)).unwrap();
+    let fresh = r.lookup(0xb000, &SYNTHETIC_DST.into()).unwrap().unwrap();
+    assert_eq!(r.runtime(fresh).replay_top(), 0, "a new SA in the slot starts from nothing");
+}
+
+#[test]
 fn a_million_sas_install_and_look_up() {
     let path = TempPath::new("million");
     let n = 1_000_000u32;

@@ -46,6 +46,24 @@ impl ReplayWindow {
         }
     }
 
+    /// Continues the window of an SA that an earlier process received on, of which only the
+    /// highest accepted number survives (`shared::counters::SaRuntime::replay_top`): every number
+    /// up to `top` counts as already received. Delayed packets still in flight at the restart are
+    /// dropped as replays, which is the safe side. Call before the window is in use.
+    pub fn resume_above(&self, top: u64) {
+        if top <= self.top() {
+            return;
+        }
+        let top_block = top / BLOCK_BITS;
+        for back in 0..=self.slot_mask as u64 {
+            let Some(block) = top_block.checked_sub(back) else { break };
+            let seen = if back == 0 { u64::MAX >> (63 - top % BLOCK_BITS) } else { 0xffff_ffff };
+            let first = block * BLOCK_BITS;
+            self.slots[self.slot_index(first)].store((first / BLOCK_BITS & 0xffff_ffff) << 32 | seen, Ordering::Release);
+        }
+        self.top.store(top, Ordering::Release);
+    }
+
     /// The highest sequence number committed so far.
     pub fn top(&self) -> u64 {
         self.top.load(Ordering::Acquire)
@@ -196,6 +214,23 @@ mod tests {
         assert!(w.commit(37).is_ok());
         assert_eq!(w.commit(37), Err(Replayed));
         assert_eq!(w.check(0), Err(Replayed));
+    }
+
+    #[test]
+    fn a_resumed_window_rejects_everything_up_to_the_saved_top() {
+        for (size, top) in [(64, 1_000), (4096, 77_777), (64, 5), (1024, (3 << 32) + 31), (128, 64)] {
+            let w = ReplayWindow::new(size);
+            w.resume_above(top);
+            assert_eq!(w.top(), top);
+            let oldest = top.saturating_sub(u64::from(size) + 40).max(1);
+            for seq in oldest..=top {
+                assert_eq!(w.check(seq), Err(Replayed), "window {size}: {seq} <= saved top {top}");
+            }
+            for seq in top + 1..top + 70 {
+                assert!(w.commit(seq).is_ok(), "window {size}: {seq} above the saved top {top} is new");
+            }
+            assert_eq!(w.commit(top + 1), Err(Replayed));
+        }
     }
 
     #[test]

@@ -294,12 +294,16 @@ impl Pipeline {
         let sa = self.sas.inbound(&self.reader, h)?;
         let runtime = self.reader.runtime(h);
         let len = pkt.len() as u64;
-        if let Err(reason) = decapsulate(sa, &loc, pkt) {
-            if let Some(d) = reason.sa_drop() {
-                runtime.count_drops(d, 1);
+        let decapsulated = match decapsulate(sa, &loc, pkt) {
+            Ok(d) => d,
+            Err(reason) => {
+                if let Some(d) = reason.sa_drop() {
+                    runtime.count_drops(d, 1);
+                }
+                return Err(reason.into());
             }
-            return Err(reason.into());
-        }
+        };
+        runtime.raise_replay_top(decapsulated.seq);
         runtime.count(1, len, self.now_ns);
         bump(&self.counters.decrypted, 1);
         let flow = flow_of(pkt.data())?;

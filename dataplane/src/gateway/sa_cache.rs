@@ -73,7 +73,14 @@ impl SaCache {
     pub fn inbound(&mut self, reader: &Reader, h: SaHandle) -> Result<&InboundSa, Reason> {
         let fresh = matches!(self.inbound.get(&h.slot), Some((g, _)) if *g == h.generation);
         if !fresh {
-            let sa = prepare(&self.shared.inbound, reader, h, |r| InboundSa::from_record(r, None).ok())?;
+            // A new generation (an update) or a new process: the window continues from the
+            // highest number accepted so far, so no packet accepted before can be replayed.
+            let replay_top = reader.runtime(h).replay_top();
+            let sa = prepare(&self.shared.inbound, reader, h, |r| {
+                let sa = InboundSa::from_record(r, None).ok()?;
+                sa.replay_window().resume_above(replay_top);
+                Some(sa)
+            })?;
             self.inbound.insert(h.slot, (h.generation, sa));
         }
         Ok(&self.inbound[&h.slot].1)
@@ -99,5 +106,51 @@ impl SaCache {
             }
         };
         Ok((&entry.sa, seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::event::SaKey;
+    use shared::layout::Capacities;
+    use shared::ops::Writer;
+    use shared::region::Region;
+    use shared::synthetic::{synthetic_sa, SYNTHETIC_DST};
+
+    /// RFC 4303 3.4.3: an SA's anti-replay window must survive both a control-plane update of the
+    /// SA (new generation, new prepared SA) and a restart of the dataplane (new process).
+    #[test]
+    fn the_replay_window_survives_an_sa_update_and_a_dataplane_restart() {
+        let path = std::env::temp_dir().join(format!("ipsec-gw-sa-cache-{}", std::process::id()));
+        let region = Arc::new(Region::create(&path, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
+        let mut writer = Writer::attach(region.clone()).unwrap();
+        writer.add_sa(&synthetic_sa(0x4242, 0)).unwrap();
+        let reader = Reader::attach(region.clone()).unwrap();
+        let lookup = || reader.lookup(0x4242, &SYNTHETIC_DST.into()).unwrap().unwrap();
+
+        let mut cache = SaCache::new(Arc::new(PreparedSas::default()));
+        let h = lookup();
+        for seq in [1, 2, 50] {
+            cache.inbound(&reader, h).unwrap().replay_window().commit(seq).unwrap();
+            reader.runtime(h).raise_replay_top(seq);
+        }
+
+        let mut updated = synthetic_sa(0x4242, 0);
+        updated.hard.seconds += 1;
+        writer.update_sa(&updated).unwrap();
+        let after_update = lookup();
+        assert_ne!(after_update.generation, h.generation);
+        let window = cache.inbound(&reader, after_update).unwrap().replay_window();
+        assert!(window.check(50).is_err() && window.check(2).is_err(), "accepted before the update");
+        assert!(window.check(51).is_ok());
+
+        let mut restarted = SaCache::new(Arc::new(PreparedSas::default()));
+        let window = restarted.inbound(&reader, after_update).unwrap().replay_window();
+        assert!(window.check(50).is_err() && window.check(49).is_err(), "accepted before the restart");
+        assert!(window.check(51).is_ok());
+        writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
+        drop((writer, reader, region));
+        let _ = Region::remove(&path);
     }
 }
