@@ -3,4 +3,5 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod ikev2;
 pub mod wire;

@@ -1,0 +1,581 @@
+//! The sans-IO IKEv2 engine (ARCHITECTURE.md section 3): datagrams and time in, datagrams,
+//! events and the next deadline out. No sockets, no clock reads; randomness is injected.
+use super::config::EngineConfig;
+use super::error::Failure;
+use super::sa::{ChildSa, IkeSa, Phase, Request};
+use super::tasks;
+use super::timer::Timer;
+use crate::crypto::{Prf, Rng};
+use crate::wire::ikev2::{ExchangeType, Header, Message, NotifyType};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// A datagram to send from `local` to `remote`. On port 4500 the I/O layer prepends the
+/// non-ESP marker (RFC 3948 2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    IkeSaEstablished {
+        spi: u64,
+        peer: String,
+    },
+    IkeSaFailed {
+        spi: u64,
+        peer: String,
+        reason: Failure,
+    },
+    IkeSaDeleted {
+        spi: u64,
+        peer: String,
+    },
+    ChildSaEstablished(Box<ChildSa>),
+    ChildSaDeleted {
+        ike_spi: u64,
+        inbound_spi: u32,
+        outbound_spi: u32,
+    },
+}
+
+/// Counters an operator can read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub datagrams_received: u64,
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub unexpected_message_id: u64,
+    pub integrity_failures: u64,
+    pub retransmissions_sent: u64,
+    pub retransmitted_requests_answered: u64,
+    pub cookies_sent: u64,
+    pub ike_sas_established: u64,
+    pub child_sas_established: u64,
+    pub negotiations_failed: u64,
+}
+
+/// Where inbound child SA SPIs come from (the shared region's allocator in the daemon).
+pub trait SpiSource: Send {
+    fn allocate(&mut self, rng: &mut dyn Rng, local: IpAddr, remote: IpAddr) -> u32;
+}
+
+/// Random SPIs above the reserved range 1-255 (RFC 4303 2.1).
+#[derive(Debug, Default)]
+pub struct RandomSpis;
+
+impl SpiSource for RandomSpis {
+    fn allocate(&mut self, rng: &mut dyn Rng, _local: IpAddr, _remote: IpAddr) -> u32 {
+        loop {
+            let mut bytes = [0u8; 4];
+            rng.fill(&mut bytes);
+            let spi = u32::from_be_bytes(bytes);
+            if spi >= 256 {
+                return spi;
+            }
+        }
+    }
+}
+
+/// A read-only view of an IKE SA for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub initiator: bool,
+    pub peer: String,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub established: bool,
+    pub nat: bool,
+    pub children: Vec<ChildSa>,
+}
+
+/// What the exchange handlers get besides the SA.
+pub(crate) struct Ctx<'a> {
+    pub now: Instant,
+    pub config: &'a EngineConfig,
+    pub rng: &'a mut dyn Rng,
+    pub spis: &'a mut dyn SpiSource,
+    pub transmits: &'a mut VecDeque<Transmit>,
+    pub events: &'a mut VecDeque<Event>,
+    pub stats: &'a mut Stats,
+}
+
+impl Ctx<'_> {
+    pub fn random(&mut self, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; len];
+        self.rng.fill(&mut bytes);
+        bytes
+    }
+
+    pub fn random_spi(&mut self) -> u64 {
+        loop {
+            let mut bytes = [0u8; 8];
+            self.rng.fill(&mut bytes);
+            let spi = u64::from_be_bytes(bytes);
+            if spi != 0 {
+                return spi;
+            }
+        }
+    }
+
+    pub fn peer_name(&self, sa: &IkeSa) -> String {
+        self.config.peers[sa.peer].name.clone()
+    }
+
+    /// Sends a request with the SA's current message ID and arms retransmission.
+    pub fn send_request(&mut self, sa: &mut IkeSa, request: Request, datagram: Vec<u8>) {
+        sa.outstanding = Some(super::sa::Outstanding {
+            request,
+            message_id: sa.next_request_id,
+            datagram: datagram.clone(),
+            sends: 1,
+        });
+        sa.timers
+            .set(Timer::Retransmit, self.now + self.config.retransmit.base);
+        sa.timers.clear(Timer::Liveness);
+        self.transmits.push_back(Transmit {
+            local: sa.local,
+            remote: sa.remote,
+            bytes: datagram,
+        });
+    }
+
+    /// Sends a response and keeps it for retransmitted requests.
+    pub fn send_response(&mut self, sa: &mut IkeSa, message_id: u32, datagram: Vec<u8>) {
+        sa.cached_response = Some((message_id, datagram.clone()));
+        self.transmits.push_back(Transmit {
+            local: sa.local,
+            remote: sa.remote,
+            bytes: datagram,
+        });
+    }
+
+    /// The outstanding request got its answer: the next request takes the next message ID.
+    pub fn request_done(&mut self, sa: &mut IkeSa) {
+        sa.outstanding = None;
+        sa.next_request_id = sa.next_request_id.wrapping_add(1);
+        sa.timers.clear(Timer::Retransmit);
+        self.arm_liveness(sa);
+    }
+
+    pub fn arm_liveness(&mut self, sa: &mut IkeSa) {
+        if matches!(sa.phase, Phase::Established) {
+            let interval = self.config.peers[sa.peer].dpd_interval;
+            sa.timers.set(Timer::Liveness, sa.last_heard + interval);
+        }
+    }
+
+    pub fn fail(&mut self, sa: &IkeSa, reason: Failure) {
+        self.stats.negotiations_failed += 1;
+        let peer = self.peer_name(sa);
+        self.events.push_back(Event::IkeSaFailed {
+            spi: sa.our_spi,
+            peer,
+            reason,
+        });
+    }
+
+    /// Reports the IKE SA and all its children gone.
+    pub fn deleted(&mut self, sa: &IkeSa) {
+        for child in &sa.children {
+            self.events.push_back(Event::ChildSaDeleted {
+                ike_spi: sa.our_spi,
+                inbound_spi: child.inbound_spi,
+                outbound_spi: child.outbound_spi,
+            });
+        }
+        let peer = self.peer_name(sa);
+        self.events.push_back(Event::IkeSaDeleted {
+            spi: sa.our_spi,
+            peer,
+        });
+    }
+}
+
+/// Whether a handled message leaves the SA in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    Yes,
+    Remove,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    rng: Box<dyn Rng>,
+    spis: Box<dyn SpiSource>,
+    sas: HashMap<u64, IkeSa>,
+    /// Responder: our SPI by (peer address, SPIi), to recognise retransmitted IKE_SA_INIT
+    /// requests (RFC 7296 2.1).
+    by_initiator: HashMap<(SocketAddr, u64), u64>,
+    /// Responder SAs waiting for IKE_AUTH (RFC 7296 2.6: the cookie threshold counts them).
+    half_open: usize,
+    /// RFC 7296 2.6: cookies are keyed with a local secret.
+    cookie_secret: [u8; 32],
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("ike_sas", &self.sas.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, mut rng: Box<dyn Rng>, spis: Box<dyn SpiSource>) -> Engine {
+        let mut cookie_secret = [0u8; 32];
+        rng.fill(&mut cookie_secret);
+        Engine {
+            config,
+            rng,
+            spis,
+            sas: HashMap::new(),
+            by_initiator: HashMap::new(),
+            half_open: 0,
+            cookie_secret,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut HashMap<u64, IkeSa>) {
+        (
+            Ctx {
+                now,
+                config: &self.config,
+                rng: self.rng.as_mut(),
+                spis: self.spis.as_mut(),
+                transmits: &mut self.transmits,
+                events: &mut self.events,
+                stats: &mut self.stats,
+            },
+            &mut self.sas,
+        )
+    }
+
+    /// Starts an IKE SA with the named peer; returns our SPI.
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<u64, Failure> {
+        let index = self
+            .config
+            .peers
+            .iter()
+            .position(|p| p.name == peer)
+            .ok_or(Failure::Missing("peer configuration"))?;
+        let (mut ctx, sas) = self.ctx(now);
+        let sa = tasks::ike_init_initiator::start(&mut ctx, index, local, remote)?;
+        let spi = sa.our_spi;
+        sas.insert(spi, sa);
+        Ok(spi)
+    }
+
+    /// Deletes an IKE SA and its children (RFC 7296 1.4.1).
+    pub fn terminate(&mut self, now: Instant, spi: u64) -> bool {
+        self.queue_request(now, spi, Request::DeleteIke)
+    }
+
+    /// Deletes one child SA, named by our inbound SPI.
+    pub fn terminate_child(&mut self, now: Instant, ike_spi: u64, inbound_spi: u32) -> bool {
+        self.queue_request(now, ike_spi, Request::DeleteChild { inbound_spi })
+    }
+
+    /// Sends a liveness check now.
+    pub fn check_liveness(&mut self, now: Instant, spi: u64) -> bool {
+        self.queue_request(now, spi, Request::Liveness)
+    }
+
+    fn queue_request(&mut self, now: Instant, spi: u64, request: Request) -> bool {
+        let (mut ctx, sas) = self.ctx(now);
+        let Some(sa) = sas.get_mut(&spi) else {
+            return false;
+        };
+        if !matches!(sa.phase, Phase::Established) {
+            return false;
+        }
+        sa.queued.push_back(request);
+        tasks::informational_initiator::send_queued(&mut ctx, sa);
+        true
+    }
+
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.stats.datagrams_received += 1;
+        let Ok(header) = Header::parse(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if header.exchange == ExchangeType::IkeSaInit && !header.flags.response() {
+            let secret = self.cookie_secret;
+            let half_open_count = self.half_open;
+            let existing = self.by_initiator.get(&(remote, header.spi_i)).copied();
+            let (mut ctx, sas) = self.ctx(now);
+            if let Some(spi) = existing {
+                tasks::ike_init_responder::retransmitted(&mut ctx, sas.get(&spi), &header);
+                return;
+            }
+            if let Some(sa) = tasks::ike_init_responder::handle(
+                &mut ctx,
+                &secret,
+                half_open_count,
+                local,
+                remote,
+                bytes,
+            ) {
+                self.by_initiator.insert((remote, sa.spi_i), sa.our_spi);
+                self.half_open += 1;
+                self.sas.insert(sa.our_spi, sa);
+            }
+            return;
+        }
+        let our_spi = if header.flags.initiator() {
+            header.spi_r
+        } else {
+            header.spi_i
+        };
+        let Some(mut sa) = self.sas.remove(&our_spi) else {
+            self.stats.unknown_spi += 1;
+            return;
+        };
+        let was_half_open = matches!(sa.phase, Phase::HalfOpen);
+        let keep = self.process(now, &mut sa, local, remote, &header, bytes);
+        self.put_back(sa, keep, was_half_open);
+    }
+
+    /// Returns a handled SA to the table, or forgets it, keeping the responder indexes true.
+    fn put_back(&mut self, sa: IkeSa, keep: Keep, was_half_open: bool) {
+        let half_open_now = keep == Keep::Yes && matches!(sa.phase, Phase::HalfOpen);
+        if was_half_open && !half_open_now {
+            self.half_open -= 1;
+        }
+        match keep {
+            Keep::Yes => {
+                self.sas.insert(sa.our_spi, sa);
+            }
+            Keep::Remove => {
+                let spi = sa.our_spi;
+                if !sa.initiator {
+                    self.by_initiator.retain(|_, ours| *ours != spi);
+                }
+            }
+        }
+    }
+
+    fn process(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) -> Keep {
+        let message = match Message::parse(bytes) {
+            Ok(message) => message,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return Keep::Yes;
+            }
+        };
+        let (mut ctx, _) = self.ctx(now);
+        if header.flags.response() {
+            let Some(outstanding) = &sa.outstanding else {
+                ctx.stats.unexpected_message_id += 1;
+                return Keep::Yes;
+            };
+            if outstanding.message_id != header.message_id {
+                ctx.stats.unexpected_message_id += 1;
+                return Keep::Yes;
+            }
+            if outstanding.request == Request::SaInit {
+                return tasks::ike_init_initiator::handle_response(&mut ctx, sa, &message, bytes);
+            }
+            let Ok(inner) = sa.open(&message, bytes) else {
+                ctx.stats.integrity_failures += 1;
+                return Keep::Yes;
+            };
+            sa.last_heard = now;
+            return match outstanding.request {
+                Request::Auth => tasks::ike_auth_initiator::handle_response(&mut ctx, sa, &inner),
+                _ => tasks::informational_initiator::handle_response(&mut ctx, sa, &inner),
+            };
+        }
+        // A request from the peer (RFC 7296 2.2: a window of one).
+        if header.message_id.wrapping_add(1) == sa.expected_request_id {
+            if let Some((id, response)) = &sa.cached_response {
+                if *id == header.message_id {
+                    ctx.stats.retransmitted_requests_answered += 1;
+                    ctx.transmits.push_back(Transmit {
+                        local,
+                        remote,
+                        bytes: response.clone(),
+                    });
+                }
+            }
+            return Keep::Yes;
+        }
+        if header.message_id != sa.expected_request_id {
+            ctx.stats.unexpected_message_id += 1;
+            return Keep::Yes;
+        }
+        let Ok(inner) = sa.open(&message, bytes) else {
+            ctx.stats.integrity_failures += 1;
+            return Keep::Yes;
+        };
+        // RFC 7296 2.11/2.23: answer where the request came from; a NAT may have moved it.
+        sa.local = local;
+        sa.remote = remote;
+        sa.last_heard = now;
+        sa.expected_request_id = sa.expected_request_id.wrapping_add(1);
+        match header.exchange {
+            ExchangeType::IkeAuth => {
+                tasks::ike_auth_responder::handle_request(&mut ctx, sa, header.message_id, &inner)
+            }
+            ExchangeType::Informational => tasks::informational_responder::handle_request(
+                &mut ctx,
+                sa,
+                header.message_id,
+                &inner,
+            ),
+            // CREATE_CHILD_SA is not implemented: refuse it without touching the IKE SA.
+            _ => tasks::informational_responder::refuse(
+                &mut ctx,
+                sa,
+                header.exchange,
+                header.message_id,
+                NotifyType::NoAdditionalSas,
+            ),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.timers.next().is_some_and(|t| t <= now))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in due {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            let was_half_open = matches!(sa.phase, Phase::HalfOpen);
+            let (mut ctx, _) = self.ctx(now);
+            let mut keep = Keep::Yes;
+            for timer in sa.timers.expired(now) {
+                keep = match timer {
+                    Timer::Retransmit => retransmit(&mut ctx, &mut sa),
+                    Timer::Liveness => {
+                        if sa.outstanding.is_none() {
+                            sa.queued.push_back(Request::Liveness);
+                            tasks::informational_initiator::send_queued(&mut ctx, &mut sa);
+                        }
+                        Keep::Yes
+                    }
+                    Timer::HalfOpen => {
+                        ctx.fail(&sa, Failure::Timeout);
+                        Keep::Remove
+                    }
+                };
+                if keep == Keep::Remove {
+                    break;
+                }
+            }
+            self.put_back(sa, keep, was_half_open);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(|sa| sa.timers.next()).min()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn ike_sas(&self) -> Vec<IkeSaInfo> {
+        self.sas
+            .values()
+            .map(|sa| IkeSaInfo {
+                spi_i: sa.spi_i,
+                spi_r: sa.spi_r,
+                initiator: sa.initiator,
+                peer: self.config.peers[sa.peer].name.clone(),
+                local: sa.local,
+                remote: sa.remote,
+                established: matches!(sa.phase, Phase::Established),
+                nat: sa.nat,
+                children: sa.children.clone(),
+            })
+            .collect()
+    }
+
+    /// The cookie for an IKE_SA_INIT request (RFC 7296 2.6): prf(secret, Ni | IPi | SPIi).
+    pub(crate) fn cookie(secret: &[u8], nonce: &[u8], remote: SocketAddr, spi_i: u64) -> Vec<u8> {
+        let ip = match remote.ip() {
+            IpAddr::V4(ip) => ip.octets().to_vec(),
+            IpAddr::V6(ip) => ip.octets().to_vec(),
+        };
+        Prf::HmacSha256
+            .compute(secret, &[nonce, &ip, &spi_i.to_be_bytes()])
+            .to_vec()
+    }
+}
+
+/// Resends the outstanding request with exponential backoff; gives up after the configured
+/// number of sends (RFC 7296 2.1, 2.4).
+fn retransmit(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Keep {
+    let policy = ctx.config.retransmit;
+    let Some(outstanding) = sa.outstanding.as_mut() else {
+        return Keep::Yes;
+    };
+    if outstanding.sends >= policy.tries {
+        ctx.fail(sa, Failure::Timeout);
+        if matches!(sa.phase, Phase::Established) {
+            ctx.deleted(sa);
+        }
+        return Keep::Remove;
+    }
+    outstanding.sends += 1;
+    ctx.stats.retransmissions_sent += 1;
+    let delay = policy.base * 2u32.saturating_pow(outstanding.sends - 1);
+    sa.timers.set(Timer::Retransmit, ctx.now + delay);
+    ctx.transmits.push_back(Transmit {
+        local: sa.local,
+        remote: sa.remote,
+        bytes: outstanding.datagram.clone(),
+    });
+    Keep::Yes
+}

@@ -1,0 +1,23 @@
+//! The IKEv2 protocol engine (RFC 7296), sans-IO.
+//!
+//! Implemented: IKE_SA_INIT (COOKIE, INVALID_KE_PAYLOAD retry, NAT detection and the float to
+//! port 4500), IKE_AUTH with pre-shared keys and the first child SA (traffic selector narrowing),
+//! INFORMATIONAL (delete of IKE and child SAs, liveness checks), retransmission with exponential
+//! backoff and a message ID window of one. CREATE_CHILD_SA requests are refused with
+//! NO_ADDITIONAL_SAS.
+mod auth;
+pub mod config;
+mod engine;
+pub mod error;
+mod nat;
+mod payloads;
+mod proposal;
+mod sa;
+mod tasks;
+mod timer;
+mod ts;
+
+pub use config::{ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy};
+pub use engine::{Engine, Event, IkeSaInfo, RandomSpis, SpiSource, Stats, Transmit};
+pub use error::Failure;
+pub use sa::{ChildSa, DirectionKeys};

@@ -1,0 +1,200 @@
+//! The state of one IKE SA and its child SAs, and protection of its messages.
+use super::error::Failure;
+use super::proposal::IkeAlgorithms;
+use super::timer::Timers;
+use crate::crypto::{derive_ike_keys, skeyseed, DhKey, IkeSaKeys, Prf, Rng, SkCipher};
+use crate::wire::ikev2::{
+    emit_chain, parse_chain, Encrypted, ExchangeType, Flags, Header, Message, Payload,
+    TrafficSelector, IKEV2_VERSION,
+};
+use shared::sa::{Suite, UdpEncap};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+/// Encryption and integrity keys of one direction of a child SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectionKeys {
+    pub encr: Zeroizing<Vec<u8>>,
+    pub integ: Zeroizing<Vec<u8>>,
+}
+
+/// An established child SA pair, as handed to the SA manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSa {
+    pub ike_spi: u64,
+    pub peer: String,
+    /// The SPI the peer sends to (ours).
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub suite: Suite,
+    pub inbound: DirectionKeys,
+    pub outbound: DirectionKeys,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    /// The IKE endpoints, which are also the tunnel endpoints.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// UDP encapsulation when a NAT was detected (RFC 7296 2.23, RFC 3948).
+    pub encap: Option<UdpEncap>,
+}
+
+pub(crate) struct Keys {
+    pub prf: Prf,
+    pub ike: IkeSaKeys,
+    pub outbound: SkCipher,
+    pub inbound: SkCipher,
+}
+
+/// Where the IKE SA is in its life.
+pub(crate) enum Phase {
+    /// Initiator: IKE_SA_INIT sent with this key exchange.
+    InitSent {
+        dh: DhKey,
+        cookie: Option<Vec<u8>>,
+    },
+    /// Responder: IKE_SA_INIT answered, IKE_AUTH not yet received.
+    HalfOpen,
+    /// Initiator: IKE_AUTH sent proposing a child SA with this inbound SPI.
+    AuthSent {
+        child_spi: u32,
+    },
+    Established,
+}
+
+/// Requests this end starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    SaInit,
+    Auth,
+    DeleteIke,
+    DeleteChild { inbound_spi: u32 },
+    Liveness,
+}
+
+pub(crate) struct Outstanding {
+    pub request: Request,
+    pub message_id: u32,
+    pub datagram: Vec<u8>,
+    pub sends: u32,
+}
+
+pub(crate) struct IkeSa {
+    pub our_spi: u64,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub initiator: bool,
+    pub peer: usize,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub phase: Phase,
+    pub algorithms: Option<IkeAlgorithms>,
+    pub keys: Option<Keys>,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    /// A NAT was detected in front of either end; IKE moves to port 4500 and ESP is UDP
+    /// encapsulated.
+    pub nat: bool,
+    pub next_request_id: u32,
+    pub expected_request_id: u32,
+    /// The last response we sent, for retransmitted requests (RFC 7296 2.1).
+    pub cached_response: Option<(u32, Vec<u8>)>,
+    pub outstanding: Option<Outstanding>,
+    pub queued: VecDeque<Request>,
+    pub children: Vec<ChildSa>,
+    pub timers: Timers,
+    pub last_heard: Instant,
+}
+
+impl IkeSa {
+    pub fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+        Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: crate::wire::ikev2::PayloadType::None,
+            version: IKEV2_VERSION,
+            exchange,
+            flags: Flags::new(self.initiator, response),
+            message_id,
+            length: 0,
+        }
+    }
+
+    /// SKEYSEED and the seven keys (RFC 7296 2.14), and the two SK ciphers.
+    pub fn derive_keys(&mut self, g_ir: &[u8]) -> Result<(), Failure> {
+        let algorithms = self.algorithms.ok_or(Failure::NoProposalChosen)?;
+        let seed = skeyseed(algorithms.prf, &self.ni, &self.nr, g_ir);
+        let ike = derive_ike_keys(
+            algorithms.prf,
+            &seed,
+            &self.ni,
+            &self.nr,
+            self.spi_i,
+            self.spi_r,
+            algorithms.key_lengths(),
+        )?;
+        let cipher = |encr: &[u8], integ: &[u8]| {
+            SkCipher::new(
+                algorithms.encryption,
+                encr,
+                algorithms.integrity.map(|i| (i, integ)),
+            )
+        };
+        let initiator_cipher = cipher(&ike.sk_ei, &ike.sk_ai)?;
+        let responder_cipher = cipher(&ike.sk_er, &ike.sk_ar)?;
+        let (outbound, inbound) = if self.initiator {
+            (initiator_cipher, responder_cipher)
+        } else {
+            (responder_cipher, initiator_cipher)
+        };
+        self.keys = Some(Keys {
+            prf: algorithms.prf,
+            ike,
+            outbound,
+            inbound,
+        });
+        Ok(())
+    }
+
+    /// An encrypted message: HDR, SK { inner }.
+    pub fn seal(
+        &mut self,
+        exchange: ExchangeType,
+        response: bool,
+        message_id: u32,
+        inner: &[Payload],
+        rng: &mut dyn Rng,
+    ) -> Result<Vec<u8>, Failure> {
+        let header = self.header(exchange, response, message_id);
+        let keys = self.keys.as_mut().ok_or(Failure::Missing("keys"))?;
+        let mut plaintext = Zeroizing::new(Vec::new());
+        emit_chain(inner, &mut plaintext)?;
+        let first_inner = inner
+            .first()
+            .map_or(crate::wire::ikev2::PayloadType::None, Payload::payload_type);
+        let placeholder = vec![0u8; keys.outbound.sealed_len(plaintext.len())];
+        let message = Message {
+            header,
+            payloads: vec![Payload::Encrypted(Encrypted {
+                first_inner,
+                data: placeholder,
+            })],
+        };
+        let mut bytes = message.to_bytes()?;
+        keys.outbound.seal(&mut bytes, &plaintext, rng)?;
+        Ok(bytes)
+    }
+
+    /// The payloads inside the SK payload of a received message (which must be its last).
+    pub fn open(&self, message: &Message, bytes: &[u8]) -> Result<Vec<Payload>, Failure> {
+        let keys = self.keys.as_ref().ok_or(Failure::Missing("keys"))?;
+        let Some(Payload::Encrypted(sk)) = message.payloads.last() else {
+            return Err(Failure::Missing("Encrypted"));
+        };
+        let plaintext = keys.inbound.open(bytes, sk.data.len())?;
+        Ok(parse_chain(sk.first_inner, &plaintext)?)
+    }
+}

@@ -1,0 +1,141 @@
+//! IKE_AUTH as initiator with a pre-shared key (RFC 7296 1.2, 2.15) and the first child SA.
+use crate::ikev2::auth::{psk_auth, verify_psk_auth};
+use crate::ikev2::engine::{Ctx, Event, Keep};
+use crate::ikev2::error::Failure;
+use crate::ikev2::payloads::{auth, error_notify, id_r, sa_payload, ts_i, ts_r};
+use crate::ikev2::proposal::{accept_child_answer, child_sa_payload};
+use crate::ikev2::sa::{ChildSa, IkeSa, Phase, Request};
+use crate::ikev2::tasks::child;
+use crate::ikev2::ts::is_subset;
+use crate::wire::ikev2::{
+    Auth, AuthMethod, ExchangeType, Notify, NotifyType, Payload, TrafficSelectors,
+};
+
+/// HDR, SK {IDi, IDr, AUTH, N(INITIAL_CONTACT), SA, TSi, TSr}.
+pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
+    let config = &ctx.config.peers[sa.peer];
+    let child_spi = ctx.spis.allocate(ctx.rng, sa.local.ip(), sa.remote.ip());
+    let keys = sa.keys.as_ref().ok_or(Failure::Missing("keys"))?;
+    let auth_data = psk_auth(
+        keys.prf,
+        &config.psk,
+        &sa.init_request,
+        &sa.nr,
+        &keys.ike.sk_pi,
+        &config.local_id.to_body(),
+    );
+    let payloads = vec![
+        Payload::IdI(config.local_id.clone()),
+        Payload::IdR(config.remote_id.clone()),
+        Payload::Auth(Auth {
+            method: AuthMethod::SharedKeyMic,
+            data: auth_data,
+        }),
+        // RFC 7296 2.4: this is the only IKE SA with this peer.
+        Payload::Notify(Notify::new(NotifyType::InitialContact, vec![])),
+        Payload::Sa(child_sa_payload(&config.child.suites, child_spi)),
+        Payload::TsI(TrafficSelectors {
+            selectors: config.child.local_ts.clone(),
+        }),
+        Payload::TsR(TrafficSelectors {
+            selectors: config.child.remote_ts.clone(),
+        }),
+    ];
+    let datagram = sa.seal(
+        ExchangeType::IkeAuth,
+        false,
+        sa.next_request_id,
+        &payloads,
+        ctx.rng,
+    )?;
+    sa.phase = Phase::AuthSent { child_spi };
+    ctx.send_request(sa, Request::Auth, datagram);
+    Ok(())
+}
+
+pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> Keep {
+    let Phase::AuthSent { child_spi } = sa.phase else {
+        return Keep::Yes;
+    };
+    if let Err(failure) = authenticate(ctx, sa, inner) {
+        ctx.fail(sa, failure);
+        return Keep::Remove;
+    }
+    ctx.request_done(sa);
+    sa.phase = Phase::Established;
+    ctx.stats.ike_sas_established += 1;
+    let peer = ctx.peer_name(sa);
+    ctx.events.push_back(Event::IkeSaEstablished {
+        spi: sa.our_spi,
+        peer: peer.clone(),
+    });
+    ctx.arm_liveness(sa);
+    // A child SA failure leaves the IKE SA up (RFC 7296 1.2).
+    match child_sa(ctx, sa, inner, peer, child_spi) {
+        Ok(child) => {
+            ctx.stats.child_sas_established += 1;
+            sa.children.push(child.clone());
+            ctx.events
+                .push_back(Event::ChildSaEstablished(Box::new(child)));
+        }
+        Err(failure) => ctx.fail(sa, failure),
+    }
+    Keep::Yes
+}
+
+/// The responder proves it holds the key: IDr must be the configured one, AUTH must verify.
+fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Failure> {
+    let config = &ctx.config.peers[sa.peer];
+    let (Some(id), Some(received)) = (id_r(inner), auth(inner)) else {
+        return Err(error_notify(inner).map_or(Failure::Missing("IDr/AUTH"), Failure::PeerError));
+    };
+    let keys = sa.keys.as_ref().ok_or(Failure::Missing("keys"))?;
+    let expected = psk_auth(
+        keys.prf,
+        &config.psk,
+        &sa.init_response,
+        &sa.ni,
+        &keys.ike.sk_pr,
+        &id.to_body(),
+    );
+    if *id != config.remote_id
+        || received.method != AuthMethod::SharedKeyMic
+        || !verify_psk_auth(&expected, &received.data)
+    {
+        return Err(Failure::AuthenticationFailed);
+    }
+    Ok(())
+}
+
+fn child_sa(
+    ctx: &mut Ctx<'_>,
+    sa: &IkeSa,
+    inner: &[Payload],
+    peer: String,
+    inbound_spi: u32,
+) -> Result<ChildSa, Failure> {
+    if let Some(error) = error_notify(inner) {
+        return Err(Failure::PeerError(error));
+    }
+    let config = &ctx.config.peers[sa.peer].child;
+    let answer = sa_payload(inner).ok_or(Failure::Missing("SA"))?;
+    let (suite, outbound_spi) = accept_child_answer(answer, &config.suites)?;
+    let (tsi, tsr) = (
+        ts_i(inner).ok_or(Failure::Missing("TSi"))?,
+        ts_r(inner).ok_or(Failure::Missing("TSr"))?,
+    );
+    // RFC 7296 2.9: the responder may only narrow what we proposed.
+    if !is_subset(&tsi.selectors, &config.local_ts) || !is_subset(&tsr.selectors, &config.remote_ts)
+    {
+        return Err(Failure::TsUnacceptable);
+    }
+    child::establish(
+        sa,
+        peer,
+        suite,
+        inbound_spi,
+        outbound_spi,
+        tsi.selectors.clone(),
+        tsr.selectors.clone(),
+    )
+}

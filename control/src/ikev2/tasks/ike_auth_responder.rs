@@ -1,0 +1,158 @@
+//! IKE_AUTH as responder with a pre-shared key (RFC 7296 1.2, 2.15): authenticate the
+//! initiator, then negotiate the first child SA with traffic selector narrowing (2.9).
+use crate::ikev2::auth::{psk_auth, verify_psk_auth};
+use crate::ikev2::engine::{Ctx, Event, Keep};
+use crate::ikev2::error::Failure;
+use crate::ikev2::payloads::{auth, id_i, sa_payload, ts_i, ts_r};
+use crate::ikev2::proposal::{child_sa_payload, select_child};
+use crate::ikev2::sa::{ChildSa, IkeSa, Phase};
+use crate::ikev2::tasks::child;
+use crate::ikev2::timer::Timer;
+use crate::ikev2::ts::narrow;
+use crate::wire::ikev2::{Auth, AuthMethod, ExchangeType, Notify, Payload, TrafficSelectors};
+
+pub fn handle_request(
+    ctx: &mut Ctx<'_>,
+    sa: &mut IkeSa,
+    message_id: u32,
+    inner: &[Payload],
+) -> Keep {
+    if !matches!(sa.phase, Phase::HalfOpen) {
+        return reply(
+            ctx,
+            sa,
+            message_id,
+            vec![error(Failure::Missing("IKE_AUTH state"))],
+        );
+    }
+    if let Err(failure) = authenticate(ctx, sa, inner) {
+        reply(ctx, sa, message_id, vec![error(failure.clone())]);
+        ctx.fail(sa, failure);
+        return Keep::Remove;
+    }
+    let config = &ctx.config.peers[sa.peer];
+    let Some(keys) = sa.keys.as_ref() else {
+        return Keep::Remove;
+    };
+    let our_auth = psk_auth(
+        keys.prf,
+        &config.psk,
+        &sa.init_response,
+        &sa.ni,
+        &keys.ike.sk_pr,
+        &config.local_id.to_body(),
+    );
+    let mut response = vec![
+        Payload::IdR(config.local_id.clone()),
+        Payload::Auth(Auth {
+            method: AuthMethod::SharedKeyMic,
+            data: our_auth,
+        }),
+    ];
+    sa.phase = Phase::Established;
+    sa.timers.clear(Timer::HalfOpen);
+    let peer = ctx.peer_name(sa);
+    let child = negotiate_child(ctx, sa, inner, peer.clone());
+    match &child {
+        Ok((child, answer)) => {
+            response.extend(answer.iter().cloned());
+            sa.children.push(child.clone());
+        }
+        Err(failure) => response.push(error(failure.clone())),
+    }
+    let keep = reply(ctx, sa, message_id, response);
+    ctx.stats.ike_sas_established += 1;
+    ctx.events.push_back(Event::IkeSaEstablished {
+        spi: sa.our_spi,
+        peer,
+    });
+    match child {
+        Ok((child, _)) => {
+            ctx.stats.child_sas_established += 1;
+            ctx.events
+                .push_back(Event::ChildSaEstablished(Box::new(child)));
+        }
+        // A child SA failure leaves the IKE SA up (RFC 7296 1.2).
+        Err(failure) => ctx.fail(sa, failure),
+    }
+    ctx.arm_liveness(sa);
+    keep
+}
+
+fn error(failure: Failure) -> Payload {
+    let (kind, data) = failure
+        .notify()
+        .unwrap_or((crate::wire::ikev2::NotifyType::InvalidSyntax, vec![]));
+    Payload::Notify(Notify::new(kind, data))
+}
+
+fn reply(ctx: &mut Ctx<'_>, sa: &mut IkeSa, message_id: u32, payloads: Vec<Payload>) -> Keep {
+    match sa.seal(ExchangeType::IkeAuth, true, message_id, &payloads, ctx.rng) {
+        Ok(datagram) => {
+            ctx.send_response(sa, message_id, datagram);
+            Keep::Yes
+        }
+        Err(_) => Keep::Remove,
+    }
+}
+
+fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Failure> {
+    let config = &ctx.config.peers[sa.peer];
+    let id = id_i(inner).ok_or(Failure::Missing("IDi"))?;
+    let received = auth(inner).ok_or(Failure::Missing("AUTH"))?;
+    let keys = sa.keys.as_ref().ok_or(Failure::Missing("keys"))?;
+    let expected = psk_auth(
+        keys.prf,
+        &config.psk,
+        &sa.init_request,
+        &sa.nr,
+        &keys.ike.sk_pi,
+        &id.to_body(),
+    );
+    if *id != config.remote_id
+        || received.method != AuthMethod::SharedKeyMic
+        || !verify_psk_auth(&expected, &received.data)
+    {
+        return Err(Failure::AuthenticationFailed);
+    }
+    Ok(())
+}
+
+/// Picks a suite, narrows the selectors, allocates our SPI; returns the child SA and the
+/// SA, TSi, TSr payloads of the answer.
+fn negotiate_child(
+    ctx: &mut Ctx<'_>,
+    sa: &IkeSa,
+    inner: &[Payload],
+    peer: String,
+) -> Result<(ChildSa, Vec<Payload>), Failure> {
+    let config = &ctx.config.peers[sa.peer].child;
+    let proposed = sa_payload(inner).ok_or(Failure::Missing("SA"))?;
+    let (number, suite, outbound_spi) = select_child(proposed, &config.suites)?;
+    let tsi = narrow(
+        &ts_i(inner).ok_or(Failure::Missing("TSi"))?.selectors,
+        &config.remote_ts,
+    )?;
+    let tsr = narrow(
+        &ts_r(inner).ok_or(Failure::Missing("TSr"))?.selectors,
+        &config.local_ts,
+    )?;
+    let inbound_spi = ctx.spis.allocate(ctx.rng, sa.local.ip(), sa.remote.ip());
+    let mut answer = child_sa_payload(&[suite], inbound_spi);
+    answer.proposals[0].number = number;
+    let child = child::establish(
+        sa,
+        peer,
+        suite,
+        inbound_spi,
+        outbound_spi,
+        tsr.clone(),
+        tsi.clone(),
+    )?;
+    let payloads = vec![
+        Payload::Sa(answer),
+        Payload::TsI(TrafficSelectors { selectors: tsi }),
+        Payload::TsR(TrafficSelectors { selectors: tsr }),
+    ];
+    Ok((child, payloads))
+}

@@ -1,0 +1,75 @@
+//! INFORMATIONAL requests from the peer (RFC 7296 1.4): deletes and liveness checks, and the
+//! refusal of exchanges we do not implement.
+use crate::ikev2::engine::{Ctx, Event, Keep};
+use crate::ikev2::sa::IkeSa;
+use crate::wire::ikev2::{Delete, ExchangeType, Notify, NotifyType, Payload, ProtocolId};
+
+pub fn handle_request(
+    ctx: &mut Ctx<'_>,
+    sa: &mut IkeSa,
+    message_id: u32,
+    inner: &[Payload],
+) -> Keep {
+    let mut delete_ike = false;
+    let mut deleted_inbound = Vec::new();
+    for payload in inner {
+        match payload {
+            Payload::Delete(Delete::Ike) => delete_ike = true,
+            Payload::Delete(Delete::Child {
+                protocol: ProtocolId::Esp,
+                spis,
+            }) => {
+                // The peer names its inbound SPIs, which are our outbound ones (RFC 7296 1.4.1).
+                for spi in spis {
+                    if let Some(index) = sa.children.iter().position(|c| c.outbound_spi == *spi) {
+                        let child = sa.children.remove(index);
+                        deleted_inbound.push(child.inbound_spi);
+                        ctx.events.push_back(Event::ChildSaDeleted {
+                            ike_spi: sa.our_spi,
+                            inbound_spi: child.inbound_spi,
+                            outbound_spi: child.outbound_spi,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut response = Vec::new();
+    if !deleted_inbound.is_empty() && !delete_ike {
+        response.push(Payload::Delete(Delete::Child {
+            protocol: ProtocolId::Esp,
+            spis: deleted_inbound,
+        }));
+    }
+    if let Ok(datagram) = sa.seal(
+        ExchangeType::Informational,
+        true,
+        message_id,
+        &response,
+        ctx.rng,
+    ) {
+        ctx.send_response(sa, message_id, datagram);
+    }
+    if delete_ike {
+        ctx.deleted(sa);
+        return Keep::Remove;
+    }
+    ctx.arm_liveness(sa);
+    Keep::Yes
+}
+
+/// Answers a request we do not support with one error notification; the IKE SA stays.
+pub fn refuse(
+    ctx: &mut Ctx<'_>,
+    sa: &mut IkeSa,
+    exchange: ExchangeType,
+    message_id: u32,
+    kind: NotifyType,
+) -> Keep {
+    let payloads = [Payload::Notify(Notify::new(kind, vec![]))];
+    if let Ok(datagram) = sa.seal(exchange, true, message_id, &payloads, ctx.rng) {
+        ctx.send_response(sa, message_id, datagram);
+    }
+    Keep::Yes
+}

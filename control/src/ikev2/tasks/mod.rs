@@ -1,0 +1,8 @@
+//! One file per exchange and role (strongSwan's `sa/ikev2/tasks`).
+pub mod child;
+pub mod ike_auth_initiator;
+pub mod ike_auth_responder;
+pub mod ike_init_initiator;
+pub mod ike_init_responder;
+pub mod informational_initiator;
+pub mod informational_responder;

@@ -1,0 +1,47 @@
+//! Per-SA timers as a table indexed by kind.
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Resend the outstanding request (RFC 7296 2.1).
+    Retransmit = 0,
+    /// Check that the peer is alive after a quiet period (RFC 7296 2.4).
+    Liveness = 1,
+    /// Drop a responder SA that never completed IKE_AUTH (RFC 7296 2.6: half-open state is bounded).
+    HalfOpen = 2,
+}
+
+const TIMERS: usize = 3;
+const ALL: [Timer; TIMERS] = [Timer::Retransmit, Timer::Liveness, Timer::HalfOpen];
+
+#[derive(Debug, Clone, Default)]
+pub struct Timers {
+    at: [Option<Instant>; TIMERS],
+}
+
+impl Timers {
+    pub fn set(&mut self, timer: Timer, at: Instant) {
+        self.at[timer as usize] = Some(at);
+    }
+
+    pub fn clear(&mut self, timer: Timer) {
+        self.at[timer as usize] = None;
+    }
+
+    pub fn next(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+
+    /// The timers due at `now`, cleared.
+    pub fn expired(&mut self, now: Instant) -> Vec<Timer> {
+        ALL.into_iter()
+            .filter(|t| {
+                let due = self.at[*t as usize].is_some_and(|at| at <= now);
+                if due {
+                    self.at[*t as usize] = None;
+                }
+                due
+            })
+            .collect()
+    }
+}
