@@ -126,8 +126,8 @@ fn a_flag_set_through_a_stale_handle_reaches_its_own_flow_only() {
 
 #[test]
 fn a_full_table_evicts_the_oldest_unsecured_flow_and_never_a_secure_one() {
-    // Two buckets of eight slots.
-    let t = table(12, 1000);
+    // Two buckets of eight slots (11 / 0.7 rounded up to whole buckets).
+    let t = table(11, 1000);
     assert_eq!(t.slots(), 16);
     let mut secure = Vec::new();
     let mut full_key = None;
@@ -159,7 +159,7 @@ fn a_full_table_evicts_the_oldest_unsecured_flow_and_never_a_secure_one() {
     assert_eq!(t.stats().evicted, 0);
 
     // Without Secure flows a new flow always gets in, by evicting the oldest one.
-    let t = table(12, 1000);
+    let t = table(11, 1000);
     for i in 0..100 {
         assert!(matches!(t.lookup_or_insert(&key(i), i), Entry::Inserted(_)));
         assert!(t.lookup(&key(i), i).is_some());
@@ -173,7 +173,7 @@ fn a_full_table_evicts_the_oldest_unsecured_flow_and_never_a_secure_one() {
 fn memory_is_bounded_and_allocated_once() {
     let t = table(1_000_000, 10);
     let per_flow = t.memory_bytes() as f64 / 1e6;
-    assert!(per_flow <= 64.0, "{per_flow} bytes per flow");
+    assert!(per_flow <= 70.0, "{per_flow} bytes per flow");
     for i in 0..200_000 {
         entry(t.lookup_or_insert(&key(i), 0));
     }
