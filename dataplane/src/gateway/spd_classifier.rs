@@ -5,14 +5,13 @@
 use std::net::IpAddr;
 
 use shared::policy::{
-    PolicyRecord, ACTION_BYPASS, ACTION_DISCARD, ACTION_PROTECT, PFLAG_BOUNDARY, PFLAG_GUARANTEED_ENCRYPTION, PFLAG_ND_INBOUND,
+    PolicyRecord, ACTION_BYPASS, ACTION_PROTECT, PFLAG_BOUNDARY, PFLAG_GUARANTEED_ENCRYPTION, PFLAG_ND_INBOUND,
     PFLAG_ND_OUTBOUND, SEL_HAS_ICMP_CODE, SEL_HAS_ICMP_TYPE, SEL_HAS_PROTO,
 };
 use shared::sa::Direction;
 use shared::spd::SpdView;
 
 use crate::esp::selector::Flow;
-use crate::wire::proto;
 
 /// What a rule says to do with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,27 +49,31 @@ impl Matched {
     }
 }
 
+/// One rule as ranges over the dimensions the classifier indexes. For ICMP the ports are type and
+/// code (RFC 4301 4.4.1.1): the flow carries type * 256 + code as both ports (`Flow`), so a rule's
+/// ICMP type and code become a source-port range and its destination range is left open.
 #[derive(Debug, Clone, Copy)]
 struct Rule {
-    src: u128,
-    src_mask: u128,
-    dst: u128,
-    dst_mask: u128,
     v4: bool,
+    src: (u128, u128),
+    dst: (u128, u128),
     proto: Option<u8>,
     src_ports: (u16, u16),
     dst_ports: (u16, u16),
-    icmp_type: Option<u8>,
-    icmp_code: Option<u8>,
+    /// Matches packets whose ports are not visible (OPAQUE): no port or ICMP restriction.
+    opaque_ok: bool,
     matched: Matched,
 }
 
-fn mask(len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len.min(128)))
-    }
+fn range(addr: [u8; 16], len: u8) -> (u128, u128) {
+    let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) };
+    let a = u128::from_be_bytes(addr) & mask;
+    (a, a | !mask)
+}
+
+/// The IPv4 part of an IPv4-mapped range.
+fn v4_range((lo, hi): (u128, u128)) -> (u32, u32) {
+    (lo as u32, hi as u32)
 }
 
 fn key(a: IpAddr) -> u128 {
@@ -85,48 +88,213 @@ impl Rule {
         let has = |b: u8| r.selector_flags & b != 0;
         let decision = match r.action {
             ACTION_PROTECT => Decision::Protect { reqid: r.reqid },
-            ACTION_DISCARD => Decision::Discard,
-            // Unknown actions from a newer writer are not guessed at.
             ACTION_BYPASS => Decision::Bypass,
+            // ACTION_DISCARD, and any action a newer writer may define: never guessed to be bypass.
             _ => Decision::Discard,
         };
-        let (src_mask, dst_mask) = (mask(r.src_len), mask(r.dst_len));
+        let full = (0, u16::MAX);
+        let (icmp_type, icmp_code) = (has(SEL_HAS_ICMP_TYPE).then_some(r.icmp_type), has(SEL_HAS_ICMP_CODE).then_some(r.icmp_code));
+        let (src_ports, dst_ports) = match (icmp_type, icmp_code) {
+            (None, None) => ((r.src_port_lo, r.src_port_hi), (r.dst_port_lo, r.dst_port_hi)),
+            (Some(t), None) => ((u16::from(t) << 8, u16::from(t) << 8 | 0xff), full),
+            (Some(t), Some(c)) => ((u16::from(t) << 8 | u16::from(c), u16::from(t) << 8 | u16::from(c)), full),
+            // A code without a type: every type with that code is not a range; keep it exact
+            // by leaving the type open only when the code is, i.e. match any ICMP.
+            (None, Some(_)) => (full, full),
+        };
         Rule {
-            src: u128::from_be_bytes(r.src.0) & src_mask,
-            src_mask,
-            dst: u128::from_be_bytes(r.dst.0) & dst_mask,
-            dst_mask,
             v4: r.src.is_ipv4(),
+            src: range(r.src.0, r.src_len),
+            dst: range(r.dst.0, r.dst_len),
             proto: has(SEL_HAS_PROTO).then_some(r.proto),
-            src_ports: (r.src_port_lo, r.src_port_hi),
-            dst_ports: (r.dst_port_lo, r.dst_port_hi),
-            icmp_type: has(SEL_HAS_ICMP_TYPE).then_some(r.icmp_type),
-            icmp_code: has(SEL_HAS_ICMP_CODE).then_some(r.icmp_code),
+            src_ports,
+            dst_ports,
+            opaque_ok: src_ports == full && dst_ports == full && icmp_type.is_none() && icmp_code.is_none(),
             matched: Matched { policy_id: r.id, decision, flags: r.flags },
         }
     }
 
+    /// The reference semantics the index must reproduce (and the linear scan the benchmark
+    /// compares it with).
+    fn matches(&self, flow: &Flow) -> bool {
+        let (src, dst) = (key(flow.src), key(flow.dst));
+        let within = |(lo, hi): (u128, u128), k: u128| lo <= k && k <= hi;
+        self.v4 == flow.src.is_ipv4()
+            && within(self.src, src)
+            && within(self.dst, dst)
+            && self.proto.is_none_or(|p| p == flow.proto)
+            && match flow.ports {
+                Some((s, d)) => (self.src_ports.0..=self.src_ports.1).contains(&s) && (self.dst_ports.0..=self.dst_ports.1).contains(&d),
+                None => self.opaque_ok,
+            }
+    }
+}
+
+/// A key of one dimension: the ranges' boundaries are sorted keys.
+trait Key: Copy + Ord {
+    const MIN: Self;
+    fn succ(self) -> Option<Self>;
+}
+
+impl Key for u128 {
+    const MIN: u128 = 0;
+    fn succ(self) -> Option<u128> {
+        self.checked_add(1)
+    }
+}
+
+impl Key for u32 {
+    const MIN: u32 = 0;
+    fn succ(self) -> Option<u32> {
+        self.checked_add(1)
+    }
+}
+
+impl Key for u16 {
+    const MIN: u16 = 0;
+    fn succ(self) -> Option<u16> {
+        self.checked_add(1)
+    }
+}
+
+/// A bit set over the rules, with a summary word: bit `b` of the summary is set when one of the
+/// words `b`, `b + 64`, ... is not zero (the aggregated bit vectors of Baboescu and Varghese), so
+/// a lookup reads only the words where every dimension has candidates.
+fn summary(bits: &[u64]) -> u64 {
+    bits.iter().enumerate().filter(|(_, w)| **w != 0).fold(0, |s, (i, _)| s | 1 << (i % 64))
+}
+
+/// One dimension cut into elementary intervals, each with the bit set of the rules whose range
+/// covers it (Lakshman and Stiliadis' bit-vector scheme).
+#[derive(Debug, Clone, Default)]
+struct Dimension<K> {
+    starts: Vec<K>,
+    summaries: Vec<u64>,
+    bits: Vec<u64>,
+}
+
+impl<K: Key> Dimension<K> {
+    /// `ranges[i]`: rule i's range in this dimension, `None` if it has none (another family).
+    fn build(ranges: &[Option<(K, K)>], words: usize) -> Dimension<K> {
+        let mut starts: Vec<K> = std::iter::once(K::MIN).chain(ranges.iter().flatten().flat_map(|&(lo, hi)| std::iter::once(lo).chain(hi.succ()))).collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let mut bits = vec![0u64; starts.len() * words];
+        for (rule, (lo, hi)) in ranges.iter().enumerate().filter_map(|(i, r)| r.map(|r| (i, r))) {
+            let first = starts.partition_point(|s| *s < lo);
+            let end = starts.partition_point(|s| *s <= hi);
+            for interval in first..end {
+                bits[interval * words + rule / 64] |= 1 << (rule % 64);
+            }
+        }
+        let summaries = bits.chunks(words).map(summary).collect();
+        Dimension { starts, summaries, bits }
+    }
+
     #[inline]
-    fn matches(&self, v4: bool, src: u128, dst: u128, f: &Flow) -> bool {
-        if self.v4 != v4 || src & self.src_mask != self.src || dst & self.dst_mask != self.dst {
-            return false;
-        }
-        if self.proto.is_some_and(|p| p != f.proto) {
-            return false;
-        }
-        let icmp = matches!(f.proto, proto::ICMP | proto::ICMPV6);
-        match f.ports {
-            // ICMP: Flow carries type * 256 + code; the rule's type and code select (RFC 4301 4.4.1.1).
-            Some((tc, _)) if icmp => {
-                let (t, c) = ((tc >> 8) as u8, tc as u8);
-                self.icmp_type.is_none_or(|x| x == t) && self.icmp_code.is_none_or(|x| x == c)
+    fn lookup(&self, k: K, words: usize) -> (u64, &[u64]) {
+        let i = self.starts.partition_point(|s| *s <= k).saturating_sub(1);
+        (self.summaries[i], &self.bits[i * words..(i + 1) * words])
+    }
+}
+
+/// The rules of one direction, indexed.
+#[derive(Debug, Clone, Default)]
+struct RuleSet {
+    rules: Vec<Rule>,
+    words: usize,
+    /// Addresses: IPv4 rules in 32-bit dimensions, IPv6 rules in 128-bit ones.
+    src4: Dimension<u32>,
+    dst4: Dimension<u32>,
+    src6: Dimension<u128>,
+    dst6: Dimension<u128>,
+    src_port: Dimension<u16>,
+    dst_port: Dimension<u16>,
+    /// Per protocol number, the rules it may match, and its summary.
+    proto: Vec<u64>,
+    proto_summaries: Vec<u64>,
+    v4: Vec<u64>,
+    v6: Vec<u64>,
+    opaque: Vec<u64>,
+    /// Summaries of v4, v6, opaque.
+    set_summaries: [u64; 3],
+}
+
+impl RuleSet {
+    fn new(rules: Vec<Rule>) -> RuleSet {
+        let words = rules.len().div_ceil(64).max(1);
+        let set = |pred: &dyn Fn(&Rule) -> bool| {
+            let mut bits = vec![0u64; words];
+            for (i, _) in rules.iter().enumerate().filter(|(_, r)| pred(r)) {
+                bits[i / 64] |= 1 << (i % 64);
             }
-            Some((s, d)) => (self.src_ports.0..=self.src_ports.1).contains(&s) && (self.dst_ports.0..=self.dst_ports.1).contains(&d),
-            // No ports visible (OPAQUE): only rules that ask for none match.
-            None => {
-                self.src_ports == (0, u16::MAX) && self.dst_ports == (0, u16::MAX) && self.icmp_type.is_none() && self.icmp_code.is_none()
+            bits
+        };
+        let proto: Vec<u64> = (0..=255u8).flat_map(|p| set(&|r: &Rule| r.proto.is_none_or(|x| x == p))).collect();
+        let (v4, v6, opaque) = (set(&|r: &Rule| r.v4), set(&|r: &Rule| !r.v4), set(&|r: &Rule| r.opaque_ok));
+        RuleSet {
+            words,
+            src4: Dimension::build(&rules.iter().map(|r| r.v4.then(|| v4_range(r.src))).collect::<Vec<_>>(), words),
+            dst4: Dimension::build(&rules.iter().map(|r| r.v4.then(|| v4_range(r.dst))).collect::<Vec<_>>(), words),
+            src6: Dimension::build(&rules.iter().map(|r| (!r.v4).then_some(r.src)).collect::<Vec<_>>(), words),
+            dst6: Dimension::build(&rules.iter().map(|r| (!r.v4).then_some(r.dst)).collect::<Vec<_>>(), words),
+            src_port: Dimension::build(&rules.iter().map(|r| Some(r.src_ports)).collect::<Vec<_>>(), words),
+            dst_port: Dimension::build(&rules.iter().map(|r| Some(r.dst_ports)).collect::<Vec<_>>(), words),
+            proto_summaries: proto.chunks(words).map(summary).collect(),
+            proto,
+            set_summaries: [summary(&v4), summary(&v6), summary(&opaque)],
+            v4,
+            v6,
+            opaque,
+            rules,
+        }
+    }
+
+    /// The first rule (in priority order) that every dimension allows.
+    #[inline]
+    fn classify(&self, flow: &Flow) -> Option<Matched> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let w = self.words;
+        let ((src_sum, src), (dst_sum, dst)) = match (flow.src, flow.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (self.src4.lookup(u32::from(s), w), self.dst4.lookup(u32::from(d), w)),
+            (s, d) => (self.src6.lookup(key(s), w), self.dst6.lookup(key(d), w)),
+        };
+        let p = usize::from(flow.proto);
+        let (proto_sum, proto) = (self.proto_summaries[p], &self.proto[p * w..][..w]);
+        let (family_sum, family) = if flow.src.is_ipv4() { (self.set_summaries[0], &self.v4) } else { (self.set_summaries[1], &self.v6) };
+        let ((sp_sum, sp), (dp_sum, dp)) = match flow.ports {
+            Some((s, d)) => (self.src_port.lookup(s, w), self.dst_port.lookup(d, w)),
+            None => ((self.set_summaries[2], &self.opaque[..]), (self.set_summaries[2], &self.opaque[..])),
+        };
+        let mut candidates = src_sum & dst_sum & proto_sum & family_sum & sp_sum & dp_sum;
+        let mut best: Option<usize> = None;
+        // Words in ascending order: word b, b + 64, ... for each candidate bit b. With at most 64
+        // words (4,096 rules) each bit names one word, so the first hit is the first rule.
+        while candidates != 0 {
+            let b = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            for i in (b..w).step_by(64) {
+                if best.is_some_and(|r| r < i * 64) {
+                    break;
+                }
+                let hit = src[i] & dst[i] & proto[i] & family[i] & sp[i] & dp[i];
+                if hit != 0 {
+                    let rule = i * 64 + hit.trailing_zeros() as usize;
+                    best = Some(best.map_or(rule, |r| r.min(rule)));
+                    break;
+                }
+            }
+            if best.is_some() && w <= 64 {
+                break;
             }
         }
+        best.map(|r| self.rules[r].matched)
+    }
+
+    fn classify_linear(&self, flow: &Flow) -> Option<Matched> {
+        self.rules.iter().find(|r| r.matches(flow)).map(|r| r.matched)
     }
 }
 
@@ -134,8 +302,8 @@ impl Rule {
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {
     version: u64,
-    outbound: Vec<Rule>,
-    inbound: Vec<Rule>,
+    outbound: RuleSet,
+    inbound: RuleSet,
 }
 
 impl Classifier {
@@ -144,17 +312,16 @@ impl Classifier {
     }
 
     pub fn from_records(version: u64, records: impl IntoIterator<Item = PolicyRecord>) -> Classifier {
-        let mut c = Classifier { version, ..Classifier::default() };
+        let (mut outbound, mut inbound) = (Vec::new(), Vec::new());
         for r in records {
-            let rule = Rule::compile(&r);
             // PolicyRecord.direction: 1 is outbound (shared::policy).
             if r.direction == 1 {
-                c.outbound.push(rule);
+                outbound.push(Rule::compile(&r));
             } else {
-                c.inbound.push(rule);
+                inbound.push(Rule::compile(&r));
             }
         }
-        c
+        Classifier { version, outbound: RuleSet::new(outbound), inbound: RuleSet::new(inbound) }
     }
 
     /// The snapshot version this was compiled from.
@@ -162,15 +329,22 @@ impl Classifier {
         self.version
     }
 
+    fn rules(&self, direction: Direction) -> &RuleSet {
+        match direction {
+            Direction::Out => &self.outbound,
+            Direction::In => &self.inbound,
+        }
+    }
+
     /// The first rule of `direction` that matches `flow`.
     #[inline]
     pub fn classify(&self, direction: Direction, flow: &Flow) -> Option<Matched> {
-        let rules = match direction {
-            Direction::Out => &self.outbound,
-            Direction::In => &self.inbound,
-        };
-        let (src, dst, v4) = (key(flow.src), key(flow.dst), flow.src.is_ipv4());
-        rules.iter().find(|r| r.matches(v4, src, dst, flow)).map(|r| r.matched)
+        self.rules(direction).classify(flow)
+    }
+
+    /// The same answer by testing every rule in order: the reference for tests and benchmarks.
+    pub fn classify_linear(&self, direction: Direction, flow: &Flow) -> Option<Matched> {
+        self.rules(direction).classify_linear(flow)
     }
 }
 
@@ -227,5 +401,49 @@ mod tests {
         assert_eq!(c.classify(Direction::In, &flow("198.18.1.5", "198.18.2.5", 1, None)), None);
         // A port-restricted rule never matches a packet whose ports are not visible.
         assert_eq!(out(&flow("198.18.1.5", "198.18.2.5", 6, None)).map(|m| m.0), Some(2));
+    }
+
+    #[test]
+    fn the_index_agrees_with_a_linear_scan() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let addr = |v6: bool| prop_oneof![Just(0u8), 0u8..8].prop_map(move |b| if v6 { format!("2001:2::{b}") } else { format!("198.18.0.{b}") });
+        let prefix = (any::<bool>(), 0u8..8, prop_oneof![Just(0u8), 28u8..=32]).prop_map(|(v6, b, len)| {
+            if v6 { format!("2001:2::{b}/{}", len + 96) } else { format!("198.18.0.{b}/{len}") }
+        });
+        let ports = (0u16..8, 0u16..8).prop_map(|(a, b)| (a.min(b), a.max(b)));
+        let rule = (prefix.clone(), prefix, prop::option::of(prop_oneof![Just(1u8), Just(6u8), Just(17u8)]), ports.clone(), ports, prop::option::of(0u8..3), 0u32..5);
+        let flows_strategy = (any::<bool>(), addr(false), addr(false), addr(true), addr(true), prop_oneof![Just(1u8), Just(6u8), Just(17u8), Just(50u8)], prop::option::of((0u16..8, 0u16..8)));
+        let mut runner = TestRunner::new(Config { cases: 200, ..Config::default() });
+        runner
+            .run(&(prop::collection::vec(rule, 0..100), prop::collection::vec(flows_strategy, 50)), |(rules, flows)| {
+                let records: Vec<PolicyRecord> = rules
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (src, dst, proto, sp, dp, icmp_type, reqid))| {
+                        let p = |s: &str| {
+                            let (a, l) = s.split_once('/').unwrap();
+                            Prefix::new(a.parse().unwrap(), l.parse().unwrap())
+                        };
+                        let icmp = *proto == Some(1);
+                        let policy = Policy {
+                            priority: i as u32,
+                            direction: Direction::Out,
+                            selector: Selector { src: p(src), dst: p(dst), proto: *proto, src_ports: *sp, dst_ports: *dp, icmp_type: icmp_type.filter(|_| icmp), icmp_code: None },
+                            action: if *reqid == 0 { Action::Bypass } else { Action::Protect { reqid: *reqid, template: SaTemplate { mode: Mode::Transport, src: p(src).addr, dst: p(dst).addr } } },
+                            flags: PolicyFlags::default(),
+                        };
+                        policy.validate().ok().map(|_| PolicyRecord::new(i as u32 + 1, &policy))
+                    })
+                    .collect();
+                let c = Classifier::from_records(1, records);
+                for (v6, s4, d4, s6, d6, proto, ports) in &flows {
+                    let (src, dst) = if *v6 { (s6, d6) } else { (s4, d4) };
+                    let f = flow(src, dst, *proto, *ports);
+                    prop_assert_eq!(c.classify(Direction::Out, &f), c.classify_linear(Direction::Out, &f), "{:?}", f);
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }
