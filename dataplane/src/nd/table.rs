@@ -258,15 +258,21 @@ impl FlowTable {
     }
 
     fn find(&self, key: &FlowKey, h: &FlowHash, now: u32) -> Option<FlowRef> {
-        h.candidates().find_map(|(b, s)| {
-            let c = self.control(b, s).load(Ordering::Acquire);
-            if fingerprint(c) != h.fp || state(c) == EMPTY {
-                return None;
+        let second = (h.buckets[1] != h.buckets[0]).then_some(h.buckets[1]);
+        for b in std::iter::once(h.buckets[0]).chain(second) {
+            let control = &self.buckets[b].control;
+            for s in 0..SLOTS {
+                let c = control[s].load(Ordering::Acquire);
+                if fingerprint(c) != h.fp || state(c) == EMPTY {
+                    continue;
+                }
+                if let Some(c) = self.read_entry(b, s, key, h.fp) {
+                    self.touch(b, s, c, now);
+                    return Some(FlowRef { bucket: b, slot: s, identity: c & IDENTITY, flags: flags(c) });
+                }
             }
-            let c = self.read_entry(b, s, key, h.fp)?;
-            self.touch(b, s, c, now);
-            Some(FlowRef { bucket: b, slot: s, identity: c & IDENTITY, flags: flags(c) })
-        })
+        }
+        None
     }
 
     /// The entry of `key`, if recorded; refreshes its last-seen time.
