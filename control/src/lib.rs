@@ -4,4 +4,5 @@
 
 pub mod crypto;
 pub mod ikev2;
+pub mod sa_manager;
 pub mod wire;

@@ -1,0 +1,388 @@
+//! Installs negotiated child SAs (both directions) and their policies into the shared region,
+//! removes them on delete, and turns the dataplane's events into actions for the IKE engine.
+use crate::ikev2::ChildSa;
+use crate::wire::ikev2::TrafficSelector;
+use shared::event::{Event as RegionEvent, SaKey};
+use shared::ops::{OpError, Writer};
+use shared::policy::{Action, Policy, PolicyFlags, Prefix, SaTemplate, Selector};
+use shared::sa::{self, DfPolicy, Direction, Limits, Mode, MsSaFlags, SaConfig};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Lifetimes given to every child SA (RFC 7296 2.8: rekey at the soft limit, before the hard one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildLifetimes {
+    pub soft: Limits,
+    pub hard: Limits,
+    pub idle_timeout_secs: u64,
+    pub replay_window: u32,
+}
+
+impl Default for ChildLifetimes {
+    fn default() -> Self {
+        ChildLifetimes {
+            soft: Limits {
+                seconds: 3000,
+                ..Limits::default()
+            },
+            hard: Limits {
+                seconds: 3600,
+                ..Limits::default()
+            },
+            idle_timeout_secs: 0,
+            replay_window: 64,
+        }
+    }
+}
+
+/// Names a child SA pair in the engine: our IKE SA SPI and our inbound ESP SPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChildId {
+    pub ike_spi: u64,
+    pub inbound_spi: u32,
+}
+
+/// What the IKE engine should do about a dataplane event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action2Engine {
+    /// Outbound traffic needs an SA for this policy's template (RFC 4301 5.2 ACQUIRE).
+    Initiate {
+        policy_id: u32,
+        template: SaTemplate,
+    },
+    Rekey(ChildId),
+    Delete(ChildId),
+}
+
+#[derive(Debug)]
+struct Installed {
+    inbound: SaKey,
+    outbound: SaKey,
+    reqid: u32,
+    policy_ids: Vec<u32>,
+}
+
+#[derive(Debug)]
+pub struct SaManager {
+    writer: Writer,
+    lifetimes: ChildLifetimes,
+    installed: HashMap<ChildId, Installed>,
+    by_sa: HashMap<SaKey, ChildId>,
+    free_reqids: Vec<u32>,
+    next_reqid: u32,
+}
+
+/// The smallest set of prefixes covering start..=end (addresses as integers of `bits` bits).
+fn range_to_prefixes(start: u128, end: u128, bits: u8) -> Vec<(u128, u8)> {
+    // The last address of the block of 2^size_bits addresses starting at `at`.
+    let block_last = |at: u128, size_bits: u32| -> Option<u128> {
+        if size_bits >= 128 {
+            (at == 0).then_some(u128::MAX)
+        } else {
+            at.checked_add((1u128 << size_bits) - 1)
+        }
+    };
+    let mut prefixes = Vec::new();
+    let mut at = start;
+    loop {
+        // The largest aligned block starting at `at` that does not pass `end`.
+        let mut size_bits = at.trailing_zeros().min(u32::from(bits));
+        while size_bits > 0 && block_last(at, size_bits).is_none_or(|last| last > end) {
+            size_bits -= 1;
+        }
+        prefixes.push((at, bits - size_bits as u8));
+        let last = block_last(at, size_bits).unwrap_or(at);
+        if last >= end {
+            return prefixes;
+        }
+        at = last + 1;
+    }
+}
+
+fn to_int(addr: IpAddr) -> (u128, u8) {
+    match addr {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    }
+}
+
+fn from_int(value: u128, bits: u8) -> IpAddr {
+    if bits == 32 {
+        IpAddr::from((value as u32).to_be_bytes())
+    } else {
+        IpAddr::from(value.to_be_bytes())
+    }
+}
+
+fn prefixes(ts: &TrafficSelector) -> Vec<Prefix> {
+    let (start, bits) = to_int(ts.start);
+    let (end, _) = to_int(ts.end);
+    range_to_prefixes(start, end, bits)
+        .into_iter()
+        .map(|(a, len)| Prefix::new(from_int(a, bits), len))
+        .collect()
+}
+
+fn shared_ts(ts: &TrafficSelector) -> sa::TrafficSelector {
+    sa::TrafficSelector {
+        start: ts.start,
+        end: ts.end,
+        proto: ts.ip_protocol,
+        start_port: ts.start_port,
+        end_port: ts.end_port,
+    }
+}
+
+/// Policy priority of negotiated rules: after static configuration's (lower numbers first).
+const NEGOTIATED_PRIORITY: u32 = 1000;
+
+impl SaManager {
+    pub fn new(writer: Writer, lifetimes: ChildLifetimes) -> SaManager {
+        SaManager {
+            writer,
+            lifetimes,
+            installed: HashMap::new(),
+            by_sa: HashMap::new(),
+            free_reqids: Vec::new(),
+            next_reqid: 1,
+        }
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    fn sa_config(&self, child: &ChildSa, direction: Direction, reqid: u32) -> SaConfig {
+        let (spi, src, dst, keys) = match direction {
+            Direction::In => (
+                child.inbound_spi,
+                child.remote.ip(),
+                child.local.ip(),
+                &child.inbound,
+            ),
+            Direction::Out => (
+                child.outbound_spi,
+                child.local.ip(),
+                child.remote.ip(),
+                &child.outbound,
+            ),
+        };
+        SaConfig {
+            spi,
+            direction,
+            // strongSwan's libipsec and our dataplane peers use tunnel mode (ARCHITECTURE.md 6).
+            mode: Mode::Tunnel,
+            src,
+            dst,
+            encap: child.encap,
+            suite: child.suite,
+            enc_key: keys.encr.clone(),
+            auth_key: keys.integ.clone(),
+            esn: false,
+            replay_window: if direction == Direction::In {
+                self.lifetimes.replay_window
+            } else {
+                0
+            },
+            df: DfPolicy::Copy,
+            ts_local: child
+                .local_ts
+                .first()
+                .map(shared_ts)
+                .unwrap_or_else(|| sa::TrafficSelector::any_of_family(src)),
+            ts_remote: child
+                .remote_ts
+                .first()
+                .map(shared_ts)
+                .unwrap_or_else(|| sa::TrafficSelector::any_of_family(dst)),
+            soft: self.lifetimes.soft,
+            hard: self.lifetimes.hard,
+            idle_timeout_secs: self.lifetimes.idle_timeout_secs,
+            ms_flags: MsSaFlags::default(),
+            reqid,
+            policy_id: 0,
+        }
+    }
+
+    /// Protect rules for every pair of local and remote selectors, both directions.
+    fn policies(child: &ChildSa, reqid: u32) -> Vec<Policy> {
+        let template = SaTemplate {
+            mode: Mode::Tunnel,
+            src: child.local.ip(),
+            dst: child.remote.ip(),
+        };
+        let mut policies = Vec::new();
+        for local in &child.local_ts {
+            for remote in &child.remote_ts {
+                if local.start.is_ipv4() != remote.start.is_ipv4() {
+                    continue;
+                }
+                let proto = match (local.ip_protocol, remote.ip_protocol) {
+                    (0, 0) => None,
+                    (p, 0) | (_, p) => Some(p),
+                };
+                for l in prefixes(local) {
+                    for r in prefixes(remote) {
+                        let rule = |direction, src, dst, src_ports, dst_ports| Policy {
+                            priority: NEGOTIATED_PRIORITY,
+                            direction,
+                            selector: Selector {
+                                src,
+                                dst,
+                                proto,
+                                src_ports,
+                                dst_ports,
+                                icmp_type: None,
+                                icmp_code: None,
+                            },
+                            action: Action::Protect { reqid, template },
+                            flags: PolicyFlags::default(),
+                        };
+                        let local_ports = (local.start_port, local.end_port);
+                        let remote_ports = (remote.start_port, remote.end_port);
+                        policies.push(rule(Direction::Out, l, r, local_ports, remote_ports));
+                        policies.push(rule(Direction::In, r, l, remote_ports, local_ports));
+                    }
+                }
+            }
+        }
+        policies
+    }
+
+    /// Installs both SAs of a new child and its policies; on any failure nothing stays installed.
+    pub fn install(&mut self, child: &ChildSa) -> Result<(), OpError> {
+        let reqid = self.free_reqids.pop().unwrap_or_else(|| {
+            self.next_reqid += 1;
+            self.next_reqid - 1
+        });
+        let inbound = self
+            .writer
+            .add_sa(&self.sa_config(child, Direction::In, reqid));
+        let inbound = match inbound {
+            Ok(key) => key,
+            Err(e) => {
+                self.free_reqids.push(reqid);
+                return Err(e);
+            }
+        };
+        let outbound = match self
+            .writer
+            .add_sa(&self.sa_config(child, Direction::Out, reqid))
+        {
+            Ok(key) => key,
+            Err(e) => {
+                let _ = self.writer.del_sa(inbound);
+                self.free_reqids.push(reqid);
+                return Err(e);
+            }
+        };
+        let policy_ids = match self.writer.add_policies(&Self::policies(child, reqid)) {
+            Ok(ids) => ids,
+            Err(e) => {
+                let _ = self.writer.del_sa(inbound);
+                let _ = self.writer.del_sa(outbound);
+                self.free_reqids.push(reqid);
+                return Err(e);
+            }
+        };
+        let id = ChildId {
+            ike_spi: child.ike_spi,
+            inbound_spi: child.inbound_spi,
+        };
+        self.by_sa.insert(inbound, id);
+        self.by_sa.insert(outbound, id);
+        self.installed.insert(
+            id,
+            Installed {
+                inbound,
+                outbound,
+                reqid,
+                policy_ids,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes a child's policies, then its SAs; unknown children are ignored. If the region
+    /// refuses a step, what is left stays recorded so a later call can finish the job.
+    pub fn remove(&mut self, id: ChildId) -> Result<(), OpError> {
+        let Some(mut installed) = self.installed.remove(&id) else {
+            return Ok(());
+        };
+        while let Some(policy) = installed.policy_ids.last().copied() {
+            if let Err(e) = self.writer.del_policy(policy) {
+                self.installed.insert(id, installed);
+                return Err(e);
+            }
+            installed.policy_ids.pop();
+        }
+        self.by_sa.remove(&installed.inbound);
+        self.by_sa.remove(&installed.outbound);
+        self.free_reqids.push(installed.reqid);
+        let inbound = self.writer.del_sa(installed.inbound);
+        let outbound = self.writer.del_sa(installed.outbound);
+        inbound.and(outbound)
+    }
+
+    pub fn installed(&self) -> impl Iterator<Item = &ChildId> {
+        self.installed.keys()
+    }
+
+    /// Drains the dataplane's events into engine actions (RFC 4301 5.2 ACQUIRE; lifetimes per
+    /// RFC 7296 2.8: soft expiry and sequence exhaustion rekey, hard and idle expiry delete).
+    pub fn poll_actions(&mut self) -> Vec<Action2Engine> {
+        let mut actions = Vec::new();
+        while let Some(event) = self.writer.pop_event() {
+            let child = |sa: &SaKey| self.by_sa.get(sa).copied();
+            let action = match event {
+                RegionEvent::Acquire { policy_id, .. } => self
+                    .writer
+                    .policies()
+                    .into_iter()
+                    .find(|(id, _)| *id == policy_id)
+                    .and_then(|(_, p)| match p.action {
+                        Action::Protect { template, .. } => Some(Action2Engine::Initiate {
+                            policy_id,
+                            template,
+                        }),
+                        _ => None,
+                    }),
+                RegionEvent::SoftExpire { sa } | RegionEvent::SeqNearExhaustion { sa, .. } => {
+                    child(&sa).map(Action2Engine::Rekey)
+                }
+                RegionEvent::HardExpire { sa } | RegionEvent::IdleExpire { sa } => {
+                    child(&sa).map(Action2Engine::Delete)
+                }
+                RegionEvent::UnknownSpi { .. } => None,
+            };
+            actions.extend(action);
+        }
+        actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_become_minimal_prefix_sets() {
+        let v4 = |a: [u8; 4]| u128::from(u32::from_be_bytes(a));
+        assert_eq!(
+            range_to_prefixes(v4([198, 18, 1, 0]), v4([198, 18, 1, 255]), 32),
+            vec![(v4([198, 18, 1, 0]), 24)]
+        );
+        assert_eq!(range_to_prefixes(0, u128::from(u32::MAX), 32), vec![(0, 0)]);
+        assert_eq!(range_to_prefixes(0, u128::MAX, 128), vec![(0, 0)]);
+        assert_eq!(
+            range_to_prefixes(v4([10, 0, 0, 1]), v4([10, 0, 0, 4]), 32),
+            vec![
+                (v4([10, 0, 0, 1]), 32),
+                (v4([10, 0, 0, 2]), 31),
+                (v4([10, 0, 0, 4]), 32)
+            ]
+        );
+        let one = v4([198, 18, 0, 7]);
+        assert_eq!(range_to_prefixes(one, one, 32), vec![(one, 32)]);
+    }
+}
