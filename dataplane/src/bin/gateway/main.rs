@@ -104,8 +104,11 @@ fn eal_args(config: &Config, user: &[&str]) -> Vec<String> {
     } else {
         user
     };
+    // Ports first: virtual devices get port ids in this order (protected 0, unprotected 1).
     for spec in [&config.protected, &config.unprotected] {
         args.extend(spec.vdev.iter().map(|v| format!("--vdev={v}")));
+    }
+    for spec in [&config.protected, &config.unprotected] {
         args.push(format!("--vdev={}", spec.exception_vdev));
     }
     args
