@@ -26,6 +26,9 @@ SAS=(${SAS:-many one})
 WARMUP=${WARMUP:-2}
 SAMPLES=${SAMPLES:-3}
 BASELINE=${BASELINE:-1}
+# The EAL's memory options: no hugepages by default; e.g. EAL_MEMORY="-m 1024" with 2 MiB pages
+# reserved and mounted (hugepages.md) runs the same measurement on hugepages.
+EAL_MEMORY=${EAL_MEMORY:---no-huge -m 1024}
 PY=/usr/bin/python3
 
 ./scripts/setup.sh
@@ -115,7 +118,7 @@ measure() { # config pcap cores port
   sed "s|PCAPS|${pcaps}infinite_rx=1|" "$config" >"$WORK/run.toml"
   "$GATEWAY" load "$WORK/run.toml" >/dev/null
   local lcores="0@0,1@1"; [ "$cores" = 2 ] && lcores="0@0,1@0,2@1"
-  ip netns exec "$NS" "$GATEWAY" run "$WORK/run.toml" -- --lcores "$lcores" --no-huge --no-pci -m 1024 --no-shconf \
+  ip netns exec "$NS" "$GATEWAY" run "$WORK/run.toml" -- --lcores "$lcores" $EAL_MEMORY --no-pci --no-shconf \
     "--file-prefix=$prefix" --log-level=pmd.net.tap:error >"$WORK/run.log" 2>&1 &
   APP_PID=$!
   "$PY" - "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$WARMUP" "$SAMPLES" "$APP_PID" "$port" <<'PYEOF' || { tail -20 "$WORK/run.log" >&2; exit 1; }
