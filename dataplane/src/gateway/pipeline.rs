@@ -30,6 +30,7 @@ use crate::buf::PacketBuf;
 use crate::esp::decrypt::{classify, decapsulate, Classified};
 use crate::esp::encrypt::encapsulate;
 use crate::esp::selector::Flow;
+use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
 use crate::wire::checksum;
 use crate::wire::proto;
 
@@ -78,6 +79,8 @@ impl Setup {
 pub struct Shared {
     pub neighbours: Arc<Neighbours>,
     pub sas: Arc<PreparedSas>,
+    /// Negotiation discovery ([MS-IKEE] 3.7): the flow state table, when enabled.
+    pub nd: Option<Arc<NegotiationDiscovery>>,
 }
 
 /// How often (per lcore and next hop) a missing neighbour is solicited, and an ACQUIRE repeated.
@@ -97,6 +100,7 @@ pub struct Pipeline {
     solicit: Vec<(Side, IpAddr)>,
     last_solicit: HashMap<(Side, IpAddr), u64>,
     last_acquire: HashMap<u32, u64>,
+    nd: Option<NdHook>,
 }
 
 /// The flow of the IP packet at the start of `pkt`.
@@ -124,6 +128,7 @@ impl Pipeline {
             solicit: Vec::new(),
             last_solicit: HashMap::new(),
             last_acquire: HashMap::new(),
+            nd: shared.nd.clone().map(NdHook::new),
         }
     }
 
@@ -139,6 +144,9 @@ impl Pipeline {
         }
         self.neighbours.refresh();
         self.now_ns = now_ns();
+        if let Some(nd) = &mut self.nd {
+            nd.age_step(self.now_ns);
+        }
     }
 
     /// Call after each round: the lcore holds nothing from the region's SPD any more (QSBR).
@@ -255,10 +263,18 @@ impl Pipeline {
         if local.is_some() && (flow.proto == proto::ESP || encap) {
             return self.inbound_esp(pkt, src_mac);
         }
-        // Cleartext: RFC 4301 5.2, it must match an inbound bypass rule.
-        // Negotiation discovery ([MS-IKEE] 3.7) decides here for inbound cleartext.
-        let verdict = match (self.classifier.classify(Direction::In, &flow).map(|m| m.decision), local) {
+        // Cleartext: RFC 4301 5.2, it must match an inbound bypass rule; for a protect rule,
+        // negotiation discovery ([MS-IKEE] 3.7.4.2) may accept it.
+        let matched = self.classifier.classify(Direction::In, &flow);
+        let nd_accepts = match (&mut self.nd, matched) {
+            (Some(nd), Some(m)) if matches!(m.decision, Decision::Protect { .. }) => {
+                nd.inbound_cleartext(m.flags, &flow, self.now_ns) == InboundVerdict::Accept
+            }
+            _ => false,
+        };
+        let verdict = match (matched.map(|m| m.decision), local) {
             (Some(Decision::Bypass), _) | (None, Some(_)) => None,
+            (Some(Decision::Protect { .. }), _) if nd_accepts => None,
             (Some(Decision::Discard), _) => Some(GatewayDrop::PolicyDiscard),
             (Some(Decision::Protect { .. }), _) => Some(GatewayDrop::CleartextForProtected),
             (None, None) => Some(GatewayDrop::NoPolicy),
@@ -307,6 +323,9 @@ impl Pipeline {
         runtime.count(1, len, self.now_ns);
         bump(&self.counters.decrypted, 1);
         let flow = flow_of(pkt.data())?;
+        if let Some(nd) = &mut self.nd {
+            nd.inbound_protected(&self.reader, h, &flow, self.now_ns);
+        }
         match self.local_side(flow.dst, None) {
             Some(side) => self.frame_for_host(side, src_mac, ethertype_of(pkt.data()), pkt),
             None => {
@@ -331,15 +350,26 @@ impl Pipeline {
             }
             Decision::Discard => Err(GatewayDrop::PolicyDiscard.into()),
             Decision::Protect { reqid } => {
-                let h = match self.reader.outbound(reqid) {
-                    Ok(Some(h)) => h,
-                    Ok(None) => {
+                let h = self.reader.outbound(reqid).map_err(|_| GatewayDrop::SaChanged)?;
+                // Negotiation discovery rules: [MS-IKEE] 3.7.4.1 (its ACQUIREs are its own).
+                if let (Some(nd), Some(m)) = (&mut self.nd, matched.filter(Matched::nd_outbound)) {
+                    match nd.outbound(&self.reader, m.policy_id, m.flags, &flow, h, self.now_ns) {
+                        OutboundVerdict::SendClear => {
+                            bump(&self.counters.bypassed, 1);
+                            return self.route(pkt);
+                        }
+                        OutboundVerdict::Hold => return Err(GatewayDrop::NoSa.into()),
+                        OutboundVerdict::Encapsulate | OutboundVerdict::Rfc4301 => {}
+                    }
+                }
+                let h = match h {
+                    Some(h) => h,
+                    None => {
                         if let Some(m) = matched {
                             self.acquire(&m, &flow);
                         }
                         return Err(GatewayDrop::NoSa.into());
                     }
-                    Err(_) => return Err(GatewayDrop::SaChanged.into()),
                 };
                 let (sa, seq) = self.sas.outbound(&self.reader, h)?;
                 let runtime = self.reader.runtime(h);

@@ -13,10 +13,12 @@
 //! - [`engine`]: both, per packet and per burst, with flag updates, ACQUIRE events to the control
 //!   plane (`shared::event::Event::Acquire` with the EXCHANGE_INFO flags for Quick Mode message
 //!   #5) and [`stats`].
+//! - [`gateway_hook`]: one lcore's handle for the gateway pipeline's SPD decision points.
 
 pub mod engine;
 pub mod flags;
 pub mod flow_key;
+pub mod gateway_hook;
 pub mod inbound;
 pub mod outbound;
 pub mod stats;
@@ -25,6 +27,7 @@ pub mod table;
 pub use engine::{EventSink, InboundPacket, NdLcore, NegotiationDiscovery, OutboundPacket};
 pub use flags::FlowFlags;
 pub use flow_key::{FlowKey, Transport};
+pub use gateway_hook::NdHook;
 pub use inbound::{Arrival, InboundBranch, InboundFlow, InboundVerdict};
 pub use outbound::{Acquire, FlowView, OutboundBranch, OutboundVerdict, SaMatch};
 pub use stats::NdStats;

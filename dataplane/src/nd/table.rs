@@ -260,9 +260,8 @@ impl FlowTable {
     fn find(&self, key: &FlowKey, h: &FlowHash, now: u32) -> Option<FlowRef> {
         let second = (h.buckets[1] != h.buckets[0]).then_some(h.buckets[1]);
         for b in std::iter::once(h.buckets[0]).chain(second) {
-            let control = &self.buckets[b].control;
-            for s in 0..SLOTS {
-                let c = control[s].load(Ordering::Acquire);
+            for (s, word) in self.buckets[b].control.iter().enumerate() {
+                let c = word.load(Ordering::Acquire);
                 if fingerprint(c) != h.fp || state(c) == EMPTY {
                     continue;
                 }

@@ -1,0 +1,105 @@
+//! Negotiation discovery at the gateway pipeline's SPD decision points: one lcore's handle on the
+//! shared engine, with the translation from what the pipeline has (the matched rule's record
+//! flags, the packet's `Flow`, the SA handle) to the engine's inputs.
+
+use std::sync::Arc;
+
+use shared::policy::{PolicyFlags, PFLAG_BOUNDARY, PFLAG_GUARANTEED_ENCRYPTION, PFLAG_ND_INBOUND, PFLAG_ND_OUTBOUND};
+use shared::reader::Reader;
+use shared::sa::{Direction, FLAG_BOUNDARY, FLAG_GUARANTEED_ENCRYPTION, FLAG_UDP_ENCAP};
+use shared::sad::SaHandle;
+
+use super::engine::{InboundPacket, NdLcore, NegotiationDiscovery, OutboundPacket};
+use super::flow_key::FlowKey;
+use super::inbound::{Arrival, InboundVerdict};
+use super::outbound::{OutboundVerdict, SaMatch};
+use crate::esp::selector::Flow;
+
+/// A policy record's PFLAG_* bits as [MS-IKEE] 3.7.1 policy flags.
+pub fn policy_flags(bits: u8) -> PolicyFlags {
+    PolicyFlags {
+        nd_inbound: bits & PFLAG_ND_INBOUND != 0,
+        nd_outbound: bits & PFLAG_ND_OUTBOUND != 0,
+        boundary: bits & PFLAG_BOUNDARY != 0,
+        guaranteed_encryption: bits & PFLAG_GUARANTEED_ENCRYPTION != 0,
+    }
+}
+
+/// The 3.7.1 flags of the SAs an lcore met, by SAD slot and generation (direct-mapped), so a
+/// packet does not copy the whole SA record to learn them.
+#[derive(Debug)]
+struct SaFlagsCache([(u32, u64, SaMatch); 64]);
+
+impl SaFlagsCache {
+    fn get(&mut self, reader: &Reader, h: SaHandle) -> Option<SaMatch> {
+        let cell = &mut self.0[h.slot as usize % 64];
+        if (cell.0, cell.1) != (h.slot, h.generation) {
+            let record = reader.read_sa(h).ok()??;
+            let sa = SaMatch {
+                ms: shared::sa::MsSaFlags {
+                    boundary: record.flags & FLAG_BOUNDARY != 0,
+                    guaranteed_encryption: record.flags & FLAG_GUARANTEED_ENCRYPTION != 0,
+                },
+                udp_encap: record.flags & FLAG_UDP_ENCAP != 0,
+            };
+            *cell = (h.slot, h.generation, sa);
+        }
+        Some(cell.2)
+    }
+}
+
+/// One lcore's negotiation discovery, as the gateway pipeline calls it.
+#[derive(Debug)]
+pub struct NdHook {
+    engine: Arc<NegotiationDiscovery>,
+    lcore: NdLcore,
+    sa_flags: SaFlagsCache,
+    /// The next bucket this lcore ages.
+    age_cursor: usize,
+}
+
+/// Buckets aged per round by each lcore (aging is safe from any number of lcores at once).
+const AGE_BUCKETS_PER_ROUND: usize = 64;
+
+/// The table's tick: seconds.
+fn tick(now_ns: u64) -> u32 {
+    (now_ns / 1_000_000_000) as u32
+}
+
+impl NdHook {
+    pub fn new(engine: Arc<NegotiationDiscovery>) -> NdHook {
+        NdHook { engine, lcore: NdLcore::default(), sa_flags: SaFlagsCache([(u32::MAX, u64::MAX, SaMatch::default()); 64]), age_cursor: 0 }
+    }
+
+    pub fn lcore(&self) -> &NdLcore {
+        &self.lcore
+    }
+
+    /// Ages the next slice of the flow table; call once per round of bursts.
+    pub fn age_step(&mut self, now_ns: u64) {
+        let table = self.engine.table();
+        table.age(tick(now_ns), self.age_cursor, AGE_BUCKETS_PER_ROUND);
+        self.age_cursor = (self.age_cursor + AGE_BUCKETS_PER_ROUND) % table.buckets();
+    }
+
+    /// 3.7.4.1 for a packet that matched outbound protect rule `policy_id` with record flags
+    /// `rule_bits`; `sa` is the rule's outbound SA, if installed. ACQUIREs go to the event ring.
+    pub fn outbound(&mut self, reader: &Reader, policy_id: u32, rule_bits: u8, flow: &Flow, sa: Option<SaHandle>, now_ns: u64) -> OutboundVerdict {
+        let sa = sa.and_then(|h| self.sa_flags.get(reader, h));
+        let pkt = OutboundPacket { key: FlowKey::of_flow(Direction::Out, flow), policy_id, rule: policy_flags(rule_bits), sa };
+        self.engine.outbound(&mut self.lcore, reader, &pkt, tick(now_ns))
+    }
+
+    /// 3.7.4.2 for a cleartext packet that matched an inbound protect rule with `rule_bits`.
+    pub fn inbound_cleartext(&mut self, rule_bits: u8, flow: &Flow, now_ns: u64) -> InboundVerdict {
+        let pkt = InboundPacket { key: FlowKey::of_flow(Direction::In, flow), arrival: Arrival::Cleartext, rule: policy_flags(rule_bits), sa_guaranteed_encryption: false };
+        self.engine.inbound(&mut self.lcore, &pkt, tick(now_ns))
+    }
+
+    /// 3.7.4.2 for a packet decapsulated with inbound SA `sa`: the flow becomes Secure.
+    pub fn inbound_protected(&mut self, reader: &Reader, sa: SaHandle, flow: &Flow, now_ns: u64) {
+        let ge = self.sa_flags.get(reader, sa).is_some_and(|s| s.ms.guaranteed_encryption);
+        let pkt = InboundPacket { key: FlowKey::of_flow(Direction::In, flow), arrival: Arrival::Protected, rule: PolicyFlags::default(), sa_guaranteed_encryption: ge };
+        self.engine.inbound(&mut self.lcore, &pkt, tick(now_ns));
+    }
+}
