@@ -21,6 +21,10 @@ DEBIAN_PACKAGES=(
   tshark
   ethtool
   iputils-ping
+  strongswan-charon
+  strongswan-swanctl
+  libcharon-extra-plugins
+  libstrongswan-extra-plugins
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod daemon;
 pub mod ikev2;
 pub mod sa_manager;
 pub mod wire;

@@ -1,0 +1,122 @@
+//! The management socket: one command per connection, one JSON answer.
+//! Commands: `list`, `stats`, `initiate <peer>`, `terminate <ike spi hex>`,
+//! `terminate-child <ike spi hex> <inbound spi hex>`.
+use super::Daemon;
+use mio::net::UnixListener;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::time::{Duration, Instant};
+
+pub(super) fn accept(daemon: &mut Daemon, listener: &UnixListener) {
+    while let Ok((stream, _)) = listener.accept() {
+        // mio streams are non-blocking; a management request is tiny, so read it blocking with
+        // a deadline.
+        let std_stream = stream_into_std(stream);
+        let _ = std_stream.set_nonblocking(false);
+        let _ = std_stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut line = String::new();
+        if BufReader::new(&std_stream).read_line(&mut line).is_err() {
+            continue;
+        }
+        let answer = command(daemon, line.trim());
+        let _ = writeln!(&std_stream, "{answer}");
+    }
+}
+
+fn stream_into_std(stream: mio::net::UnixStream) -> std::os::unix::net::UnixStream {
+    // mio's stream converts into an owned descriptor, which std's stream takes over.
+    let fd: std::os::fd::OwnedFd = stream.into();
+    std::os::unix::net::UnixStream::from(fd)
+}
+
+fn hex_u64(text: Option<&str>) -> Result<u64, String> {
+    text.and_then(|t| u64::from_str_radix(t, 16).ok())
+        .ok_or_else(|| "expected a hexadecimal SPI".to_string())
+}
+
+pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
+    let mut words = line.split_whitespace();
+    let result: Result<Value, String> = match words.next() {
+        Some("list") => Ok(list(daemon)),
+        Some("stats") => {
+            let s = daemon.engine.stats();
+            Ok(json!({
+                "datagrams_received": s.datagrams_received,
+                "malformed": s.malformed,
+                "unknown_spi": s.unknown_spi,
+                "unexpected_message_id": s.unexpected_message_id,
+                "integrity_failures": s.integrity_failures,
+                "retransmissions_sent": s.retransmissions_sent,
+                "retransmitted_requests_answered": s.retransmitted_requests_answered,
+                "cookies_sent": s.cookies_sent,
+                "ike_sas_established": s.ike_sas_established,
+                "child_sas_established": s.child_sas_established,
+                "negotiations_failed": s.negotiations_failed,
+            }))
+        }
+        Some("initiate") => match words.next() {
+            Some(peer) => daemon
+                .initiate(peer)
+                .map(|spi| json!({ "ike_spi": format!("{spi:016x}") })),
+            None => Err("usage: initiate <peer>".into()),
+        },
+        Some("terminate") => hex_u64(words.next()).and_then(|spi| {
+            if daemon.engine.terminate(Instant::now(), spi) {
+                Ok(json!({ "terminating": format!("{spi:016x}") }))
+            } else {
+                Err(format!("no established IKE SA {spi:016x}"))
+            }
+        }),
+        Some("terminate-child") => hex_u64(words.next()).and_then(|ike| {
+            let child = words
+                .next()
+                .and_then(|t| u32::from_str_radix(t, 16).ok())
+                .ok_or("expected an inbound SPI")?;
+            if daemon.engine.terminate_child(Instant::now(), ike, child) {
+                Ok(json!({ "terminating": format!("{child:08x}") }))
+            } else {
+                Err(format!("no established IKE SA {ike:016x}"))
+            }
+        }),
+        other => Err(format!(
+            "unknown command {other:?}; try list, stats, initiate, terminate, terminate-child"
+        )),
+    };
+    result.unwrap_or_else(|error| json!({ "error": error }))
+}
+
+fn list(daemon: &Daemon) -> Value {
+    let sas: Vec<Value> = daemon
+        .engine
+        .ike_sas()
+        .into_iter()
+        .map(|sa| {
+            let children: Vec<Value> = sa
+                .children
+                .iter()
+                .map(|c| {
+                    json!({
+                        "inbound_spi": format!("{:08x}", c.inbound_spi),
+                        "outbound_spi": format!("{:08x}", c.outbound_spi),
+                        "suite": format!("{:?}", c.suite),
+                        "encap": c.encap.map(|e| json!([e.src_port, e.dst_port])),
+                        "local_ts": c.local_ts.iter().map(|t| format!("{}-{}", t.start, t.end)).collect::<Vec<_>>(),
+                        "remote_ts": c.remote_ts.iter().map(|t| format!("{}-{}", t.start, t.end)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "spi_i": format!("{:016x}", sa.spi_i),
+                "spi_r": format!("{:016x}", sa.spi_r),
+                "initiator": sa.initiator,
+                "peer": sa.peer,
+                "local": sa.local.to_string(),
+                "remote": sa.remote.to_string(),
+                "established": sa.established,
+                "nat": sa.nat,
+                "children": children,
+            })
+        })
+        .collect();
+    json!(sas)
+}
