@@ -64,9 +64,12 @@ step "loading static SAs and SPD rules into each gateway's shared region"
 "$GATEWAY" load "$WORK/ga.toml"
 "$GATEWAY" load "$WORK/gb.toml"
 
-step "capturing the link between the gateways"
-ip netns exec "$P-ga" dumpcap -q -i u0 -w "$WORK/link.pcapng" >/dev/null 2>&1 &
-CAPTURE=$!
+step "capturing the link between the gateways (at both ends: each capture sees what arrives there)"
+CAPTURES=()
+for g in a b; do
+  ip netns exec "$P-g$g" dumpcap -q -i u0 -w "$WORK/link-$g.pcapng" >/dev/null 2>&1 &
+  CAPTURES+=($!)
+done
 sleep 1
 
 step "ping host A -> host B (IPv4, tunnel mode)"
@@ -105,7 +108,8 @@ wait "$SERVER"
 cat "$WORK/tcp.out"
 
 sleep 0.5
-kill -INT "$CAPTURE"; wait "$CAPTURE" 2>/dev/null || true
+for pid in "${CAPTURES[@]}"; do kill -INT "$pid"; wait "$pid" 2>/dev/null || true; done
+mergecap -w "$WORK/link.pcapng" "$WORK/link-a.pcapng" "$WORK/link-b.pcapng"
 
 step "the link between the gateways: protocols seen (IP payloads)"
 tshark -r "$WORK/link.pcapng" -T fields -e ip.proto -e ipv6.nxt -e _ws.col.Protocol 2>/dev/null \

@@ -312,7 +312,7 @@ fn site_to_site_aes_cbc_hmac_sha256() {
 }
 
 const INJECT: &str = r#"
-import sys
+import struct, sys
 from scapy.all import Ether, IP, UDP, Raw, sendp
 from scapy.layers.ipsec import ESP, SecurityAssociation
 key = bytes.fromhex(sys.argv[1])
@@ -321,7 +321,15 @@ sa = SecurityAssociation(ESP, spi=0x1002, crypt_algo="AES-GCM", crypt_key=key, a
 def esp(seq, marker):
     inner = IP(src="198.18.2.2", dst="198.18.1.2") / UDP(sport=40000, dport=9999) / Raw(marker.encode())
     return Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01") / sa.encrypt(inner, seq_num=seq)
-valid = [esp(100000 + i, "valid-%d" % i) for i in range(5)]
+natt = SecurityAssociation(ESP, spi=0x1702, crypt_algo="AES-GCM", crypt_key=bytes.fromhex(sys.argv[2]), auth_algo="NULL",
+                           tunnel_header=IP(src="198.18.0.2", dst="198.18.0.1"), nat_t_header=UDP(sport=4500, dport=4500))
+def esp_in_udp(seq, marker):
+    inner = IP(src="198.18.2.2", dst="198.18.1.2") / UDP(sport=40000, dport=9999) / Raw(marker.encode())
+    # This Scapy leaves the NAT-T UDP length at 8 (header only): set it (IPv4 header 20 B).
+    raw = bytearray(bytes(natt.encrypt(inner, seq_num=seq)))
+    struct.pack_into("!H", raw, 24, len(raw) - 20)
+    return Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01") / IP(bytes(raw))
+valid = [esp(100000 + i, "valid-%d" % i) for i in range(5)] + [esp_in_udp(1 + i, "natt-%d" % i) for i in range(3)]
 tampered = esp(100010, "tampered")
 raw = bytearray(bytes(tampered)); raw[-1] ^= 0x01
 frames = valid + [Ether(bytes(raw)), valid[0], valid[3], esp(5, "too-old")]
@@ -339,21 +347,43 @@ except socket.timeout:
     pass
 "#;
 
-/// ESP built by Scapy and sent onto the link is decrypted and delivered to host A; a tampered
-/// packet, two replays and one older than the window are dropped and counted by reason.
+/// An inbound SA for ESP in UDP (RFC 3948), added to gateway A's file after the fact.
+const NATT_SA: &str = r#"
+[[sas]]
+direction = "in"
+spi = 0x1702
+mode = "tunnel"
+src = "198.18.0.2"
+dst = "198.18.0.1"
+suite = "aes-gcm-256"
+enc_key = "KEY"
+udp_encap = [4500, 4500]
+local = "198.18.1.0/24"
+remote = "198.18.2.0/24"
+"#;
+
+/// ESP and ESP-in-UDP built by Scapy and sent onto the link are decrypted and delivered to host
+/// A; a tampered packet, two replays and one older than the window are dropped and counted by
+/// reason.
 #[test]
 fn scapy_esp_is_delivered_and_bad_esp_is_counted() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sites::up(GCM);
+    // Loading the file again with one SA more adds it and keeps the others.
+    let mut config = std::fs::read_to_string(s.config("a")).unwrap();
+    config.push_str(&NATT_SA.replace("KEY", &key(30, 36)));
+    std::fs::write(s.config("a"), config).unwrap();
+    let out = run(Command::new(GATEWAY).arg("load").arg(s.config("a")));
+    assert!(text(&out).contains("1 SAs added, 0 updated, 6 kept, 0 deleted; SPD unchanged"), "{}", text(&out));
     s.assert_ping("ha", "198.18.2.2");
     let receiver = Command::new("ip").args(["netns", "exec", &s.ns("ha"), PYTHON, "-c", RECEIVE]).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     // Gateway B's outbound SA to A (seed 2): sent from B's end of the link, as B would.
-    let inject = s.exec("gb", &[PYTHON, "-c", INJECT, &key(2, 36)]);
+    let inject = s.exec("gb", &[PYTHON, "-c", INJECT, &key(2, 36), &key(30, 36)]);
     assert!(inject.status.success(), "scapy: {}", String::from_utf8_lossy(&inject.stderr));
     let received: BTreeSet<String> = text(&receiver.wait_with_output().unwrap()).lines().map(str::to_owned).collect();
-    let expected: BTreeSet<String> = (0..5).map(|i| format!("valid-{i}")).collect();
-    assert_eq!(received, expected);
+    let expected: BTreeSet<String> = (0..5).map(|i| format!("valid-{i}")).chain((0..3).map(|i| format!("natt-{i}"))).collect();
+    assert_eq!(received, expected, "{}", s.stats("a"));
 
     std::thread::sleep(Duration::from_millis(400));
     let stats = s.stats("a");
@@ -361,6 +391,8 @@ fn scapy_esp_is_delivered_and_bad_esp_is_counted() {
     assert!(stats.lines().any(|l| l == "drop replay 3"), "{stats}");
     let sa = stats.lines().find(|l| l.starts_with("sa spi 0x00001002 ")).unwrap();
     assert!(sa.contains(" drop_replay 3 ") && sa.contains(" drop_icv_mismatch 1 "), "{sa}");
+    let natt = stats.lines().find(|l| l.starts_with("sa spi 0x00001702 ")).unwrap();
+    assert!(natt.contains(" packets 3 "), "{natt}");
 }
 
 /// The process that wrote the SAs dies and comes back: the dataplane forwards throughout, and

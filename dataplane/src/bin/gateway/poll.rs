@@ -69,7 +69,7 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
             }
             // The exception interfaces carry little traffic and every poll of a tap is a system
             // call: they are polled once every TAP_POLL_ROUNDS rounds.
-            if round % TAP_POLL_ROUNDS != 0 {
+            if !round.is_multiple_of(TAP_POLL_ROUNDS) {
                 continue;
             }
             received += q.tap_rx[i].rx_burst(&mut rx);
