@@ -387,3 +387,72 @@ fn nat_detection_floats_to_4500_and_encapsulates() {
     // The IKE_AUTH exchange went over port 4500.
     assert_eq!(pair.log[2].local.port(), 4500);
 }
+
+#[test]
+fn ms_ikee_server_addresses_are_requested_and_given() {
+    let server_v4: IpAddr = "198.18.5.1".parse().unwrap();
+    let server_v6: IpAddr = "2001:db8::5".parse().unwrap();
+    for given in [vec![server_v4, server_v6], vec![]] {
+        let mut a = peer("to-b", "a.example", "b.example", 1, 2);
+        a.request_server_addresses = true;
+        let mut b = peer("from-a", "b.example", "a.example", 2, 1);
+        b.server_addresses = given.clone();
+        let mut pair = Pair::new(EngineConfig::new(vec![a]), EngineConfig::new(vec![b]));
+        pair.initiate();
+        pair.run(3, false);
+        // With or without addresses, the IKE SA and the child SA come up.
+        pair.assert_established();
+        let reported: Vec<_> = pair
+            .a_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ServerAddresses { addresses, .. } => Some(addresses.clone()),
+                _ => None,
+            })
+            .collect();
+        if given.is_empty() {
+            assert!(reported.is_empty());
+        } else {
+            assert_eq!(reported, vec![given]);
+        }
+    }
+}
+
+#[test]
+fn windows_vendor_ids_are_recognised_and_reported() {
+    use control::ikev2::KnownVendor;
+    use control::wire::ikev2::{Message, Payload};
+    let mut pair = Pair::default_pair();
+    pair.initiate();
+    let request = pair.a.poll_transmit().unwrap();
+    let mut message = Message::parse(&request.bytes).unwrap();
+    // "MS NT5 ISAKMPOAKLEY" with version 9, and an unknown vendor ID.
+    let mut nt5 = vec![
+        0x1e, 0x2b, 0x51, 0x69, 0x05, 0x99, 0x1c, 0x7d, 0x7c, 0x96, 0xfc, 0xbf, 0xb5, 0x87, 0xe4,
+        0x61,
+    ];
+    nt5.extend_from_slice(&9u32.to_be_bytes());
+    message.payloads.push(Payload::VendorId(nt5));
+    message
+        .payloads
+        .push(Payload::VendorId(b"someone else".to_vec()));
+    pair.b.handle_datagram(
+        pair.now,
+        request.remote,
+        request.local,
+        &message.to_bytes().unwrap(),
+    );
+    pair.collect();
+    let vendors: Vec<_> = pair
+        .b_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PeerVendor { vendor, .. } => Some(*vendor),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(vendors.len(), 1);
+    assert_eq!(vendors[0].vendor, KnownVendor::MsNt5Isakmpoakley);
+    assert_eq!(vendors[0].version, Some(9));
+    assert_eq!(pair.b.stats().unknown_vendor_ids, 1);
+}

@@ -56,6 +56,12 @@ struct PeerSection {
     dpd_seconds: u64,
     #[serde(default)]
     initiate: bool,
+    /// Ask the responder for its internal server addresses ([MS-IKEE] 3.11).
+    #[serde(default)]
+    request_server_addresses: bool,
+    /// Internal server addresses to give a peer that asks ([MS-IKEE] 3.11).
+    #[serde(default)]
+    server_addresses: Vec<IpAddr>,
 }
 
 fn default_dpd() -> u64 {
@@ -302,6 +308,8 @@ fn peer(section: PeerSection) -> Result<PeerConfig, ConfigError> {
             remote_ts: all(&section.remote_ts, traffic_selector).map_err(err("remote_ts"))?,
         },
         dpd_interval: Duration::from_secs(section.dpd_seconds.max(1)),
+        request_server_addresses: section.request_server_addresses,
+        server_addresses: section.server_addresses,
     })
 }
 

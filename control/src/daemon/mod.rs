@@ -141,6 +141,12 @@ impl Daemon {
                         }
                     }
                 }
+                Event::PeerVendor { spi, peer, vendor } => {
+                    eprintln!("iked: IKE SA {spi:016x}: {peer} sent vendor ID {vendor}")
+                }
+                Event::ServerAddresses { spi, addresses } => {
+                    eprintln!("iked: IKE SA {spi:016x}: server addresses {addresses:?}")
+                }
                 Event::ChildSaDeleted {
                     ike_spi,
                     inbound_spi,

@@ -37,6 +37,10 @@ pub struct PeerConfig {
     pub child: ChildConfig,
     /// Send a liveness check after this long without hearing from the peer (RFC 7296 2.4).
     pub dpd_interval: Duration,
+    /// Initiator: ask for the server's internal addresses ([MS-IKEE] 3.11).
+    pub request_server_addresses: bool,
+    /// Responder: the internal addresses to give when asked ([MS-IKEE] 3.11).
+    pub server_addresses: Vec<IpAddr>,
 }
 
 /// Retransmission of requests (RFC 7296 2.1): `base`, then doubling, `tries` sends in all.

@@ -41,6 +41,17 @@ pub enum Event {
         inbound_spi: u32,
         outbound_spi: u32,
     },
+    /// The peer sent a vendor ID we recognise ([MS-IKEE] 1.7).
+    PeerVendor {
+        spi: u64,
+        peer: String,
+        vendor: super::vendor::Vendor,
+    },
+    /// The responder's internal server addresses ([MS-IKEE] 3.11).
+    ServerAddresses {
+        spi: u64,
+        addresses: Vec<IpAddr>,
+    },
 }
 
 /// Counters an operator can read.
@@ -57,6 +68,9 @@ pub struct Stats {
     pub ike_sas_established: u64,
     pub child_sas_established: u64,
     pub negotiations_failed: u64,
+    /// Malformed [MS-IKEE] 3.11 attributes, ignored without affecting the IKE SA.
+    pub config_attributes_ignored: u64,
+    pub unknown_vendor_ids: u64,
 }
 
 /// Where inbound child SA SPIs come from (the shared region's allocator in the daemon).
@@ -179,6 +193,25 @@ impl Ctx<'_> {
             peer,
             reason,
         });
+    }
+
+    /// Reports the vendor IDs of a message from the peer.
+    pub fn vendor_ids(&mut self, sa: &IkeSa, payloads: &[crate::wire::ikev2::Payload]) {
+        for payload in payloads {
+            if let crate::wire::ikev2::Payload::VendorId(data) = payload {
+                match super::vendor::recognise(data) {
+                    Some(vendor) => {
+                        let peer = self.peer_name(sa);
+                        self.events.push_back(Event::PeerVendor {
+                            spi: sa.our_spi,
+                            peer,
+                            vendor,
+                        });
+                    }
+                    None => self.stats.unknown_vendor_ids += 1,
+                }
+            }
+        }
     }
 
     /// Reports the IKE SA and all its children gone.

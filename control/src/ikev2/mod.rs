@@ -3,8 +3,9 @@
 //! Implemented: IKE_SA_INIT (COOKIE, INVALID_KE_PAYLOAD retry, NAT detection and the float to
 //! port 4500), IKE_AUTH with pre-shared keys and the first child SA (traffic selector narrowing),
 //! INFORMATIONAL (delete of IKE and child SAs, liveness checks), retransmission with exponential
-//! backoff and a message ID window of one. CREATE_CHILD_SA requests are refused with
-//! NO_ADDITIONAL_SAS.
+//! backoff and a message ID window of one; from [MS-IKEE], the INTERNAL_IP4/6_SERVER
+//! configuration attributes (3.11) and recognition of Windows vendor IDs (1.7).
+//! CREATE_CHILD_SA requests are refused with NO_ADDITIONAL_SAS.
 mod auth;
 pub mod config;
 mod engine;
@@ -13,11 +14,14 @@ mod nat;
 mod payloads;
 mod proposal;
 mod sa;
+mod server_addresses;
 mod tasks;
 mod timer;
 mod ts;
+mod vendor;
 
 pub use config::{ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy};
 pub use engine::{Engine, Event, IkeSaInfo, RandomSpis, SpiSource, Stats, Transmit};
 pub use error::Failure;
 pub use sa::{ChildSa, DirectionKeys};
+pub use vendor::{KnownVendor, Vendor};

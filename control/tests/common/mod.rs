@@ -79,6 +79,8 @@ pub fn peer(name: &str, local: &str, remote: &str, local_net: u8, remote_net: u8
             remote_ts: vec![subnet(remote_net)],
         },
         dpd_interval: Duration::from_secs(30),
+        request_server_addresses: false,
+        server_addresses: Vec::new(),
     }
 }
 
@@ -229,7 +231,7 @@ impl Pair {
         }
     }
 
-    fn collect(&mut self) {
+    pub fn collect(&mut self) {
         while let Some(e) = self.a.poll_event() {
             self.a_events.push(e);
         }

@@ -5,6 +5,7 @@ use crate::ikev2::error::Failure;
 use crate::ikev2::payloads::{auth, error_notify, id_r, sa_payload, ts_i, ts_r};
 use crate::ikev2::proposal::{accept_child_answer, child_sa_payload};
 use crate::ikev2::sa::{ChildSa, IkeSa, Phase, Request};
+use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
 use crate::ikev2::ts::is_subset;
 use crate::wire::ikev2::{
@@ -24,7 +25,7 @@ pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
         &keys.ike.sk_pi,
         &config.local_id.to_body(),
     );
-    let payloads = vec![
+    let mut payloads = vec![
         Payload::IdI(config.local_id.clone()),
         Payload::IdR(config.remote_id.clone()),
         Payload::Auth(Auth {
@@ -33,6 +34,11 @@ pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
         }),
         // RFC 7296 2.4: this is the only IKE SA with this peer.
         Payload::Notify(Notify::new(NotifyType::InitialContact, vec![])),
+    ];
+    if config.request_server_addresses {
+        payloads.push(server_addresses::request());
+    }
+    payloads.extend([
         Payload::Sa(child_sa_payload(&config.child.suites, child_spi)),
         Payload::TsI(TrafficSelectors {
             selectors: config.child.local_ts.clone(),
@@ -40,7 +46,7 @@ pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
         Payload::TsR(TrafficSelectors {
             selectors: config.child.remote_ts.clone(),
         }),
-    ];
+    ]);
     let datagram = sa.seal(
         ExchangeType::IkeAuth,
         false,
@@ -70,6 +76,14 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
         peer: peer.clone(),
     });
     ctx.arm_liveness(sa);
+    let (addresses, malformed) = server_addresses::parse_reply(inner);
+    ctx.stats.config_attributes_ignored += malformed as u64;
+    if !addresses.is_empty() {
+        ctx.events.push_back(Event::ServerAddresses {
+            spi: sa.our_spi,
+            addresses,
+        });
+    }
     // A child SA failure leaves the IKE SA up (RFC 7296 1.2).
     match child_sa(ctx, sa, inner, peer, child_spi) {
         Ok(child) => {

@@ -6,6 +6,7 @@ use crate::ikev2::error::Failure;
 use crate::ikev2::payloads::{auth, id_i, sa_payload, ts_i, ts_r};
 use crate::ikev2::proposal::{child_sa_payload, select_child};
 use crate::ikev2::sa::{ChildSa, IkeSa, Phase};
+use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
 use crate::ikev2::timer::Timer;
 use crate::ikev2::ts::narrow;
@@ -49,6 +50,7 @@ pub fn handle_request(
             data: our_auth,
         }),
     ];
+    response.extend(server_addresses::reply(inner, &config.server_addresses));
     sa.phase = Phase::Established;
     sa.timers.clear(Timer::HalfOpen);
     let peer = ctx.peer_name(sa);

@@ -173,5 +173,6 @@ fn process(
         sa.local.set_port(NAT_T_PORT);
         sa.remote.set_port(NAT_T_PORT);
     }
+    ctx.vendor_ids(sa, payloads);
     ike_auth_initiator::start(ctx, sa)
 }

@@ -205,6 +205,7 @@ pub fn handle(
     sa.init_response = response.clone();
     sa.timers
         .set(Timer::HalfOpen, ctx.now + ctx.config.half_open_timeout);
+    ctx.vendor_ids(&sa, payloads);
     ctx.transmits.push_back(Transmit {
         local,
         remote,
