@@ -3,6 +3,7 @@
 //! discovery). Learned neighbours are shared by all lcores; each lcore keeps a copy that it
 //! refreshes when the shared table's version changes, so the per-packet lookup takes no lock.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,12 +112,14 @@ pub struct NeighbourCache {
     configured: HashMap<(Side, IpAddr), Mac>,
     entries: HashMap<(Side, IpAddr), Mac>,
     seen_version: u64,
+    /// The last answer: most packets of a burst go to the same next hop.
+    last: Cell<Option<((Side, IpAddr), Mac)>>,
 }
 
 impl NeighbourCache {
     pub fn new(shared: Arc<Neighbours>, configured: HashMap<(Side, IpAddr), Mac>) -> NeighbourCache {
         let entries = configured.clone();
-        NeighbourCache { shared, configured, entries, seen_version: 0 }
+        NeighbourCache { shared, configured, entries, seen_version: 0, last: Cell::new(None) }
     }
 
     /// Picks up what other lcores learned (one atomic load when nothing changed).
@@ -128,11 +131,19 @@ impl NeighbourCache {
                 self.entries.entry((side, ip)).or_insert(mac);
             }
             self.seen_version = version;
+            self.last.set(None);
         }
     }
 
     pub fn lookup(&self, side: Side, ip: IpAddr) -> Option<Mac> {
-        self.entries.get(&(side, ip)).copied()
+        match self.last.get() {
+            Some((key, mac)) if key == (side, ip) => Some(mac),
+            _ => {
+                let mac = self.entries.get(&(side, ip)).copied()?;
+                self.last.set(Some(((side, ip), mac)));
+                Some(mac)
+            }
+        }
     }
 
     /// Learns from a packet seen on `side` (ARP, neighbour discovery).
@@ -142,6 +153,7 @@ impl NeighbourCache {
         }
         self.shared.learn(side, ip, mac);
         self.entries.insert((side, ip), mac);
+        self.last.set(None);
     }
 }
 
@@ -183,5 +195,9 @@ mod tests {
         assert_eq!(b.lookup(Side::Unprotected, other), Some(Mac([2, 0, 0, 0, 0, 3])));
         assert_eq!(b.lookup(Side::Unprotected, ip), Some(Mac([2, 0, 0, 0, 0, 2])));
         assert_eq!(b.lookup(Side::Protected, other), None);
+        // A relearned address is seen at once, also right after a lookup of it.
+        assert_eq!(a.lookup(Side::Unprotected, other), Some(Mac([2, 0, 0, 0, 0, 3])));
+        a.learn(Side::Unprotected, other, Mac([2, 0, 0, 0, 0, 4]));
+        assert_eq!(a.lookup(Side::Unprotected, other), Some(Mac([2, 0, 0, 0, 0, 4])));
     }
 }

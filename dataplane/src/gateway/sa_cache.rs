@@ -55,24 +55,34 @@ struct OutboundEntry {
     seq: Range<u64>,
 }
 
-/// One lcore's view of the prepared SAs.
+/// One lcore's view of the prepared SAs, indexed by SAD slot (slots are dense small numbers, so
+/// a vector is both the smallest and the fastest map).
 #[derive(Debug)]
 pub struct SaCache {
     shared: Arc<PreparedSas>,
-    inbound: HashMap<u32, (u64, Arc<InboundSa>)>,
-    outbound: HashMap<u32, OutboundEntry>,
+    inbound: Vec<Option<(u64, Arc<InboundSa>)>>,
+    outbound: Vec<Option<OutboundEntry>>,
+}
+
+/// The entry for `slot`, growing the vector to hold it.
+fn entry<T>(v: &mut Vec<Option<T>>, slot: u32) -> &mut Option<T> {
+    let i = slot as usize;
+    if i >= v.len() {
+        v.resize_with(i + 1, || None);
+    }
+    &mut v[i]
 }
 
 impl SaCache {
     pub fn new(shared: Arc<PreparedSas>) -> SaCache {
-        SaCache { shared, inbound: HashMap::new(), outbound: HashMap::new() }
+        SaCache { shared, inbound: Vec::new(), outbound: Vec::new() }
     }
 
     /// The inbound SA behind `h`.
     #[inline]
     pub fn inbound(&mut self, reader: &Reader, h: SaHandle) -> Result<&InboundSa, Reason> {
-        let fresh = matches!(self.inbound.get(&h.slot), Some((g, _)) if *g == h.generation);
-        if !fresh {
+        let slot = entry(&mut self.inbound, h.slot);
+        if !matches!(slot, Some((g, _)) if *g == h.generation) {
             // A new generation (an update) or a new process: the window continues from the
             // highest number accepted so far, so no packet accepted before can be replayed.
             let replay_top = reader.runtime(h).replay_top();
@@ -81,20 +91,23 @@ impl SaCache {
                 sa.replay_window().resume_above(replay_top);
                 Some(sa)
             })?;
-            self.inbound.insert(h.slot, (h.generation, sa));
+            *slot = Some((h.generation, sa));
         }
-        Ok(&self.inbound[&h.slot].1)
+        match slot {
+            Some((_, sa)) => Ok(sa),
+            None => Err(GatewayDrop::SaChanged.into()),
+        }
     }
 
     /// The outbound SA behind `h` and the sequence number for the next packet it protects.
     #[inline]
     pub fn outbound(&mut self, reader: &Reader, h: SaHandle) -> Result<(&OutboundSa, u64), Reason> {
-        let fresh = matches!(self.outbound.get(&h.slot), Some(e) if e.generation == h.generation);
-        if !fresh {
+        let slot = entry(&mut self.outbound, h.slot);
+        if !matches!(slot, Some(e) if e.generation == h.generation) {
             let sa = prepare(&self.shared.outbound, reader, h, |r| OutboundSa::from_record(r).ok())?;
-            self.outbound.insert(h.slot, OutboundEntry { generation: h.generation, sa, seq: 0..0 });
+            *slot = Some(OutboundEntry { generation: h.generation, sa, seq: 0..0 });
         }
-        let Some(entry) = self.outbound.get_mut(&h.slot) else { return Err(GatewayDrop::SaChanged.into()) };
+        let Some(entry) = slot else { return Err(GatewayDrop::SaChanged.into()) };
         let seq = match entry.seq.next() {
             Some(seq) => seq,
             None => {
