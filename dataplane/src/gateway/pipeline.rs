@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use shared::event::{Event, ExchangeInfoFlags, FlowTuple, SaKey};
 use shared::reader::Reader;
+use shared::sad::SaHandle;
 use shared::region::now_ns;
 use shared::sa::Direction;
 
@@ -100,6 +101,9 @@ pub struct Pipeline {
     solicit: Vec<(Side, IpAddr)>,
     last_solicit: HashMap<(Side, IpAddr), u64>,
     last_acquire: HashMap<u32, u64>,
+    /// Packets and bytes per SA this round, added to the SA's shared counters once per round
+    /// (not per packet: the counters of an SA that several lcores use share one cache line).
+    sa_traffic: Vec<(SaHandle, u64, u64)>,
     nd: Option<NdHook>,
 }
 
@@ -128,6 +132,7 @@ impl Pipeline {
             solicit: Vec::new(),
             last_solicit: HashMap::new(),
             last_acquire: HashMap::new(),
+            sa_traffic: Vec::new(),
             nd: shared.nd.clone().map(NdHook::new),
         }
     }
@@ -151,7 +156,21 @@ impl Pipeline {
 
     /// Call after each round: the lcore holds nothing from the region's SPD any more (QSBR).
     pub fn end_round(&mut self) {
+        for (h, packets, bytes) in self.sa_traffic.drain(..) {
+            self.reader.runtime(h).count(packets, bytes, self.now_ns);
+        }
         self.reader.quiescent();
+    }
+
+    /// Counts one packet of `bytes` for the SA behind `h` (added to the region at the round's end).
+    fn count_sa(&mut self, h: SaHandle, bytes: u64) {
+        match self.sa_traffic.iter_mut().find(|(x, _, _)| *x == h) {
+            Some((_, packets, total)) => {
+                *packets += 1;
+                *total += bytes;
+            }
+            None => self.sa_traffic.push((h, 1, bytes)),
+        }
     }
 
     /// Next hops the I/O loop should send a solicitation for.
@@ -320,7 +339,7 @@ impl Pipeline {
             }
         };
         runtime.raise_replay_top(decapsulated.seq);
-        runtime.count(1, len, self.now_ns);
+        self.count_sa(h, len);
         bump(&self.counters.decrypted, 1);
         let flow = flow_of(pkt.data())?;
         if let Some(nd) = &mut self.nd {
@@ -379,7 +398,7 @@ impl Pipeline {
                     }
                     return Err(reason.into());
                 }
-                runtime.count(1, pkt.len() as u64, self.now_ns);
+                self.count_sa(h, pkt.len() as u64);
                 bump(&self.counters.encrypted, 1);
                 self.route(pkt)
             }
