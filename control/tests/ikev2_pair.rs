@@ -456,3 +456,87 @@ fn windows_vendor_ids_are_recognised_and_reported() {
     assert_eq!(vendors[0].version, Some(9));
     assert_eq!(pair.b.stats().unknown_vendor_ids, 1);
 }
+
+/// Rekeys the child from one side and checks make-before-break: a new mirrored pair with new
+/// keys, then the old pair deleted on both sides.
+fn rekey_from(initiator_is_a: bool, lose_request: bool) {
+    let mut pair = Pair::default_pair();
+    pair.initiate();
+    pair.run(3, false);
+    let (a_old, b_old) = pair.assert_established();
+    let sent_before = pair.sent;
+    if lose_request {
+        pair.fate = Box::new(move |n, _| {
+            if n == sent_before {
+                Fate::Drop
+            } else {
+                Fate::Deliver
+            }
+        });
+    }
+    let queued = if initiator_is_a {
+        let spi = pair.a.ike_sas()[0].spi_i;
+        pair.a.rekey_child(pair.now, spi, a_old.inbound_spi)
+    } else {
+        let spi = pair.b.ike_sas()[0].spi_r;
+        pair.b.rekey_child(pair.now, spi, b_old.inbound_spi)
+    };
+    assert!(queued);
+    // Without loss no timer is needed: the delete of the old pair follows the new pair at once.
+    pair.run(5, lose_request);
+    let (a_children, b_children) = (
+        Pair::children(&pair.a_events),
+        Pair::children(&pair.b_events),
+    );
+    assert_eq!((a_children.len(), b_children.len()), (2, 2));
+    let (a_new, b_new) = (&a_children[1], &b_children[1]);
+    assert_eq!(a_new.outbound_spi, b_new.inbound_spi);
+    assert_eq!(a_new.inbound_spi, b_new.outbound_spi);
+    assert_eq!(a_new.outbound, b_new.inbound);
+    assert_eq!(a_new.inbound, b_new.outbound);
+    assert_ne!(
+        a_new.outbound, a_old.outbound,
+        "fresh nonces give fresh keys"
+    );
+    let deleted = |events: &[Event], inbound: u32| {
+        events.iter().any(
+            |e| matches!(e, Event::ChildSaDeleted { inbound_spi, .. } if *inbound_spi == inbound),
+        )
+    };
+    assert!(
+        deleted(&pair.a_events, a_old.inbound_spi) && deleted(&pair.b_events, b_old.inbound_spi)
+    );
+    assert!(
+        !deleted(&pair.a_events, a_new.inbound_spi) && !deleted(&pair.b_events, b_new.inbound_spi)
+    );
+    let a_now: Vec<u32> = pair.a.ike_sas()[0]
+        .children
+        .iter()
+        .map(|c| c.inbound_spi)
+        .collect();
+    assert_eq!(a_now, vec![a_new.inbound_spi]);
+    assert_eq!(pair.b.ike_sas()[0].children.len(), 1);
+    if lose_request {
+        let requester = if initiator_is_a {
+            pair.a.stats()
+        } else {
+            pair.b.stats()
+        };
+        assert_eq!(requester.retransmissions_sent, 1);
+    }
+}
+
+#[test]
+fn child_rekey_by_the_original_initiator() {
+    rekey_from(true, false);
+}
+
+#[test]
+fn child_rekey_by_the_original_responder() {
+    rekey_from(false, false);
+}
+
+#[test]
+fn child_rekey_survives_a_lost_request() {
+    rekey_from(true, true);
+}

@@ -1,7 +1,7 @@
 //! Interoperability with strongSwan 5.9 (Debian's charon with kernel-libipsec, which forces NAT-T):
 //! charon in one network namespace, our daemon (`iked`) in another, a veth between them
 //! (198.18.0.0/15 only). Our daemon as initiator and as responder, pre-shared keys, AES-GCM and
-//! AES-CBC/SHA-256 child SAs, delete from either side. Asserts that SPIs agree with charon's
+//! AES-CBC/SHA-256 child SAs, child rekey and delete from either side. Asserts that SPIs agree with charon's
 //! `swanctl --list-sas`, that the child keys equal those charon logs at level 4, and that the
 //! child SAs sit in our shared region with those keys. Fails (does not skip) without charon.
 use shared::inspect;
@@ -355,6 +355,50 @@ fn run_case(case: Case) {
         inbound.encap.is_some() && outbound.encap.is_some(),
         "UDP-encapsulated ESP"
     );
+
+    // Rekey the child (make before break): from our side when we initiated, from charon's when
+    // it did. Afterwards both ends agree on the new SPIs and the region holds only the new pair.
+    let ike_spi = sa["spi_i"].as_str().unwrap().to_string();
+    if case.we_initiate {
+        // We are the original initiator, so our SPI is SPIi.
+        let answer = lab.ctl(&format!("rekey-child {ike_spi} {ours_in}"));
+        assert!(answer.get("error").is_none(), "{answer}");
+    } else {
+        lab.swanctl("--rekey --child net");
+    }
+    lab.wait_for("the rekeyed child SA", || {
+        let list = lab.ctl("list");
+        let children = list[0]["children"].as_array().cloned().unwrap_or_default();
+        children.len() == 1 && children[0]["inbound_spi"].as_str() != Some(ours_in.as_str())
+    });
+    let list = lab.ctl("list");
+    let rekeyed = &list[0]["children"][0];
+    let (new_in, new_out) = (
+        rekeyed["inbound_spi"].as_str().unwrap(),
+        rekeyed["outbound_spi"].as_str().unwrap(),
+    );
+    lab.wait_for("charon to drop the old child SA", || {
+        !lab.swanctl("--list-sas")
+            .contains(&format!("out {ours_in}"))
+    });
+    let charon_sas = lab.swanctl("--list-sas");
+    assert!(
+        charon_sas.contains(&format!("in  {new_out}"))
+            && charon_sas.contains(&format!("out {new_in}")),
+        "{charon_sas}"
+    );
+    let spis: Vec<u32> = inspect::list_sas(&region)
+        .iter()
+        .filter_map(|s| s.config.as_ref().map(|c| c.spi))
+        .collect();
+    let mut expected = vec![
+        u32::from_str_radix(new_in, 16).unwrap(),
+        u32::from_str_radix(new_out, 16).unwrap(),
+    ];
+    let mut found = spis.clone();
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected, "only the new pair is in the region");
 
     // Delete: from our side when we initiated, from charon's when it did.
     if case.we_initiate {

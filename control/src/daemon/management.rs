@@ -1,6 +1,6 @@
 //! The management socket: one command per connection, one JSON answer.
 //! Commands: `list`, `stats`, `initiate <peer>`, `terminate <ike spi hex>`,
-//! `terminate-child <ike spi hex> <inbound spi hex>`.
+//! `terminate-child <ike spi hex> <inbound spi hex>`, `rekey-child <ike spi hex> <inbound spi hex>`.
 use super::Daemon;
 use mio::net::UnixListener;
 use serde_json::{json, Value};
@@ -67,19 +67,25 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 Err(format!("no established IKE SA {spi:016x}"))
             }
         }),
-        Some("terminate-child") => hex_u64(words.next()).and_then(|ike| {
+        Some(verb @ ("terminate-child" | "rekey-child")) => hex_u64(words.next()).and_then(|ike| {
             let child = words
                 .next()
                 .and_then(|t| u32::from_str_radix(t, 16).ok())
                 .ok_or("expected an inbound SPI")?;
-            if daemon.engine.terminate_child(Instant::now(), ike, child) {
-                Ok(json!({ "terminating": format!("{child:08x}") }))
+            let now = Instant::now();
+            let queued = if verb == "rekey-child" {
+                daemon.engine.rekey_child(now, ike, child)
+            } else {
+                daemon.engine.terminate_child(now, ike, child)
+            };
+            if queued {
+                Ok(json!({ verb: format!("{child:08x}") }))
             } else {
                 Err(format!("no established IKE SA {ike:016x}"))
             }
         }),
         other => Err(format!(
-            "unknown command {other:?}; try list, stats, initiate, terminate, terminate-child"
+            "unknown command {other:?}; try list, stats, initiate, terminate, terminate-child, rekey-child"
         )),
     };
     result.unwrap_or_else(|error| json!({ "error": error }))

@@ -189,7 +189,8 @@ impl Daemon {
                         .terminate_child(Instant::now(), id.ike_spi, id.inbound_spi);
                 }
                 Action2Engine::Rekey(id) => {
-                    eprintln!("iked: child SA {:08x} reached its soft lifetime; rekeying is not implemented", id.inbound_spi);
+                    self.engine
+                        .rekey_child(Instant::now(), id.ike_spi, id.inbound_spi);
                 }
             }
         }

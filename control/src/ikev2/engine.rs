@@ -332,6 +332,17 @@ impl Engine {
         self.queue_request(now, ike_spi, Request::DeleteChild { inbound_spi })
     }
 
+    /// Replaces a child SA, named by our inbound SPI, with a new one (RFC 7296 2.8).
+    pub fn rekey_child(&mut self, now: Instant, ike_spi: u64, inbound_spi: u32) -> bool {
+        self.queue_request(
+            now,
+            ike_spi,
+            Request::RekeyChild {
+                old_inbound_spi: inbound_spi,
+            },
+        )
+    }
+
     /// Sends a liveness check now.
     pub fn check_liveness(&mut self, now: Instant, spi: u64) -> bool {
         self.queue_request(now, spi, Request::Liveness)
@@ -346,7 +357,7 @@ impl Engine {
             return false;
         }
         sa.queued.push_back(request);
-        tasks::informational_initiator::send_queued(&mut ctx, sa);
+        tasks::requests::send_queued(&mut ctx, sa);
         true
     }
 
@@ -454,6 +465,9 @@ impl Engine {
             sa.last_heard = now;
             return match outstanding.request {
                 Request::Auth => tasks::ike_auth_initiator::handle_response(&mut ctx, sa, &inner),
+                Request::RekeyChild { .. } => {
+                    tasks::create_child_initiator::handle_response(&mut ctx, sa, &inner)
+                }
                 _ => tasks::informational_initiator::handle_response(&mut ctx, sa, &inner),
             };
         }
@@ -494,13 +508,19 @@ impl Engine {
                 header.message_id,
                 &inner,
             ),
-            // CREATE_CHILD_SA is not implemented: refuse it without touching the IKE SA.
+            ExchangeType::CreateChildSa => tasks::create_child_responder::handle_request(
+                &mut ctx,
+                sa,
+                header.message_id,
+                &inner,
+            ),
+            // An exchange type we do not know: refuse it without touching the IKE SA.
             _ => tasks::informational_responder::refuse(
                 &mut ctx,
                 sa,
                 header.exchange,
                 header.message_id,
-                NotifyType::NoAdditionalSas,
+                NotifyType::InvalidSyntax,
             ),
         }
     }
@@ -525,7 +545,7 @@ impl Engine {
                     Timer::Liveness => {
                         if sa.outstanding.is_none() {
                             sa.queued.push_back(Request::Liveness);
-                            tasks::informational_initiator::send_queued(&mut ctx, &mut sa);
+                            tasks::requests::send_queued(&mut ctx, &mut sa);
                         }
                         Keep::Yes
                     }

@@ -23,6 +23,10 @@ pub enum Failure {
     PeerError(NotifyType),
     #[error("the peer did not answer")]
     Timeout,
+    #[error("no child SA with that SPI")]
+    ChildSaNotFound,
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 impl Failure {
@@ -43,6 +47,8 @@ impl Failure {
             }
             Failure::AuthenticationFailed => (NotifyType::AuthenticationFailed, vec![]),
             Failure::TsUnacceptable => (NotifyType::TsUnacceptable, vec![]),
+            Failure::ChildSaNotFound => (NotifyType::ChildSaNotFound, vec![]),
+            Failure::Unsupported(_) => (NotifyType::NoProposalChosen, vec![]),
             Failure::PeerError(_) | Failure::Timeout => return None,
         })
     }

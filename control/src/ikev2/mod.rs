@@ -5,7 +5,8 @@
 //! INFORMATIONAL (delete of IKE and child SAs, liveness checks), retransmission with exponential
 //! backoff and a message ID window of one; from [MS-IKEE], the INTERNAL_IP4/6_SERVER
 //! configuration attributes (3.11) and recognition of Windows vendor IDs (1.7).
-//! CREATE_CHILD_SA requests are refused with NO_ADDITIONAL_SAS.
+//! CREATE_CHILD_SA creates and rekeys child SAs (make before break, no PFS); IKE SA rekeying,
+//! PFS and the simultaneous-rekey rules of 2.8.1/2.8.2 are not implemented.
 mod auth;
 pub mod config;
 mod engine;

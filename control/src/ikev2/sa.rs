@@ -69,8 +69,21 @@ pub(crate) enum Request {
     SaInit,
     Auth,
     DeleteIke,
-    DeleteChild { inbound_spi: u32 },
+    DeleteChild {
+        inbound_spi: u32,
+    },
     Liveness,
+    /// CREATE_CHILD_SA replacing the child with this inbound SPI (RFC 7296 2.8).
+    RekeyChild {
+        old_inbound_spi: u32,
+    },
+}
+
+/// Our CREATE_CHILD_SA request in flight.
+pub(crate) struct PendingChild {
+    pub old_inbound_spi: u32,
+    pub new_inbound_spi: u32,
+    pub ni: Vec<u8>,
 }
 
 pub(crate) struct Outstanding {
@@ -105,6 +118,7 @@ pub(crate) struct IkeSa {
     pub outstanding: Option<Outstanding>,
     pub queued: VecDeque<Request>,
     pub children: Vec<ChildSa>,
+    pub pending_child: Option<PendingChild>,
     pub timers: Timers,
     pub last_heard: Instant,
 }

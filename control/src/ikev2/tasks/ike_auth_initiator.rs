@@ -2,12 +2,11 @@
 use crate::ikev2::auth::{psk_auth, verify_psk_auth};
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
-use crate::ikev2::payloads::{auth, error_notify, id_r, sa_payload, ts_i, ts_r};
-use crate::ikev2::proposal::{accept_child_answer, child_sa_payload};
-use crate::ikev2::sa::{ChildSa, IkeSa, Phase, Request};
+use crate::ikev2::payloads::{auth, error_notify, id_r};
+use crate::ikev2::proposal::child_sa_payload;
+use crate::ikev2::sa::{IkeSa, Phase, Request};
 use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
-use crate::ikev2::ts::is_subset;
 use crate::wire::ikev2::{
     Auth, AuthMethod, ExchangeType, Notify, NotifyType, Payload, TrafficSelectors,
 };
@@ -85,7 +84,7 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
         });
     }
     // A child SA failure leaves the IKE SA up (RFC 7296 1.2).
-    match child_sa(ctx, sa, inner, peer, child_spi) {
+    match child::accept(ctx, sa, inner, peer, child_spi, (&sa.ni, &sa.nr)) {
         Ok(child) => {
             ctx.stats.child_sas_established += 1;
             sa.children.push(child.clone());
@@ -119,37 +118,4 @@ fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Fail
         return Err(Failure::AuthenticationFailed);
     }
     Ok(())
-}
-
-fn child_sa(
-    ctx: &mut Ctx<'_>,
-    sa: &IkeSa,
-    inner: &[Payload],
-    peer: String,
-    inbound_spi: u32,
-) -> Result<ChildSa, Failure> {
-    if let Some(error) = error_notify(inner) {
-        return Err(Failure::PeerError(error));
-    }
-    let config = &ctx.config.peers[sa.peer].child;
-    let answer = sa_payload(inner).ok_or(Failure::Missing("SA"))?;
-    let (suite, outbound_spi) = accept_child_answer(answer, &config.suites)?;
-    let (tsi, tsr) = (
-        ts_i(inner).ok_or(Failure::Missing("TSi"))?,
-        ts_r(inner).ok_or(Failure::Missing("TSr"))?,
-    );
-    // RFC 7296 2.9: the responder may only narrow what we proposed.
-    if !is_subset(&tsi.selectors, &config.local_ts) || !is_subset(&tsr.selectors, &config.remote_ts)
-    {
-        return Err(Failure::TsUnacceptable);
-    }
-    child::establish(
-        sa,
-        peer,
-        suite,
-        inbound_spi,
-        outbound_spi,
-        tsi.selectors.clone(),
-        tsr.selectors.clone(),
-    )
 }

@@ -3,14 +3,12 @@
 use crate::ikev2::auth::{psk_auth, verify_psk_auth};
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
-use crate::ikev2::payloads::{auth, id_i, sa_payload, ts_i, ts_r};
-use crate::ikev2::proposal::{child_sa_payload, select_child};
-use crate::ikev2::sa::{ChildSa, IkeSa, Phase};
+use crate::ikev2::payloads::{auth, id_i};
+use crate::ikev2::sa::{IkeSa, Phase};
 use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
 use crate::ikev2::timer::Timer;
-use crate::ikev2::ts::narrow;
-use crate::wire::ikev2::{Auth, AuthMethod, ExchangeType, Notify, Payload, TrafficSelectors};
+use crate::wire::ikev2::{Auth, AuthMethod, ExchangeType, Notify, Payload};
 
 pub fn handle_request(
     ctx: &mut Ctx<'_>,
@@ -54,7 +52,8 @@ pub fn handle_request(
     sa.phase = Phase::Established;
     sa.timers.clear(Timer::HalfOpen);
     let peer = ctx.peer_name(sa);
-    let child = negotiate_child(ctx, sa, inner, peer.clone());
+    let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+    let child = child::respond(ctx, sa, inner, peer.clone(), (&ni, &nr));
     match &child {
         Ok((child, answer)) => {
             response.extend(answer.iter().cloned());
@@ -118,43 +117,4 @@ fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Fail
         return Err(Failure::AuthenticationFailed);
     }
     Ok(())
-}
-
-/// Picks a suite, narrows the selectors, allocates our SPI; returns the child SA and the
-/// SA, TSi, TSr payloads of the answer.
-fn negotiate_child(
-    ctx: &mut Ctx<'_>,
-    sa: &IkeSa,
-    inner: &[Payload],
-    peer: String,
-) -> Result<(ChildSa, Vec<Payload>), Failure> {
-    let config = &ctx.config.peers[sa.peer].child;
-    let proposed = sa_payload(inner).ok_or(Failure::Missing("SA"))?;
-    let (number, suite, outbound_spi) = select_child(proposed, &config.suites)?;
-    let tsi = narrow(
-        &ts_i(inner).ok_or(Failure::Missing("TSi"))?.selectors,
-        &config.remote_ts,
-    )?;
-    let tsr = narrow(
-        &ts_r(inner).ok_or(Failure::Missing("TSr"))?.selectors,
-        &config.local_ts,
-    )?;
-    let inbound_spi = ctx.spis.allocate(ctx.rng, sa.local.ip(), sa.remote.ip());
-    let mut answer = child_sa_payload(&[suite], inbound_spi);
-    answer.proposals[0].number = number;
-    let child = child::establish(
-        sa,
-        peer,
-        suite,
-        inbound_spi,
-        outbound_spi,
-        tsr.clone(),
-        tsi.clone(),
-    )?;
-    let payloads = vec![
-        Payload::Sa(answer),
-        Payload::TsI(TrafficSelectors { selectors: tsi }),
-        Payload::TsR(TrafficSelectors { selectors: tsr }),
-    ];
-    Ok((child, payloads))
 }

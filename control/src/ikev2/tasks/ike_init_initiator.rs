@@ -58,6 +58,7 @@ pub fn start(
         outstanding: None,
         queued: VecDeque::new(),
         children: Vec::new(),
+        pending_child: None,
         timers: Timers::default(),
         last_heard: ctx.now,
     };

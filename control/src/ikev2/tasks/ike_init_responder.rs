@@ -183,6 +183,7 @@ pub fn handle(
         outstanding: None,
         queued: VecDeque::new(),
         children: Vec::new(),
+        pending_child: None,
         timers: Timers::default(),
         last_heard: ctx.now,
     };
