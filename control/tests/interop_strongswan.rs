@@ -107,10 +107,11 @@ impl Lab {
         let swanctl = format!(
             "connections {{\n ours {{\n  version = 2\n  local_addrs = {THEIRS}\n  remote_addrs = {OURS}\n  proposals = {ike}\n  \
              local {{\n   auth = psk\n   id = charon.example\n  }}\n  remote {{\n   auth = psk\n   id = ours.example\n  }}\n  \
-             children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
+             dpd_delay = {dpd}\n  children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
              secrets {{\n ike-1 {{\n  id-1 = ours.example\n  id-2 = charon.example\n  secret = \"{PSK}\"\n }}\n}}\n",
             ike = case.ike,
-            esp = case.esp
+            esp = case.esp,
+            dpd = if case.we_initiate { "0s" } else { "1s" }
         );
         std::fs::write(self.path("swanctl.conf"), swanctl).unwrap();
         let charon = Command::new("ip")
@@ -355,6 +356,20 @@ fn run_case(case: Case) {
         inbound.encap.is_some() && outbound.encap.is_some(),
         "UDP-encapsulated ESP"
     );
+
+    // Liveness: we check charon (when we initiated; our SPI is SPIi), charon checks us (its
+    // dpd_delay is 1 s when it initiated).
+    if case.we_initiate {
+        let spi = sa["spi_i"].as_str().unwrap();
+        assert!(lab.ctl(&format!("liveness {spi}")).get("error").is_none());
+        lab.wait_for("charon to answer our liveness check", || {
+            lab.ctl("stats")["liveness_answered_by_peer"] == 1
+        });
+    } else {
+        lab.wait_for("a liveness check from charon", || {
+            lab.ctl("stats")["liveness_answered"].as_u64() >= Some(1)
+        });
+    }
 
     // Rekey the child (make before break): from our side when we initiated, from charon's when
     // it did. Afterwards both ends agree on the new SPIs and the region holds only the new pair.

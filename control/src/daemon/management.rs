@@ -1,5 +1,5 @@
 //! The management socket: one command per connection, one JSON answer.
-//! Commands: `list`, `stats`, `initiate <peer>`, `terminate <ike spi hex>`,
+//! Commands: `list`, `stats`, `initiate <peer>`, `liveness <ike spi hex>`, `terminate <ike spi hex>`,
 //! `terminate-child <ike spi hex> <inbound spi hex>`, `rekey-child <ike spi hex> <inbound spi hex>`.
 use super::Daemon;
 use mio::net::UnixListener;
@@ -52,6 +52,10 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 "ike_sas_established": s.ike_sas_established,
                 "child_sas_established": s.child_sas_established,
                 "negotiations_failed": s.negotiations_failed,
+                "config_attributes_ignored": s.config_attributes_ignored,
+                "unknown_vendor_ids": s.unknown_vendor_ids,
+                "liveness_answered_by_peer": s.liveness_answered_by_peer,
+                "liveness_answered": s.liveness_answered,
             }))
         }
         Some("initiate") => match words.next() {
@@ -60,6 +64,13 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 .map(|spi| json!({ "ike_spi": format!("{spi:016x}") })),
             None => Err("usage: initiate <peer>".into()),
         },
+        Some("liveness") => hex_u64(words.next()).and_then(|spi| {
+            if daemon.engine.check_liveness(Instant::now(), spi) {
+                Ok(json!({ "liveness": format!("{spi:016x}") }))
+            } else {
+                Err(format!("no established IKE SA {spi:016x}"))
+            }
+        }),
         Some("terminate") => hex_u64(words.next()).and_then(|spi| {
             if daemon.engine.terminate(Instant::now(), spi) {
                 Ok(json!({ "terminating": format!("{spi:016x}") }))
@@ -85,7 +96,7 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
             }
         }),
         other => Err(format!(
-            "unknown command {other:?}; try list, stats, initiate, terminate, terminate-child, rekey-child"
+            "unknown command {other:?}; try list, stats, initiate, liveness, terminate, terminate-child, rekey-child"
         )),
     };
     result.unwrap_or_else(|error| json!({ "error": error }))

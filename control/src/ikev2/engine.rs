@@ -70,6 +70,9 @@ pub struct Stats {
     pub negotiations_failed: u64,
     /// Malformed [MS-IKEE] 3.11 attributes, ignored without affecting the IKE SA.
     pub config_attributes_ignored: u64,
+    /// Our liveness checks the peer answered, and the peer's we answered (RFC 7296 2.4).
+    pub liveness_answered_by_peer: u64,
+    pub liveness_answered: u64,
     pub unknown_vendor_ids: u64,
 }
 

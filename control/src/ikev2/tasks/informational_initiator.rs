@@ -30,7 +30,8 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, _inner: &[Payload]) ->
                 });
             }
         }
-        Request::Liveness | Request::SaInit | Request::Auth | Request::RekeyChild { .. } => {}
+        Request::Liveness => ctx.stats.liveness_answered_by_peer += 1,
+        Request::SaInit | Request::Auth | Request::RekeyChild { .. } => {}
     }
     send_queued(ctx, sa);
     Keep::Yes

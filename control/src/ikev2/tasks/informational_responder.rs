@@ -35,6 +35,9 @@ pub fn handle_request(
             _ => {}
         }
     }
+    if inner.is_empty() {
+        ctx.stats.liveness_answered += 1;
+    }
     let mut response = Vec::new();
     if !deleted_inbound.is_empty() && !delete_ike {
         response.push(Payload::Delete(Delete::Child {
