@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use control::crypto::Prf;
-use control::ikev2::{EngineConfig, Event, Failure, IkeProposal};
+use control::crypto::SeededRng;
+use control::ikev2::{Engine, EngineConfig, Event, Failure, IkeProposal, RandomSpis};
 use control::wire::ikev2::{DhGroup, NotifyType, TrafficSelector};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -539,4 +540,71 @@ fn child_rekey_by_the_original_responder() {
 #[test]
 fn child_rekey_survives_a_lost_request() {
     rekey_from(true, true);
+}
+
+#[test]
+fn ms_ikee_correlation_links_sas_and_tears_down_with_the_original() {
+    let mut pair = Pair::default_pair();
+    let original = pair.initiate();
+    pair.run(3, false);
+    pair.assert_established();
+    let b_original = pair.b.ike_sas()[0].spi_r;
+    let correlated = pair
+        .a
+        .initiate_correlated(pair.now, "to-b", addr(A_ADDR), addr(B_ADDR), original)
+        .unwrap();
+    pair.run(3, false);
+    assert!(pair
+        .a_events
+        .iter()
+        .any(|e| matches!(e, Event::Correlated { spi, original_spi } if *spi == correlated && *original_spi == original)));
+    assert!(pair.b_events.iter().any(
+        |e| matches!(e, Event::Correlated { original_spi, .. } if *original_spi == b_original)
+    ));
+    assert_eq!((pair.a.ike_sas().len(), pair.b.ike_sas().len()), (2, 2));
+    // Deleting the original tears down the correlated SA on both sides.
+    assert!(pair.a.terminate(pair.now, original));
+    pair.run(5, false);
+    assert!(pair.a.ike_sas().is_empty() && pair.b.ike_sas().is_empty());
+    let deleted = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::IkeSaDeleted { .. }))
+            .count()
+    };
+    assert_eq!((deleted(&pair.a_events), deleted(&pair.b_events)), (2, 2));
+}
+
+#[test]
+fn ms_ikee_correlation_failure_is_reported_and_harmless() {
+    // The responder restarted and lost the original SA: it answers with the private notify
+    // 0x3039 at the end of IKE_AUTH, and the new IKE SA is established anyway.
+    let mut pair = Pair::default_pair();
+    let original = pair.initiate();
+    pair.run(3, false);
+    pair.b = Engine::new(
+        EngineConfig::new(vec![peer("from-a", "b.example", "a.example", 2, 1)]),
+        Box::new(SeededRng::new(3)),
+        Box::new(RandomSpis),
+    );
+    let correlated = pair
+        .a
+        .initiate_correlated(pair.now, "to-b", addr(A_ADDR), addr(B_ADDR), original)
+        .unwrap();
+    pair.run(3, false);
+    assert!(pair
+        .a_events
+        .iter()
+        .any(|e| matches!(e, Event::CorrelationFailed { spi, status: 1 } if *spi == correlated)));
+    let new_sa = pair
+        .a
+        .ike_sas()
+        .into_iter()
+        .find(|s| s.spi_i == correlated)
+        .unwrap();
+    assert!(new_sa.established && new_sa.children.len() == 1);
+    // Without a correlation, deleting the original leaves the new SA alone.
+    assert!(pair.a.terminate(pair.now, original));
+    pair.run(3, true);
+    assert!(pair.a.ike_sas().iter().any(|s| s.spi_i == correlated));
 }

@@ -144,6 +144,12 @@ impl Daemon {
                 Event::PeerVendor { spi, peer, vendor } => {
                     eprintln!("iked: IKE SA {spi:016x}: {peer} sent vendor ID {vendor}")
                 }
+                Event::Correlated { spi, original_spi } => {
+                    eprintln!("iked: IKE SA {spi:016x} correlated with {original_spi:016x}")
+                }
+                Event::CorrelationFailed { spi, status } => {
+                    eprintln!("iked: IKE SA {spi:016x}: correlation failed, status {status}")
+                }
                 Event::ServerAddresses { spi, addresses } => {
                     eprintln!("iked: IKE SA {spi:016x}: server addresses {addresses:?}")
                 }

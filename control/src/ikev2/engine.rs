@@ -6,7 +6,7 @@ use super::sa::{ChildSa, IkeSa, Phase, Request};
 use super::tasks;
 use super::timer::Timer;
 use crate::crypto::{Prf, Rng};
-use crate::wire::ikev2::{ExchangeType, Header, Message, NotifyType};
+use crate::wire::ikev2::{ExchangeType, Header, Message, NotifyType, Payload};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -46,6 +46,16 @@ pub enum Event {
         spi: u64,
         peer: String,
         vendor: super::vendor::Vendor,
+    },
+    /// This IKE SA was correlated with the original one ([MS-IKEE] 3.10).
+    Correlated {
+        spi: u64,
+        original_spi: u64,
+    },
+    /// Correlation failed (status of the 0x3039 notify); the IKE SA stays.
+    CorrelationFailed {
+        spi: u64,
+        status: u32,
     },
     /// The responder's internal server addresses ([MS-IKEE] 3.11).
     ServerAddresses {
@@ -325,6 +335,36 @@ impl Engine {
         Ok(spi)
     }
 
+    /// Starts an IKE SA correlated with the established IKE SA `original` ([MS-IKEE] 3.10).
+    pub fn initiate_correlated(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        local: SocketAddr,
+        remote: SocketAddr,
+        original: u64,
+    ) -> Result<u64, Failure> {
+        let source = self
+            .sas
+            .get(&original)
+            .filter(|sa| matches!(sa.phase, Phase::Established))
+            .and_then(|sa| {
+                let keys = sa.keys.as_ref()?;
+                Some(super::correlation::CorrelationSource {
+                    original_spi_i: sa.spi_i,
+                    original_spi_r: sa.spi_r,
+                    key: keys.ike.sk_ai.clone(),
+                })
+            })
+            .ok_or(Failure::Missing("established original IKE SA"))?;
+        let spi = self.initiate(now, peer, local, remote)?;
+        if let Some(sa) = self.sas.get_mut(&spi) {
+            sa.correlation = Some(source);
+            sa.correlated_with = Some(original);
+        }
+        Ok(spi)
+    }
+
     /// Deletes an IKE SA and its children (RFC 7296 1.4.1).
     pub fn terminate(&mut self, now: Instant, spi: u64) -> bool {
         self.queue_request(now, spi, Request::DeleteIke)
@@ -410,11 +450,11 @@ impl Engine {
         };
         let was_half_open = matches!(sa.phase, Phase::HalfOpen);
         let keep = self.process(now, &mut sa, local, remote, &header, bytes);
-        self.put_back(sa, keep, was_half_open);
+        self.put_back(now, sa, keep, was_half_open);
     }
 
     /// Returns a handled SA to the table, or forgets it, keeping the responder indexes true.
-    fn put_back(&mut self, sa: IkeSa, keep: Keep, was_half_open: bool) {
+    fn put_back(&mut self, now: Instant, sa: IkeSa, keep: Keep, was_half_open: bool) {
         let half_open_now = keep == Keep::Yes && matches!(sa.phase, Phase::HalfOpen);
         if was_half_open && !half_open_now {
             self.half_open -= 1;
@@ -427,6 +467,19 @@ impl Engine {
                 let spi = sa.our_spi;
                 if !sa.initiator {
                     self.by_initiator.retain(|_, ours| *ours != spi);
+                }
+                // [MS-IKEE] 3.10: the correlating IKE SAs go with the original.
+                let correlated: Vec<u64> = self
+                    .sas
+                    .values()
+                    .filter(|s| s.correlated_with == Some(spi))
+                    .map(|s| s.our_spi)
+                    .collect();
+                for other in correlated {
+                    if let Some(s) = self.sas.get_mut(&other) {
+                        s.correlated_with = None;
+                    }
+                    self.terminate(now, other);
                 }
             }
         }
@@ -448,7 +501,7 @@ impl Engine {
                 return Keep::Yes;
             }
         };
-        let (mut ctx, _) = self.ctx(now);
+        let (mut ctx, sas) = self.ctx(now);
         if header.flags.response() {
             let Some(outstanding) = &sa.outstanding else {
                 ctx.stats.unexpected_message_id += 1;
@@ -501,10 +554,29 @@ impl Engine {
         sa.remote = remote;
         sa.last_heard = now;
         sa.expected_request_id = sa.expected_request_id.wrapping_add(1);
+        // [MS-IKEE] 3.10: the established IKE SA a Correlation payload names, with its SK_ai.
+        let original = inner
+            .iter()
+            .find_map(|p| match p {
+                Payload::Correlation(c) => Some(c),
+                _ => None,
+            })
+            .and_then(|c| {
+                sas.values().find(|o| {
+                    o.spi_i == c.original_spi_i
+                        && o.spi_r == c.original_spi_r
+                        && matches!(o.phase, Phase::Established)
+                })
+            })
+            .and_then(|o| Some((o.our_spi, o.keys.as_ref()?.ike.sk_ai.clone())));
         match header.exchange {
-            ExchangeType::IkeAuth => {
-                tasks::ike_auth_responder::handle_request(&mut ctx, sa, header.message_id, &inner)
-            }
+            ExchangeType::IkeAuth => tasks::ike_auth_responder::handle_request(
+                &mut ctx,
+                sa,
+                header.message_id,
+                &inner,
+                original,
+            ),
             ExchangeType::Informational => tasks::informational_responder::handle_request(
                 &mut ctx,
                 sa,
@@ -561,7 +633,7 @@ impl Engine {
                     break;
                 }
             }
-            self.put_back(sa, keep, was_half_open);
+            self.put_back(now, sa, keep, was_half_open);
         }
     }
 

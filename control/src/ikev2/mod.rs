@@ -3,12 +3,14 @@
 //! Implemented: IKE_SA_INIT (COOKIE, INVALID_KE_PAYLOAD retry, NAT detection and the float to
 //! port 4500), IKE_AUTH with pre-shared keys and the first child SA (traffic selector narrowing),
 //! INFORMATIONAL (delete of IKE and child SAs, liveness checks), retransmission with exponential
-//! backoff and a message ID window of one; from [MS-IKEE], the INTERNAL_IP4/6_SERVER
-//! configuration attributes (3.11) and recognition of Windows vendor IDs (1.7).
+//! backoff and a message ID window of one; from [MS-IKEE], IKE SA correlation (3.10), the
+//! INTERNAL_IP4/6_SERVER configuration attributes (3.11) and recognition of Windows vendor IDs
+//! (1.7).
 //! CREATE_CHILD_SA creates and rekeys child SAs (make before break, no PFS); IKE SA rekeying,
 //! PFS and the simultaneous-rekey rules of 2.8.1/2.8.2 are not implemented.
 mod auth;
 pub mod config;
+mod correlation;
 mod engine;
 pub mod error;
 mod nat;

@@ -9,10 +9,11 @@ pub fn notifies(payloads: &[Payload], kind: NotifyType) -> impl Iterator<Item = 
     })
 }
 
-/// The first error notification, if any (RFC 7296 3.10.1).
+/// The first error notification, if any (RFC 7296 3.10.1). The [MS-IKEE] 2.2.7 private status
+/// 0x3039 reports a correlation failure that must not fail the exchange, so it is not one.
 pub fn error_notify(payloads: &[Payload]) -> Option<NotifyType> {
     payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.kind.is_error() => Some(n.kind),
+        Payload::Notify(n) if n.kind.is_error() && n.kind != NotifyType::MsNotifyStatus => Some(n.kind),
         _ => None,
     })
 }

@@ -119,6 +119,10 @@ pub(crate) struct IkeSa {
     pub queued: VecDeque<Request>,
     pub children: Vec<ChildSa>,
     pub pending_child: Option<PendingChild>,
+    /// Initiator: the original IKE SA to correlate with in IKE_AUTH ([MS-IKEE] 3.10).
+    pub correlation: Option<super::correlation::CorrelationSource>,
+    /// Our SPI of the IKE SA this one is correlated with; deleting that one deletes this one.
+    pub correlated_with: Option<u64>,
     pub timers: Timers,
     pub last_heard: Instant,
 }

@@ -1,8 +1,9 @@
 //! IKE_AUTH as initiator with a pre-shared key (RFC 7296 1.2, 2.15) and the first child SA.
 use crate::ikev2::auth::{psk_auth, verify_psk_auth};
+use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
-use crate::ikev2::payloads::{auth, error_notify, id_r};
+use crate::ikev2::payloads::{auth, error_notify, id_r, notifies};
 use crate::ikev2::proposal::child_sa_payload;
 use crate::ikev2::sa::{IkeSa, Phase, Request};
 use crate::ikev2::server_addresses;
@@ -31,11 +32,22 @@ pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
             method: AuthMethod::SharedKeyMic,
             data: auth_data,
         }),
-        // RFC 7296 2.4: this is the only IKE SA with this peer.
-        Payload::Notify(Notify::new(NotifyType::InitialContact, vec![])),
     ];
+    match &sa.correlation {
+        // [MS-IKEE] 3.10: the Correlation payload goes immediately before the SA payload; the
+        // original SA stays, so no INITIAL_CONTACT.
+        Some(_) => {}
+        // RFC 7296 2.4: this is the only IKE SA with this peer.
+        None => payloads.push(Payload::Notify(Notify::new(
+            NotifyType::InitialContact,
+            vec![],
+        ))),
+    }
     if config.request_server_addresses {
         payloads.push(server_addresses::request());
+    }
+    if let Some(source) = &sa.correlation {
+        payloads.push(correlation::payload(keys.prf, source, (sa.spi_i, sa.spi_r)));
     }
     payloads.extend([
         Payload::Sa(child_sa_payload(&config.child.suites, child_spi)),
@@ -75,6 +87,23 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
         peer: peer.clone(),
     });
     ctx.arm_liveness(sa);
+    if let Some(original_spi) = sa.correlated_with {
+        match notifies(inner, NotifyType::MsNotifyStatus).next() {
+            Some(status) => {
+                sa.correlated_with = None;
+                let status =
+                    <[u8; 4]>::try_from(status.data.as_slice()).map_or(0, u32::from_be_bytes);
+                ctx.events.push_back(Event::CorrelationFailed {
+                    spi: sa.our_spi,
+                    status,
+                });
+            }
+            None => ctx.events.push_back(Event::Correlated {
+                spi: sa.our_spi,
+                original_spi,
+            }),
+        }
+    }
     let (addresses, malformed) = server_addresses::parse_reply(inner);
     ctx.stats.config_attributes_ignored += malformed as u64;
     if !addresses.is_empty() {

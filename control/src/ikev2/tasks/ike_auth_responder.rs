@@ -1,6 +1,7 @@
 //! IKE_AUTH as responder with a pre-shared key (RFC 7296 1.2, 2.15): authenticate the
 //! initiator, then negotiate the first child SA with traffic selector narrowing (2.9).
 use crate::ikev2::auth::{psk_auth, verify_psk_auth};
+use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
 use crate::ikev2::payloads::{auth, id_i};
@@ -8,13 +9,16 @@ use crate::ikev2::sa::{IkeSa, Phase};
 use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
 use crate::ikev2::timer::Timer;
-use crate::wire::ikev2::{Auth, AuthMethod, ExchangeType, Notify, Payload};
+use crate::wire::ikev2::{Auth, AuthMethod, ExchangeType, Notify, NotifyType, Payload};
+use zeroize::Zeroizing;
 
+/// `original` is the established IKE SA a Correlation payload names (our SPI, its SK_ai).
 pub fn handle_request(
     ctx: &mut Ctx<'_>,
     sa: &mut IkeSa,
     message_id: u32,
     inner: &[Payload],
+    original: Option<(u64, Zeroizing<Vec<u8>>)>,
 ) -> Keep {
     if !matches!(sa.phase, Phase::HalfOpen) {
         return reply(
@@ -60,6 +64,13 @@ pub fn handle_request(
             sa.children.push(child.clone());
         }
         Err(failure) => response.push(error(failure.clone())),
+    }
+    // [MS-IKEE] 3.10: a failed correlation is reported at the end of the exchange.
+    if let Some(status) = correlate(ctx, sa, inner, original) {
+        response.push(Payload::Notify(Notify::new(
+            NotifyType::MsNotifyStatus,
+            status.to_be_bytes().to_vec(),
+        )));
     }
     let keep = reply(ctx, sa, message_id, response);
     ctx.stats.ike_sas_established += 1;
@@ -117,4 +128,36 @@ fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Fail
         return Err(Failure::AuthenticationFailed);
     }
     Ok(())
+}
+
+/// Checks a Correlation payload against the original IKE SA; returns the failure status, if any.
+fn correlate(
+    ctx: &mut Ctx<'_>,
+    sa: &mut IkeSa,
+    inner: &[Payload],
+    original: Option<(u64, Zeroizing<Vec<u8>>)>,
+) -> Option<u32> {
+    let payload = inner.iter().find_map(|p| match p {
+        Payload::Correlation(c) => Some(c),
+        _ => None,
+    })?;
+    let Some((original_spi, key)) = original else {
+        return Some(correlation::STATUS_NO_SUCH_SA);
+    };
+    let prf = sa.keys.as_ref()?.prf;
+    let expected = correlation::hash(
+        prf,
+        &key,
+        (sa.spi_i, sa.spi_r),
+        (payload.original_spi_i, payload.original_spi_r),
+    );
+    if !verify_psk_auth(&expected, &payload.hash) {
+        return Some(correlation::STATUS_BAD_HASH);
+    }
+    sa.correlated_with = Some(original_spi);
+    ctx.events.push_back(Event::Correlated {
+        spi: sa.our_spi,
+        original_spi,
+    });
+    None
 }

@@ -59,6 +59,8 @@ pub fn start(
         queued: VecDeque::new(),
         children: Vec::new(),
         pending_child: None,
+        correlation: None,
+        correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
     };

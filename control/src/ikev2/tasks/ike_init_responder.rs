@@ -184,6 +184,8 @@ pub fn handle(
         queued: VecDeque::new(),
         children: Vec::new(),
         pending_child: None,
+        correlation: None,
+        correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
     };
