@@ -60,16 +60,49 @@ impl RecentAcquires {
     }
 }
 
-/// One lcore's negotiation discovery state: its statistics and ACQUIRE rate limit.
+/// Flows this lcore saw Secure, direct-mapped. Secure is never cleared and a Secure entry never
+/// leaves the table, so a cached Secure snapshot stays true; its other flags may have been set
+/// since, and deciding on the snapshot is deciding at the instant it was taken.
+#[derive(Debug)]
+struct SecureFlows(Box<[Option<(FlowKey, FlowFlags)>]>);
+
+const SECURE_FLOWS_CACHED: usize = 4096;
+
+impl SecureFlows {
+    fn slot(key: &FlowKey) -> usize {
+        (key.words[1] ^ key.words[3] ^ key.words[4]) as usize % SECURE_FLOWS_CACHED
+    }
+
+    fn get(&self, key: &FlowKey) -> Option<FlowFlags> {
+        match &self.0[Self::slot(key)] {
+            Some((k, flags)) if k == key => Some(*flags),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, key: &FlowKey, flags: FlowFlags) {
+        if flags.secure() {
+            self.0[Self::slot(key)] = Some((*key, flags));
+        }
+    }
+}
+
+/// One lcore's negotiation discovery state: its statistics, ACQUIRE rate limit and the Secure
+/// flows it sends most (so that their packets skip the shared table).
 #[derive(Debug)]
 pub struct NdLcore {
     pub stats: NdStats,
     recent: RecentAcquires,
+    secure: SecureFlows,
 }
 
 impl Default for NdLcore {
     fn default() -> Self {
-        NdLcore { stats: NdStats::default(), recent: RecentAcquires([(0, u32::MAX); 64]) }
+        NdLcore {
+            stats: NdStats::default(),
+            recent: RecentAcquires([(0, u32::MAX); 64]),
+            secure: SecureFlows(vec![None; SECURE_FLOWS_CACHED].into_boxed_slice()),
+        }
     }
 }
 
@@ -98,18 +131,32 @@ impl NegotiationDiscovery {
         &self.table
     }
 
-    /// ORs `set` into the flow, returning its flags before, or `None` if it cannot be recorded.
-    fn set(&self, key: &FlowKey, entry: Option<FlowRef>, set: FlowFlags, now: u32) -> Result<Option<FlowFlags>, TableFull> {
+    /// ORs `set` into the flow and returns its flags before. `known` are flags the flow is known
+    /// to have (they only go from clear to set); if they include `set` the table is not touched.
+    fn set(&self, key: &FlowKey, entry: Option<FlowRef>, known: FlowFlags, set: FlowFlags, now: u32) -> Result<FlowFlags, TableFull> {
         match entry {
-            Some(r) if set != FlowFlags::NONE => self.table.set_flags(key, r, set, now).map(|(_, before)| Some(before)),
-            Some(_) => Ok(None),
+            Some(_) if known.contains(set) => Ok(known),
+            Some(r) => self.table.set_flags(key, r, set, now).map(|(_, before)| before),
             None => Err(TableFull),
         }
     }
 
     /// [MS-IKEE] 3.7.4.1 for one packet; emits the ACQUIRE it calls for.
     pub fn outbound(&self, lcore: &mut NdLcore, sink: &impl EventSink, pkt: &OutboundPacket, now: u32) -> OutboundVerdict {
-        self.outbound_hashed(lcore, sink, pkt, &self.table.hash(&pkt.key), now)
+        match self.outbound_secure_cached(lcore, pkt) {
+            Some(verdict) => verdict,
+            None => self.outbound_hashed(lcore, sink, pkt, &self.table.hash(&pkt.key), now),
+        }
+    }
+
+    /// The decision for a flow this lcore knows Secure, when it needs no flag update and no ACQUIRE.
+    fn outbound_secure_cached(&self, lcore: &mut NdLcore, pkt: &OutboundPacket) -> Option<OutboundVerdict> {
+        let flags = lcore.secure.get(&pkt.key).filter(|_| pkt.rule.nd_outbound)?;
+        let d = outbound(pkt.rule, pkt.sa, FlowView::Recorded(flags));
+        (flags.contains(d.set) && d.acquire == Acquire::None).then(|| {
+            lcore.stats.outbound[d.branch.index()] += 1;
+            d.verdict
+        })
     }
 
     /// [`Self::outbound`] over a burst: hashes and starts every packet's table loads first.
@@ -118,7 +165,10 @@ impl NegotiationDiscovery {
             let mut hashes = [FlowHash::default(); BURST];
             self.warm(chunk.iter().map(|p| (p.rule.nd_outbound, &p.key)), &mut hashes);
             for ((p, h), v) in chunk.iter().zip(&hashes).zip(out) {
-                *v = self.outbound_hashed(lcore, sink, p, h, now);
+                *v = match self.outbound_secure_cached(lcore, p) {
+                    Some(verdict) => verdict,
+                    None => self.outbound_hashed(lcore, sink, p, h, now),
+                };
             }
         }
     }
@@ -141,19 +191,23 @@ impl NegotiationDiscovery {
             lcore.stats.outbound[d.branch.index()] += 1;
             return d.verdict;
         }
-        let entry = recorded(self.table.lookup_or_insert_hashed(&pkt.key, h, now));
+        let mut entry = recorded(self.table.lookup_or_insert_hashed(&pkt.key, h, now));
         let mut view = entry.map_or(FlowView::Unrecorded, |r| FlowView::Recorded(r.flags));
         let (d, first_acquire) = loop {
             let d = outbound(pkt.rule, pkt.sa, view);
-            match self.set(&pkt.key, entry, d.set, now) {
-                Ok(Some(before)) if FlowView::Recorded(before) != view => view = FlowView::Recorded(before),
-                Ok(before) => break (d, before.is_some_and(|b| !b.acquire())),
-                Err(TableFull) if view != FlowView::Unrecorded => view = FlowView::Unrecorded,
+            match self.set(&pkt.key, entry, view.flags(), d.set, now) {
+                Ok(before) if FlowView::Recorded(before) != view => view = FlowView::Recorded(before),
+                Ok(before) => break (d, d.set.acquire() && !before.acquire()),
+                Err(TableFull) if view != FlowView::Unrecorded => {
+                    view = FlowView::Unrecorded;
+                    entry = None;
+                }
                 Err(TableFull) => break (d, false),
             }
         };
-        if view == FlowView::Unrecorded {
-            lcore.stats.unrecorded += 1;
+        match view {
+            FlowView::Recorded(flags) => lcore.secure.put(&pkt.key, flags | d.set),
+            FlowView::Unrecorded => lcore.stats.unrecorded += 1,
         }
         lcore.stats.outbound[d.branch.index()] += 1;
         let info = match d.acquire {
@@ -224,10 +278,13 @@ impl NegotiationDiscovery {
                 InboundFlow::Existing(f) => f,
                 _ => FlowFlags::NONE,
             };
-            match self.set(&pkt.key, entry, d.set, now) {
-                Ok(Some(before)) if before != current && view != InboundFlow::New => view = InboundFlow::Existing(before),
+            match self.set(&pkt.key, entry, current, d.set, now) {
+                Ok(before) if before != current && view != InboundFlow::New => view = InboundFlow::Existing(before),
                 Ok(_) => break d,
-                Err(TableFull) if view != InboundFlow::Unrecorded => view = InboundFlow::Unrecorded,
+                Err(TableFull) if view != InboundFlow::Unrecorded => {
+                    view = InboundFlow::Unrecorded;
+                    entry = None;
+                }
                 Err(TableFull) => break d,
             }
         };

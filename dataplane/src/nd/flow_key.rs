@@ -131,19 +131,20 @@ impl FlowKey {
         FlowTuple { src: self.local(), dst: self.remote(), proto: self.proto(), src_port, dst_port }
     }
 
-    /// A seeded 64-bit hash (two rounds of 128-bit multiply-fold per word).
+    /// A seeded 64-bit hash: the words folded pairwise by 128-bit multiplies (independent, so
+    /// they run in parallel), then once more (wyhash's mixing step).
     #[inline]
     pub(crate) fn hash(&self, seed: u64) -> u64 {
-        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        const K: [u64; 3] = [0xa076_1d64_78bd_642f, 0xe703_7ed1_a0b4_28db, 0x8ebc_6af0_9c88_c6e3];
         let fold = |a: u64, b: u64| {
             let m = u128::from(a) * u128::from(b);
             (m >> 64) as u64 ^ m as u64
         };
-        let mut h = seed;
-        for w in self.words {
-            h = fold(h ^ w, K ^ seed.rotate_left(17));
-        }
-        fold(h, K)
+        let [w0, w1, w2, w3, w4] = self.words;
+        let a = fold(w0 ^ seed ^ K[0], w1 ^ K[1]);
+        let b = fold(w2 ^ seed ^ K[1], w3 ^ K[2]);
+        let c = fold(w4 ^ seed ^ K[2], K[0]);
+        fold(a ^ b.rotate_left(21) ^ K[1], c ^ K[2])
     }
 }
 
