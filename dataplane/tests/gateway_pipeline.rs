@@ -1,0 +1,190 @@
+//! The gateway pipeline without DPDK: frames in byte buffers through `Pipeline::from_port` and
+//! `from_host`, with SAs and rules loaded from a configuration into a real region.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+
+use dataplane::gateway::config::Config;
+use dataplane::gateway::counters::{GatewayDrop, LcoreCounters, Reason};
+use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use dataplane::gateway::pipeline::{Pipeline, Shared, Verdict};
+use dataplane::gateway::{provision, Side};
+use dataplane::wire::ipv4::{Ipv4Fields, Ipv4Packet};
+use dataplane::SliceBuf;
+use shared::layout::Capacities;
+use shared::ops::Writer;
+use shared::reader::Reader;
+use shared::region::Region;
+
+const CONFIG: &str = r#"
+[ports.protected]
+device = "net_null0"
+exception = "net_tap0,iface=t0"
+addresses = ["198.18.1.1/24"]
+
+[ports.unprotected]
+device = "net_null1"
+exception = "net_tap1,iface=t1"
+vlan = 7
+addresses = ["198.18.0.1/30"]
+
+[[routes]]
+prefix = "198.18.2.0/24"
+via = "198.18.0.2"
+
+[[neighbours]]
+address = "198.18.0.2"
+mac = "02:00:00:00:00:02"
+
+[[policies]]
+direction = "out"
+src = "198.18.1.0/24"
+dst = "198.18.2.0/24"
+proto = "tcp"
+dst_ports = [22, 22]
+action = "discard"
+priority = 1
+
+[[policies]]
+direction = "out"
+src = "198.18.1.0/24"
+dst = "198.18.2.0/24"
+action = "protect"
+reqid = 1
+tunnel = ["198.18.0.1", "198.18.0.2"]
+
+[[policies]]
+direction = "in"
+src = "198.18.2.0/24"
+dst = "198.18.1.0/24"
+action = "protect"
+reqid = 2
+tunnel = ["198.18.0.2", "198.18.0.1"]
+
+[[sas]]
+direction = "out"
+spi = 0x1001
+mode = "tunnel"
+src = "198.18.0.1"
+dst = "198.18.0.2"
+suite = "aes-gcm-256"
+enc_key = "0101010101010101010101010101010101010101010101010101010101010101a0a1a2a3"
+reqid = 1
+"#;
+
+const GW_P: Mac = Mac([2, 0, 0, 0, 1, 1]);
+const GW_U: Mac = Mac([2, 0, 0, 0, 0, 1]);
+const HOST: Mac = Mac([2, 0, 0, 0, 1, 2]);
+
+/// An Ethernet frame with an IPv4 packet (protocol, 20-byte payload starting with the ports).
+fn frame(vlan: Option<u16>, src: [u8; 4], dst: [u8; 4], protocol: u8, ttl: u8, dport: u16) -> Vec<u8> {
+    let mut ip = [0u8; 20];
+    Ipv4Fields { tos: 0, total_len: 40, ident: 1, dont_fragment: false, ttl, protocol, src: Ipv4Addr::from(src), dst: Ipv4Addr::from(dst) }.emit(&mut ip);
+    let mut packet = ip.to_vec();
+    packet.extend_from_slice(&[0x13, 0x88]);
+    packet.extend_from_slice(&dport.to_be_bytes());
+    packet.resize(40, 0);
+    Ipv4Packet::new_checked(&mut packet[..]).unwrap().fill_checksum();
+    let mut out = vec![0u8; Frame::len_for(vlan)];
+    Frame::emit(&mut out, GW_P, HOST, vlan, ETHERTYPE_IPV4);
+    out.extend_from_slice(&packet);
+    out
+}
+
+struct Fixture {
+    pipeline: Pipeline,
+    counters: Arc<LcoreCounters>,
+    path: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = Region::remove(&self.path);
+    }
+}
+
+fn fixture(name: &str) -> Fixture {
+    let config = Config::parse(Path::new("test.toml"), CONFIG).unwrap();
+    let path = std::env::temp_dir().join(format!("gw-pipeline-{name}-{}", std::process::id()));
+    let _ = Region::remove(&path);
+    let region = Arc::new(Region::create(&path, Capacities { sas: 16, policies: 16, readers: 4, reqids: 16, ..Capacities::default() }).unwrap());
+    let mut writer = Writer::attach(region.clone()).unwrap();
+    provision::load(&mut writer, &config).unwrap();
+    let counters = Arc::new(LcoreCounters::default());
+    let setup = Arc::new(config.setup(GW_P, GW_U));
+    let pipeline = Pipeline::new(Reader::attach(region).unwrap(), setup, &Shared::default(), counters.clone());
+    Fixture { pipeline, counters, path }
+}
+
+fn run(p: &mut Pipeline, side: Side, bytes: &[u8], from_host: bool) -> (Verdict, Vec<u8>) {
+    let mut mem = vec![0u8; 2048];
+    let mut buf = SliceBuf::with_packet(&mut mem, 128, bytes).unwrap();
+    p.begin_round();
+    let v = if from_host { p.from_host(side, &mut buf) } else { p.from_port(side, &mut buf) };
+    p.end_round();
+    (v, dataplane::PacketBuf::data(&buf).to_vec())
+}
+
+#[test]
+fn outbound_traffic_is_classified_encrypted_routed_and_tagged() {
+    let mut f = fixture("outbound");
+    let p = &mut f.pipeline;
+    // Protected traffic to the remote site: ESP to the peer, with its MAC and the port's VLAN.
+    let (v, out) = run(p, Side::Protected, &frame(None, [198, 18, 1, 2], [198, 18, 2, 2], 17, 64, 53), false);
+    assert_eq!(v, Verdict::Transmit(Side::Unprotected));
+    let f_out = Frame::parse(&out).unwrap();
+    assert_eq!((f_out.dst, f_out.src, f_out.vlan, f_out.ethertype), (Mac([2, 0, 0, 0, 0, 2]), GW_U, Some(7), ETHERTYPE_IPV4));
+    let ip = Ipv4Packet::new_checked(&out[f_out.header_len..]).unwrap();
+    assert_eq!((ip.protocol(), ip.src(), ip.dst()), (50, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)));
+    assert_eq!(&out[f_out.header_len + 20..f_out.header_len + 28], &[0, 0, 0x10, 0x01, 0, 0, 0, 1], "SPI 0x1001, sequence number 1");
+
+    // The discard rule comes first for TCP to port 22; no rule for another destination.
+    let (v, _) = run(p, Side::Protected, &frame(None, [198, 18, 1, 2], [198, 18, 2, 2], 6, 64, 22), false);
+    assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::PolicyDiscard)));
+    let (v, _) = run(p, Side::Protected, &frame(None, [198, 18, 1, 2], [198, 18, 3, 2], 17, 64, 53), false);
+    assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::NoPolicy)));
+    // TTL 1 is not forwarded.
+    let (v, _) = run(p, Side::Protected, &frame(None, [198, 18, 1, 2], [198, 18, 2, 2], 17, 1, 53), false);
+    assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::TtlExpired)));
+    assert_eq!(f.counters.dropped(GatewayDrop::PolicyDiscard.into()), 1);
+}
+
+#[test]
+fn local_and_cleartext_traffic_takes_the_exception_path_or_is_dropped() {
+    let mut f = fixture("local");
+    let p = &mut f.pipeline;
+    // ICMP to the gateway's own protected address goes to the kernel, untagged, to the tap's MAC.
+    let (v, out) = run(p, Side::Protected, &frame(None, [198, 18, 1, 2], [198, 18, 1, 1], 1, 64, 0), false);
+    assert_eq!(v, Verdict::Exception(Side::Protected));
+    assert_eq!(Frame::parse(&out).unwrap().dst, GW_P);
+    // Cleartext from the peer's site, which an inbound protect rule covers (RFC 4301 5.2).
+    let (v, _) = run(p, Side::Unprotected, &frame(Some(7), [198, 18, 2, 2], [198, 18, 1, 2], 17, 64, 53), false);
+    assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::CleartextForProtected)));
+    // The unprotected port is tagged 7: untagged or otherwise tagged frames are dropped.
+    let (v, _) = run(p, Side::Unprotected, &frame(None, [198, 18, 0, 2], [198, 18, 0, 1], 1, 64, 0), false);
+    assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::WrongVlan)));
+    // ESP for an unknown SPI.
+    let (v, _) = run(p, Side::Unprotected, &frame(Some(7), [198, 18, 0, 2], [198, 18, 0, 1], 50, 64, 0), false);
+    assert_eq!(v, Verdict::Drop(Reason::Esp(dataplane::DropReason::UnknownSpi)));
+
+    // ARP from the peer is learned and handed to the kernel.
+    let mut arp = vec![0u8; 18 + 28];
+    Frame::emit(&mut arp, Mac::BROADCAST, Mac([2, 0, 0, 0, 0, 9]), Some(7), ETHERTYPE_ARP);
+    let request = dataplane::gateway::ether::Arp {
+        op: 1,
+        sender_mac: Mac([2, 0, 0, 0, 0, 9]),
+        sender_ip: Ipv4Addr::new(198, 18, 0, 2),
+        target_mac: Mac::default(),
+        target_ip: Ipv4Addr::new(198, 18, 0, 1),
+    };
+    request.emit(&mut arp[18..]);
+    let (v, out) = run(p, Side::Unprotected, &arp, false);
+    assert_eq!(v, Verdict::Exception(Side::Unprotected));
+    assert_eq!(Frame::parse(&out).unwrap().ethertype, ETHERTYPE_ARP);
+
+    // What the kernel sends to the peer without a matching rule goes out as it is, tagged.
+    let (v, out) = run(p, Side::Unprotected, &frame(None, [198, 18, 0, 1], [198, 18, 0, 2], 17, 64, 500), true);
+    assert_eq!(v, Verdict::Transmit(Side::Unprotected));
+    assert_eq!(Frame::parse(&out).unwrap().vlan, Some(7));
+}
