@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench::{arg, Rng};
 use hdrhistogram::Histogram;
 use shared::addr::RawAddr;
 use shared::layout::Capacities;
@@ -31,20 +32,7 @@ use shared::synthetic::{synthetic_sa, SYNTHETIC_DST};
 
 const FIRST_SPI: u32 = 1_000;
 
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn main() {
     let sas: u32 = arg("--sas", 1_000_000);
@@ -229,17 +217,17 @@ fn lookups_with_busy_writer(
 /// The writer installs new SAs one at a time; a reader spins on the next SPI and records how long
 /// after `add_sa` returned it saw the SA (0 if it saw it before the call returned).
 fn install_to_visible(region: &Arc<Region>, writer: &Arc<std::sync::Mutex<Writer>>, installed: &[u32]) -> (u64, u64, u64) {
-    const SAMPLES: u32 = 20_000;
+    let samples = installed.len().min(20_000);
     let epoch = Instant::now();
     let target = Arc::new(AtomicU32::new(0));
     let returned_at = Arc::new(AtomicU64::new(u64::MAX));
     let seen = Arc::new(AtomicU32::new(0));
     let mut w = writer.lock().unwrap();
-    // Make room: delete the first SAMPLES SAs.
-    for spi in &installed[..SAMPLES as usize] {
+    // Make room: delete the first `samples` SAs.
+    for spi in &installed[..samples] {
         w.del_sa(shared::event::SaKey { spi: *spi, dst: SYNTHETIC_DST }).unwrap();
     }
-    let spis: Vec<u32> = (0..SAMPLES).map(|_| w.get_spi(synthetic_sa(0, 0).src, SYNTHETIC_DST).unwrap()).collect();
+    let spis: Vec<u32> = (0..samples).map(|_| w.get_spi(synthetic_sa(0, 0).src, SYNTHETIC_DST).unwrap()).collect();
     let reader = {
         let (region, target, returned_at, seen, spis) = (region.clone(), target.clone(), returned_at.clone(), seen.clone(), spis.clone());
         std::thread::spawn(move || {

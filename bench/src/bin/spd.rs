@@ -12,37 +12,23 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use bench::{arg, Rng};
 use dataplane::esp::selector::Flow;
 use dataplane::gateway::spd_classifier::Classifier;
 use shared::policy::{Action, Policy, PolicyFlags, PolicyRecord, Prefix, SaTemplate, Selector};
 use shared::sa::{Direction, Mode};
 
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-    fn addr(&mut self) -> Ipv4Addr {
-        Ipv4Addr::from(0xC612_0000 | self.below(1 << 17) as u32)
-    }
+
+fn random_addr(rng: &mut Rng) -> Ipv4Addr {
+    Ipv4Addr::from(0xC612_0000 | rng.below(1 << 17) as u32)
 }
 
 fn rules(rng: &mut Rng, n: usize) -> Vec<PolicyRecord> {
     let any = Prefix::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 15);
     (0..n)
         .map(|i| {
-            let mut prefix = || Prefix::new(IpAddr::V4(rng.addr()), 16 + rng.below(17) as u8);
+            let mut prefix = || Prefix::new(IpAddr::V4(random_addr(rng)), 16 + rng.below(17) as u8);
             let (src, dst) = if i + 1 == n { (any, any) } else { (prefix(), prefix()) };
             let ported = i % 3 == 0 && i + 1 != n;
             let lo = rng.below(60_000) as u16;
@@ -81,8 +67,8 @@ fn main() {
     let compile = compile_start.elapsed();
     let flows: Vec<Flow> = (0..n_flows)
         .map(|_| Flow {
-            src: IpAddr::V4(rng.addr()),
-            dst: IpAddr::V4(rng.addr()),
+            src: IpAddr::V4(random_addr(&mut rng)),
+            dst: IpAddr::V4(random_addr(&mut rng)),
             proto: [6, 17, 1][rng.below(3) as usize],
             ports: Some((rng.below(65_536) as u16, rng.below(65_536) as u16)),
         })
