@@ -17,13 +17,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bench::{arg, Rng};
 use dataplane::nd::table::FlowHash;
 use dataplane::nd::{Entry, FlowKey, FlowTable, FlowTableConfig, Transport};
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 const BURST: usize = 32;
 
@@ -31,16 +27,6 @@ fn key(i: u64) -> FlowKey {
     let local = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
     let remote = IpAddr::V4(Ipv4Addr::from(0xC612_0000 | (i >> 16) as u32));
     FlowKey::new(local, remote, 17, Transport::Ports { local: i as u16, remote: 4500 })
-}
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((u128::from(self.0) * u128::from(n)) >> 64) as u64
-    }
 }
 
 /// Runs `burst` (which returns how many of its lookups found their flow) on `threads` threads for
