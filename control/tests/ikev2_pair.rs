@@ -387,6 +387,18 @@ fn nat_detection_floats_to_4500_and_encapsulates() {
     );
     // The IKE_AUTH exchange went over port 4500.
     assert_eq!(pair.log[2].local.port(), 4500);
+    // RFC 3948 4: NAT keepalives every 20 s from port 4500 while the SA is idle.
+    let start = pair.now;
+    while pair.now - start < Duration::from_secs(25) {
+        pair.run(1, true);
+    }
+    let keepalives: Vec<_> = pair
+        .log
+        .iter()
+        .filter(|t| t.bytes == control::ikev2::NAT_KEEPALIVE && t.local.port() == 4500)
+        .collect();
+    assert!(keepalives.len() >= 2, "both ends send keepalives");
+    assert_eq!(pair.a.stats().malformed + pair.b.stats().malformed, 0);
 }
 
 #[test]

@@ -5,7 +5,7 @@ pub mod config;
 mod management;
 
 use crate::crypto::SystemRng;
-use crate::ikev2::{Engine, Event, RandomSpis, Transmit};
+use crate::ikev2::{Engine, Event, RandomSpis, Transmit, NAT_KEEPALIVE};
 use crate::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager};
 use config::DaemonConfig;
 use mio::net::{UdpSocket, UnixListener};
@@ -23,8 +23,6 @@ const NAT_T: Token = Token(1);
 const CONTROL: Token = Token(2);
 /// RFC 3948 2.2: IKE on port 4500 starts with four zero bytes; ESP never does.
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
-/// RFC 3948 2.3: a NAT keepalive is one 0xFF byte.
-const NAT_KEEPALIVE: u8 = 0xFF;
 /// The loop wakes at least this often.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
 
@@ -54,7 +52,9 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     fn send(&self, transmit: &Transmit) {
-        let result = if transmit.local.port() == self.config.nat_t_port {
+        let result = if transmit.bytes == NAT_KEEPALIVE {
+            self.nat_t.send_to(&transmit.bytes, transmit.remote)
+        } else if transmit.local.port() == self.config.nat_t_port {
             let mut datagram = NON_ESP_MARKER.to_vec();
             datagram.extend_from_slice(&transmit.bytes);
             self.nat_t.send_to(&datagram, transmit.remote)
@@ -78,7 +78,7 @@ impl Daemon {
                 }
             };
             let (port, datagram) = if nat_t {
-                if len == 1 && buf[0] == NAT_KEEPALIVE {
+                if buf[..len] == NAT_KEEPALIVE {
                     continue;
                 }
                 // Anything without the marker is ESP, which the dataplane handles.

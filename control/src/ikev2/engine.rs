@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// A datagram to send from `local` to `remote`. On port 4500 the I/O layer prepends the
-/// non-ESP marker (RFC 3948 2.2).
+/// non-ESP marker (RFC 3948 2.2) to everything but a NAT keepalive ([`NAT_KEEPALIVE`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub local: SocketAddr,
@@ -63,6 +63,11 @@ pub enum Event {
         addresses: Vec<IpAddr>,
     },
 }
+
+/// RFC 3948 2.3: the one-byte NAT keepalive, sent without the non-ESP marker.
+pub const NAT_KEEPALIVE: [u8; 1] = [0xFF];
+/// RFC 3948 4: the default keepalive interval.
+const NAT_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Counters an operator can read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -192,6 +197,13 @@ impl Ctx<'_> {
     }
 
     pub fn arm_liveness(&mut self, sa: &mut IkeSa) {
+        if sa.nat
+            && matches!(sa.phase, Phase::Established)
+            && sa.timers.next_of(Timer::NatKeepalive).is_none()
+        {
+            sa.timers
+                .set(Timer::NatKeepalive, self.now + NAT_KEEPALIVE_INTERVAL);
+        }
         if matches!(sa.phase, Phase::Established) {
             let interval = self.config.peers[sa.peer].dpd_interval;
             sa.timers.set(Timer::Liveness, sa.last_heard + interval);
@@ -622,6 +634,16 @@ impl Engine {
                             sa.queued.push_back(Request::Liveness);
                             tasks::requests::send_queued(&mut ctx, &mut sa);
                         }
+                        Keep::Yes
+                    }
+                    Timer::NatKeepalive => {
+                        ctx.transmits.push_back(Transmit {
+                            local: sa.local,
+                            remote: sa.remote,
+                            bytes: NAT_KEEPALIVE.to_vec(),
+                        });
+                        sa.timers
+                            .set(Timer::NatKeepalive, now + NAT_KEEPALIVE_INTERVAL);
                         Keep::Yes
                     }
                     Timer::HalfOpen => {

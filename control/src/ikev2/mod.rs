@@ -24,7 +24,7 @@ mod ts;
 mod vendor;
 
 pub use config::{ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy};
-pub use engine::{Engine, Event, IkeSaInfo, RandomSpis, SpiSource, Stats, Transmit};
+pub use engine::{Engine, Event, IkeSaInfo, RandomSpis, SpiSource, Stats, Transmit, NAT_KEEPALIVE};
 pub use error::Failure;
 pub use sa::{ChildSa, DirectionKeys};
 pub use vendor::{KnownVendor, Vendor};

@@ -13,7 +13,9 @@ pub fn notifies(payloads: &[Payload], kind: NotifyType) -> impl Iterator<Item = 
 /// 0x3039 reports a correlation failure that must not fail the exchange, so it is not one.
 pub fn error_notify(payloads: &[Payload]) -> Option<NotifyType> {
     payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.kind.is_error() && n.kind != NotifyType::MsNotifyStatus => Some(n.kind),
+        Payload::Notify(n) if n.kind.is_error() && n.kind != NotifyType::MsNotifyStatus => {
+            Some(n.kind)
+        }
         _ => None,
     })
 }

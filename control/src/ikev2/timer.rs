@@ -9,10 +9,17 @@ pub enum Timer {
     Liveness = 1,
     /// Drop a responder SA that never completed IKE_AUTH (RFC 7296 2.6: half-open state is bounded).
     HalfOpen = 2,
+    /// Keep the NAT mapping open (RFC 3948 4).
+    NatKeepalive = 3,
 }
 
-const TIMERS: usize = 3;
-const ALL: [Timer; TIMERS] = [Timer::Retransmit, Timer::Liveness, Timer::HalfOpen];
+const TIMERS: usize = 4;
+const ALL: [Timer; TIMERS] = [
+    Timer::Retransmit,
+    Timer::Liveness,
+    Timer::HalfOpen,
+    Timer::NatKeepalive,
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct Timers {
@@ -26,6 +33,10 @@ impl Timers {
 
     pub fn clear(&mut self, timer: Timer) {
         self.at[timer as usize] = None;
+    }
+
+    pub fn next_of(&self, timer: Timer) -> Option<Instant> {
+        self.at[timer as usize]
     }
 
     pub fn next(&self) -> Option<Instant> {

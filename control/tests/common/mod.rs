@@ -188,6 +188,10 @@ impl Pair {
                     let n = self.sent;
                     self.sent += 1;
                     self.log.push(t.clone());
+                    // NAT keepalives are filtered by the I/O layer before any engine sees them.
+                    if t.bytes == control::ikev2::NAT_KEEPALIVE {
+                        continue;
+                    }
                     let mut bytes = t.bytes.clone();
                     let copies = match (self.fate)(n, &t) {
                         Fate::Deliver => 1,
