@@ -16,6 +16,7 @@
 # Usage: scripts/bench-gateway.sh   (env: SIZES="64 512 1420 imix" SUITES=... DIRS="encrypt decrypt"
 #        CORES="1 2" SAS="many one" WARMUP=2 SAMPLES=3 BASELINE=1)
 set -euo pipefail
+SCRIPTS="$(cd "$(dirname "$0")" && pwd)"
 cd "$(dirname "$0")/.."
 
 SIZES=(${SIZES:-64 512 1420 imix})
@@ -121,34 +122,7 @@ measure() { # config pcap cores port
   ip netns exec "$NS" "$GATEWAY" run "$WORK/run.toml" -- --lcores "$lcores" $EAL_MEMORY --no-pci --no-shconf \
     "--file-prefix=$prefix" --log-level=pmd.net.tap:error >"$WORK/run.log" 2>&1 &
   APP_PID=$!
-  "$PY" - "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$WARMUP" "$SAMPLES" "$APP_PID" "$port" <<'PYEOF' || { tail -20 "$WORK/run.log" >&2; exit 1; }
-import json, os, socket, statistics, sys, time
-path, warmup, samples, pid, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-deadline = time.time() + 30
-while True:
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sock.connect(path)
-        break
-    except OSError:
-        os.kill(pid, 0)
-        if time.time() > deadline:
-            sys.exit("no telemetry socket at " + path)
-        time.sleep(0.2)
-sock.recv(4096)
-def opackets():
-    sock.send(("/ethdev/stats," + port).encode())
-    return json.loads(sock.recv(65536))["/ethdev/stats"]["opackets"]
-time.sleep(warmup)
-counts = []
-for _ in range(samples + 1):
-    counts.append((time.monotonic(), opackets()))
-    time.sleep(1)
-rates = [(b[1] - a[1]) / (b[0] - a[0]) / 1e6 for a, b in zip(counts, counts[1:])]
-if max(rates) == 0:
-    sys.exit("port %s transmitted nothing" % port)
-print("%.3f" % statistics.median(rates))
-PYEOF
+  "$PY" "$SCRIPTS/telemetry-rate.py" "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$WARMUP" "$SAMPLES" "$APP_PID" "$port" || { tail -20 "$WORK/run.log" >&2; exit 1; }
   kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
   rm -f "/dev/shm/$NS"-*.region
 }

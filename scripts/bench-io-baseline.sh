@@ -15,6 +15,7 @@
 # Usage: scripts/bench-io-baseline.sh    (env: SIZES="64 512 1420" WARMUP=3 SAMPLES=5 CPU=1)
 # Packet addresses are in 198.18.0.0/15 and exist only in memory: no packet leaves the process.
 set -euo pipefail
+SCRIPTS="$(cd "$(dirname "$0")" && pwd)"
 
 SIZES=(${SIZES:-64 512 1420})
 WARMUP=${WARMUP:-3}
@@ -98,34 +99,7 @@ measure() { # prefix command...
   local prefix=$1; shift
   "$@" >"$WORK/$prefix.log" 2>&1 &
   APP_PID=$!
-  "$PY" - "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$WARMUP" "$SAMPLES" "$APP_PID" <<'PYEOF' || { tail -20 "$WORK/$prefix.log" >&2; exit 1; }
-import json, os, socket, statistics, sys, time
-path, warmup, samples, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-deadline = time.time() + 30
-while True:
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sock.connect(path)
-        break
-    except OSError:
-        os.kill(pid, 0)  # fails (and so the script) if the application died
-        if time.time() > deadline:
-            sys.exit("no telemetry socket at " + path)
-        time.sleep(0.2)
-sock.recv(4096)
-def opackets():
-    sock.send(b"/ethdev/stats,1")
-    return json.loads(sock.recv(65536))["/ethdev/stats"]["opackets"]
-time.sleep(warmup)
-counts = []
-for _ in range(samples + 1):
-    counts.append((time.monotonic(), opackets()))
-    time.sleep(1)
-rates = [(b[1] - a[1]) / (b[0] - a[0]) / 1e6 for a, b in zip(counts, counts[1:])]
-if max(rates) == 0:
-    sys.exit("port 1 transmitted nothing")
-print("%.2f" % statistics.median(rates))
-PYEOF
+  "$PY" "$SCRIPTS/telemetry-rate.py" "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$WARMUP" "$SAMPLES" "$APP_PID" 1 || { tail -20 "$WORK/$prefix.log" >&2; exit 1; }
   kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
 }
 
