@@ -391,8 +391,10 @@ fn scapy_esp_is_delivered_and_bad_esp_is_counted() {
     assert!(stats.lines().any(|l| l == "drop replay 3"), "{stats}");
     let sa = stats.lines().find(|l| l.starts_with("sa spi 0x00001002 ")).unwrap();
     assert!(sa.contains(" drop_replay 3 ") && sa.contains(" drop_icv_mismatch 1 "), "{sa}");
+    // The tampered packet (100010) failed its ICV, so it must not move the anti-replay top.
+    assert!(sa.contains(" highest_seq 100004 "), "{sa}");
     let natt = stats.lines().find(|l| l.starts_with("sa spi 0x00001702 ")).unwrap();
-    assert!(natt.contains(" packets 3 "), "{natt}");
+    assert!(natt.contains(" packets 3 ") && natt.contains(" highest_seq 3 "), "{natt}");
 }
 
 /// The process that wrote the SAs dies and comes back: the dataplane forwards throughout, and

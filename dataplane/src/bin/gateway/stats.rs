@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use dataplane::gateway::counters::{LcoreCounters, Reason};
 use shared::counters::SaDrop;
+use shared::sa::Direction;
 use shared::region::Region;
 
 /// The lcore counters as text lines, and the totals the log line prints.
@@ -63,10 +64,15 @@ pub fn render_sas(region: &Region) -> String {
     for info in shared::inspect::list_sas(region) {
         let Some(config) = info.config else { continue };
         let c = info.counters;
+        // Outbound: the next sequence number to hand out; inbound: the highest one accepted.
+        let seq = match config.direction {
+            Direction::Out => format!("next_seq {}", c.next_seq),
+            Direction::In => format!("highest_seq {}", c.replay_top),
+        };
         let _ = write!(
             out,
-            "sa spi {:#010x} dst {} direction {:?} mode {:?} packets {} bytes {} next_seq {}",
-            info.key.spi, info.key.dst, config.direction, config.mode, c.packets, c.bytes, c.next_seq
+            "sa spi {:#010x} dst {} direction {:?} mode {:?} packets {} bytes {} {seq}",
+            info.key.spi, info.key.dst, config.direction, config.mode, c.packets, c.bytes
         );
         for (reason, n) in SaDrop::ALL.iter().zip(c.drops) {
             let _ = write!(out, " drop_{} {n}", reason.name());
