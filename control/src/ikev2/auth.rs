@@ -1,5 +1,7 @@
 //! Pre-shared-key authentication (RFC 7296 2.15).
 use crate::crypto::Prf;
+use crate::ikev2::config::PeerConfig;
+use crate::wire::ikev2::{Auth, AuthMethod, Identification};
 use aws_lc_rs::constant_time;
 
 /// RFC 7296 2.15: the key pad for shared-key authentication.
@@ -23,6 +25,32 @@ pub fn psk_auth(
 
 pub fn verify_psk_auth(expected: &[u8], received: &[u8]) -> bool {
     constant_time::verify_slices_are_equal(expected, received).is_ok()
+}
+
+/// What the peer sent in IKE_AUTH and what its AUTH covers (RFC 7296 2.15): its own IKE_SA_INIT
+/// message, our nonce, and its SK_p (SK_pi from the initiator, SK_pr from the responder).
+pub struct PeerProof<'a> {
+    pub id: &'a Identification,
+    pub auth: &'a Auth,
+    pub peer_sa_init: &'a [u8],
+    pub our_nonce: &'a [u8],
+    pub peer_sk_p: &'a [u8],
+}
+
+/// The peer is who `peer` says it must be: the configured ID, shared-key authentication, and an
+/// AUTH value computed from the pre-shared key.
+pub fn peer_proves_psk(prf: Prf, peer: &PeerConfig, proof: &PeerProof<'_>) -> bool {
+    let expected = psk_auth(
+        prf,
+        &peer.psk,
+        proof.peer_sa_init,
+        proof.our_nonce,
+        proof.peer_sk_p,
+        &proof.id.to_body(),
+    );
+    *proof.id == peer.remote_id
+        && proof.auth.method == AuthMethod::SharedKeyMic
+        && verify_psk_auth(&expected, &proof.auth.data)
 }
 
 #[cfg(test)]

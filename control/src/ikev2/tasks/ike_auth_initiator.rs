@@ -1,5 +1,5 @@
 //! IKE_AUTH as initiator with a pre-shared key (RFC 7296 1.2, 2.15) and the first child SA.
-use crate::ikev2::auth::{psk_auth, verify_psk_auth};
+use crate::ikev2::auth::{peer_proves_psk, psk_auth, PeerProof};
 use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
@@ -132,18 +132,14 @@ fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Fail
         return Err(error_notify(inner).map_or(Failure::Missing("IDr/AUTH"), Failure::PeerError));
     };
     let keys = sa.keys.as_ref().ok_or(Failure::Missing("keys"))?;
-    let expected = psk_auth(
-        keys.prf,
-        &config.psk,
-        &sa.init_response,
-        &sa.ni,
-        &keys.ike.sk_pr,
-        &id.to_body(),
-    );
-    if *id != config.remote_id
-        || received.method != AuthMethod::SharedKeyMic
-        || !verify_psk_auth(&expected, &received.data)
-    {
+    let proof = PeerProof {
+        id,
+        auth: received,
+        peer_sa_init: &sa.init_response,
+        our_nonce: &sa.ni,
+        peer_sk_p: &keys.ike.sk_pr,
+    };
+    if !peer_proves_psk(keys.prf, config, &proof) {
         return Err(Failure::AuthenticationFailed);
     }
     Ok(())

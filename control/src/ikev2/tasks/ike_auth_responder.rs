@@ -1,6 +1,6 @@
 //! IKE_AUTH as responder with a pre-shared key (RFC 7296 1.2, 2.15): authenticate the
 //! initiator, then negotiate the first child SA with traffic selector narrowing (2.9).
-use crate::ikev2::auth::{psk_auth, verify_psk_auth};
+use crate::ikev2::auth::{peer_proves_psk, psk_auth, verify_psk_auth, PeerProof};
 use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
@@ -113,18 +113,14 @@ fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Fail
     let id = id_i(inner).ok_or(Failure::Missing("IDi"))?;
     let received = auth(inner).ok_or(Failure::Missing("AUTH"))?;
     let keys = sa.keys.as_ref().ok_or(Failure::Missing("keys"))?;
-    let expected = psk_auth(
-        keys.prf,
-        &config.psk,
-        &sa.init_request,
-        &sa.nr,
-        &keys.ike.sk_pi,
-        &id.to_body(),
-    );
-    if *id != config.remote_id
-        || received.method != AuthMethod::SharedKeyMic
-        || !verify_psk_auth(&expected, &received.data)
-    {
+    let proof = PeerProof {
+        id,
+        auth: received,
+        peer_sa_init: &sa.init_request,
+        our_nonce: &sa.nr,
+        peer_sk_p: &keys.ike.sk_pi,
+    };
+    if !peer_proves_psk(keys.prf, config, &proof) {
         return Err(Failure::AuthenticationFailed);
     }
     Ok(())
