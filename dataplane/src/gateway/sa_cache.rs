@@ -135,8 +135,15 @@ mod tests {
     /// SA (new generation, new prepared SA) and a restart of the dataplane (new process).
     #[test]
     fn the_replay_window_survives_an_sa_update_and_a_dataplane_restart() {
-        let path = std::env::temp_dir().join(format!("ipsec-gw-sa-cache-{}", std::process::id()));
-        let region = Arc::new(Region::create(&path, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
+        /// Removes the region file however the test ends.
+        struct RemoveOnDrop(std::path::PathBuf);
+        impl Drop for RemoveOnDrop {
+            fn drop(&mut self) {
+                let _ = Region::remove(&self.0);
+            }
+        }
+        let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-sa-cache-{}", std::process::id())));
+        let region = Arc::new(Region::create(&path.0, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
         let mut writer = Writer::attach(region.clone()).unwrap();
         writer.add_sa(&synthetic_sa(0x4242, 0)).unwrap();
         let reader = Reader::attach(region.clone()).unwrap();
@@ -163,7 +170,5 @@ mod tests {
         assert!(window.check(50).is_err() && window.check(49).is_err(), "accepted before the restart");
         assert!(window.check(51).is_ok());
         writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
-        drop((writer, reader, region));
-        let _ = Region::remove(&path);
     }
 }
