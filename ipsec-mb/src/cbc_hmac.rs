@@ -1,0 +1,213 @@
+//! AES-CBC chained with HMAC in one job of the library's job API: encrypt then MAC on the way
+//! out, MAC then decrypt on the way in (the caller compares the tag before using the plaintext).
+//! The AES round keys and the HMAC inner and outer hash states are computed once per SA.
+
+use std::ops::Range;
+
+use zeroize::Zeroize;
+
+use crate::{manager, sys, Error};
+
+const AES_BLOCK: usize = 16;
+/// SHA-1 and SHA-256 hash 64-byte blocks (RFC 2104's B).
+const HASH_BLOCK: usize = 64;
+/// Room for the largest digest (SHA-256).
+const MAX_DIGEST: usize = 32;
+
+/// The HMAC hash function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hmac {
+    Sha1,
+    Sha256,
+}
+
+impl Hmac {
+    fn digest_len(self) -> usize {
+        match self {
+            Hmac::Sha1 => 20,
+            Hmac::Sha256 => 32,
+        }
+    }
+
+    /// The tag lengths the library produces: the IPsec truncation and the full digest.
+    fn tag_len_supported(self, len: usize) -> bool {
+        match self {
+            Hmac::Sha1 => len == 12 || len == 20,
+            Hmac::Sha256 => len == 16 || len == 32,
+        }
+    }
+}
+
+/// Where one packet's cipher and hash ranges lie in its buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Encrypted or decrypted in place: whole AES blocks.
+    pub cipher: Range<usize>,
+    /// Covered by the HMAC.
+    pub hash: Range<usize>,
+}
+
+#[repr(C, align(16))]
+struct RoundKeys([u8; 15 * AES_BLOCK]);
+
+#[repr(C, align(16))]
+struct HashState([u8; MAX_DIGEST]);
+
+/// An expanded AES-CBC key and a pre-keyed HMAC.
+pub struct CbcHmacKey {
+    encrypt_keys: Box<RoundKeys>,
+    decrypt_keys: Box<RoundKeys>,
+    key_len: usize,
+    hmac: Hmac,
+    inner: Box<HashState>,
+    outer: Box<HashState>,
+    tag_len: usize,
+}
+
+impl std::fmt::Debug for CbcHmacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CbcHmacKey").field("hmac", &self.hmac).field("tag_len", &self.tag_len).finish_non_exhaustive()
+    }
+}
+
+impl CbcHmacKey {
+    /// Expands `cipher_key` (16, 24 or 32 bytes) and pre-keys the HMAC with `mac_key`; tags are
+    /// `tag_len` bytes (12 or 20 for SHA-1, 16 or 32 for SHA-256).
+    pub fn new(cipher_key: &[u8], hmac: Hmac, mac_key: &[u8], tag_len: usize) -> Result<CbcHmacKey, Error> {
+        if !hmac.tag_len_supported(tag_len) {
+            return Err(Error::KeyLength);
+        }
+        let mgr = manager::shared()?.raw();
+        let expand = match cipher_key.len() {
+            16 => mgr.keyexp_128,
+            24 => mgr.keyexp_192,
+            32 => mgr.keyexp_256,
+            _ => return Err(Error::KeyLength),
+        }
+        .ok_or(Error::NoManager)?;
+        let mut encrypt_keys = Box::new(RoundKeys([0; 15 * AES_BLOCK]));
+        let mut decrypt_keys = Box::new(RoundKeys([0; 15 * AES_BLOCK]));
+        // SAFETY: the function reads `cipher_key.len()` bytes (its length selected it) and
+        // writes at most 15 round keys to each schedule.
+        unsafe {
+            expand(cipher_key.as_ptr().cast(), encrypt_keys.0.as_mut_ptr().cast(), decrypt_keys.0.as_mut_ptr().cast())
+        };
+        let (inner, outer) = hmac_states(mgr, hmac, mac_key)?;
+        Ok(CbcHmacKey { encrypt_keys, decrypt_keys, key_len: cipher_key.len(), hmac, inner, outer, tag_len })
+    }
+
+    /// The length of the tags this key produces.
+    pub fn tag_len(&self) -> usize {
+        self.tag_len
+    }
+
+    /// Encrypts `layout.cipher` in place with `iv`, then returns the HMAC of `layout.hash`
+    /// (its first `tag_len` bytes are the tag).
+    pub fn encrypt_then_mac(&self, buf: &mut [u8], iv: &[u8; AES_BLOCK], layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
+        self.run(buf, iv, layout, sys::IMB_DIR_ENCRYPT, sys::IMB_ORDER_CIPHER_HASH)
+    }
+
+    /// Returns the HMAC of `layout.hash`, then decrypts `layout.cipher` in place with `iv`.
+    pub fn mac_then_decrypt(&self, buf: &mut [u8], iv: &[u8; AES_BLOCK], layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
+        self.run(buf, iv, layout, sys::IMB_DIR_DECRYPT, sys::IMB_ORDER_HASH_CIPHER)
+    }
+
+    fn run(
+        &self,
+        buf: &mut [u8],
+        iv: &[u8; AES_BLOCK],
+        layout: &Layout,
+        direction: sys::IMB_CIPHER_DIRECTION,
+        order: sys::IMB_CHAIN_ORDER,
+    ) -> Result<[u8; MAX_DIGEST], Error> {
+        let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= buf.len();
+        if !in_buf(&layout.cipher) || !in_buf(&layout.hash) || layout.cipher.len() % AES_BLOCK != 0 {
+            return Err(Error::Layout);
+        }
+        let mut tag = [0u8; MAX_DIGEST];
+        let src = buf.as_mut_ptr();
+        manager::with_job_manager(|m| {
+            let mgr = m.raw_mut();
+            // SAFETY: `mgr` is this thread's initialised manager; its function pointers were set
+            // by init_mb_mgr_auto. The job it hands out is ours until submitted; every pointer
+            // stored in it (`buf` ranges checked above, `iv`, the keys, `tag`) outlives this
+            // closure, which does not return before the library has completed the job (one job
+            // in flight per thread: submit, then flush until it comes back).
+            unsafe {
+                let (Some(next), Some(submit), Some(flush)) = ((*mgr).get_next_job, (*mgr).submit_job, (*mgr).flush_job) else {
+                    return Err(Error::NoManager);
+                };
+                let job = &mut *next(mgr);
+                job.enc_keys = self.encrypt_keys.0.as_ptr().cast();
+                job.dec_keys = self.decrypt_keys.0.as_ptr().cast();
+                job.key_len_in_bytes = self.key_len as u64;
+                job.__bindgen_anon_1.src = src;
+                job.__bindgen_anon_2.dst = src.add(layout.cipher.start);
+                job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = layout.cipher.start as u64;
+                job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = layout.cipher.len() as u64;
+                job.hash_start_src_offset_in_bytes = layout.hash.start as u64;
+                job.__bindgen_anon_5.msg_len_to_hash_in_bytes = layout.hash.len() as u64;
+                job.iv = iv.as_ptr();
+                job.iv_len_in_bytes = AES_BLOCK as u64;
+                job.auth_tag_output = tag.as_mut_ptr();
+                job.auth_tag_output_len_in_bytes = self.tag_len as u64;
+                job.u.HMAC._hashed_auth_key_xor_ipad = self.inner.0.as_ptr();
+                job.u.HMAC._hashed_auth_key_xor_opad = self.outer.0.as_ptr();
+                job.cipher_mode = sys::IMB_CIPHER_CBC;
+                job.cipher_direction = direction;
+                job.chain_order = order;
+                job.hash_alg = match self.hmac {
+                    Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
+                    Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,
+                };
+                let mut done = submit(mgr);
+                while done.is_null() {
+                    done = flush(mgr);
+                }
+                match (*done).status {
+                    sys::IMB_STATUS_COMPLETED => Ok(()),
+                    status => Err(Error::Job(status)),
+                }
+            }
+        })??;
+        Ok(tag)
+    }
+}
+
+/// RFC 2104: the hash states after the first block of the inner and outer hashes, H(K ^ ipad)
+/// and H(K ^ opad), with a key longer than a block hashed first.
+fn hmac_states(mgr: &sys::IMB_MGR, hmac: Hmac, key: &[u8]) -> Result<(Box<HashState>, Box<HashState>), Error> {
+    let (one_block, hash) = match hmac {
+        Hmac::Sha1 => (mgr.sha1_one_block, mgr.sha1),
+        Hmac::Sha256 => (mgr.sha256_one_block, mgr.sha256),
+    };
+    let (Some(one_block), Some(hash)) = (one_block, hash) else { return Err(Error::NoManager) };
+    let mut block = [0u8; HASH_BLOCK];
+    if key.len() > HASH_BLOCK {
+        // SAFETY: reads `key.len()` bytes of `key`, writes one digest (at most 32 bytes) into `block`.
+        unsafe { hash(key.as_ptr().cast(), key.len() as u64, block.as_mut_ptr().cast()) };
+        block[hmac.digest_len()..].fill(0);
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let state = |pad: u8| {
+        let mut padded = block.map(|b| b ^ pad);
+        let mut out = Box::new(HashState([0; MAX_DIGEST]));
+        // SAFETY: reads one 64-byte block, writes one digest (at most 32 bytes) into `out`.
+        unsafe { one_block(padded.as_ptr().cast(), out.0.as_mut_ptr().cast()) };
+        padded.zeroize();
+        out
+    };
+    let states = (state(0x36), state(0x5c));
+    block.zeroize();
+    Ok(states)
+}
+
+impl Drop for CbcHmacKey {
+    fn drop(&mut self) {
+        self.encrypt_keys.0.zeroize();
+        self.decrypt_keys.0.zeroize();
+        self.inner.0.zeroize();
+        self.outer.0.zeroize();
+    }
+}

@@ -1,0 +1,114 @@
+//! AES-GCM through the library's direct API: the key schedule and GHASH tables are expanded once
+//! per SA ([`GcmKey::new`]); each packet is one call with a context on the stack.
+
+use zeroize::Zeroize;
+
+use crate::{manager, sys, Error};
+
+/// The length of the full GCM tag; ESP may send its leftmost 8, 12 or 16 bytes (RFC 4106 8.1).
+pub const TAG_LEN: usize = 16;
+/// The length of the GCM nonce (RFC 4106 4: salt || explicit IV).
+const NONCE_LEN: usize = 12;
+
+type EncDec = unsafe extern "C" fn(
+    *const sys::gcm_key_data,
+    *mut sys::gcm_context_data,
+    *mut u8,
+    *const u8,
+    u64,
+    *const u8,
+    *const u8,
+    u64,
+    *mut u8,
+    u64,
+);
+
+/// The library reads the expanded keys with aligned loads when they are 64-byte aligned.
+#[repr(C, align(64))]
+struct AlignedKeyData(sys::gcm_key_data);
+
+/// An expanded AES-GCM key (128, 192 or 256 bits).
+pub struct GcmKey {
+    data: Box<AlignedKeyData>,
+    encrypt: EncDec,
+    decrypt: EncDec,
+}
+
+impl std::fmt::Debug for GcmKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcmKey").finish_non_exhaustive()
+    }
+}
+
+impl GcmKey {
+    /// Expands `key` (16, 24 or 32 bytes).
+    pub fn new(key: &[u8]) -> Result<GcmKey, Error> {
+        let mgr = manager::shared()?.raw();
+        let (pre, encrypt, decrypt) = match key.len() {
+            16 => (mgr.gcm128_pre, mgr.gcm128_enc, mgr.gcm128_dec),
+            24 => (mgr.gcm192_pre, mgr.gcm192_enc, mgr.gcm192_dec),
+            32 => (mgr.gcm256_pre, mgr.gcm256_enc, mgr.gcm256_dec),
+            _ => return Err(Error::KeyLength),
+        };
+        let (Some(pre), Some(encrypt), Some(decrypt)) = (pre, encrypt, decrypt) else {
+            return Err(Error::NoManager);
+        };
+        // SAFETY: gcm_key_data is plain bytes (arrays of u8 in a union); all zeroes is valid.
+        let mut data: Box<AlignedKeyData> = Box::new(AlignedKeyData(unsafe { std::mem::zeroed() }));
+        // SAFETY: `key` holds as many bytes as the chosen function reads (its length selected
+        // it); `data` is a valid, writable gcm_key_data.
+        unsafe { pre(key.as_ptr().cast(), &mut data.0) };
+        Ok(GcmKey { data, encrypt, decrypt })
+    }
+
+    /// Encrypts `data` in place and returns the full tag over `aad` and the ciphertext.
+    pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+        self.run(self.encrypt, nonce, aad, data)
+    }
+
+    /// Decrypts `data` in place and returns the full tag the sender should have sent; the caller
+    /// compares it in constant time before using the plaintext.
+    pub fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+        self.run(self.decrypt, nonce, aad, data)
+    }
+
+    fn run(&self, f: EncDec, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+        let mut tag = [0u8; TAG_LEN];
+        // SAFETY: gcm_context_data is plain integers and bytes; all zeroes is valid, and the
+        // call initialises it before use.
+        let mut ctx: sys::gcm_context_data = unsafe { std::mem::zeroed() };
+        let ptr = data.as_mut_ptr();
+        // SAFETY: the key data was expanded by the matching `pre` function; `data` is read and
+        // written in place (the library supports dst == src) for exactly its length; the nonce
+        // is the 12 bytes the library reads; `aad` and `tag` are valid for their lengths.
+        unsafe {
+            f(
+                &self.data.0,
+                &mut ctx,
+                ptr,
+                ptr,
+                data.len() as u64,
+                nonce.as_ptr(),
+                aad.as_ptr(),
+                aad.len() as u64,
+                tag.as_mut_ptr(),
+                TAG_LEN as u64,
+            )
+        };
+        tag
+    }
+}
+
+impl Drop for GcmKey {
+    fn drop(&mut self) {
+        self.data.0.expanded_keys.zeroize();
+        // SAFETY: the union's members are all byte arrays of the same storage; writing zeroes
+        // over its whole size is valid for every member.
+        unsafe {
+            std::ptr::write_volatile(
+                &mut self.data.0.ghash_keys,
+                std::mem::zeroed::<sys::gcm_key_data__bindgen_ty_1>(),
+            )
+        };
+    }
+}

@@ -1,0 +1,47 @@
+//! Intel's Multi-Buffer Crypto for IPsec library (the code under DPDK's aesni_mb and aesni_gcm
+//! crypto PMDs, and so under ipsec-secgw): generated bindings (`sys`) and the safe ESP
+//! transforms built on them. The rest of the workspace never touches `sys`.
+//!
+//! - [`GcmKey`]: AES-GCM (RFC 4106) and GMAC (RFC 4543) through the library's direct API, which
+//!   has no per-call state beyond a context on the stack.
+//! - [`CbcHmacKey`]: AES-CBC (RFC 3602) chained with HMAC-SHA1-96 (RFC 2404) or
+//!   HMAC-SHA-256-128 (RFC 4868) in one job of the job API, on a per-thread manager.
+
+mod cbc_hmac;
+mod gcm;
+mod manager;
+
+#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all, missing_debug_implementations)]
+mod sys {
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+}
+
+pub use cbc_hmac::{CbcHmacKey, Hmac, Layout};
+pub use gcm::{GcmKey, TAG_LEN};
+pub use manager::version;
+
+/// Why the library could not do what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// A key of a length the algorithm does not have.
+    KeyLength,
+    /// Ranges outside the buffer, or a cipher range that is not whole AES blocks.
+    Layout,
+    /// The library could not allocate or initialise its manager on this thread.
+    NoManager,
+    /// The library rejected or failed the job (its status code).
+    Job(u32),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::KeyLength => write!(f, "key length not supported"),
+            Error::Layout => write!(f, "ranges outside the buffer or not whole AES blocks"),
+            Error::NoManager => write!(f, "intel-ipsec-mb manager could not be allocated"),
+            Error::Job(status) => write!(f, "intel-ipsec-mb job failed (status {status})"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

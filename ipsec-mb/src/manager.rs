@@ -1,0 +1,70 @@
+//! The library's manager (`IMB_MGR`): the table of function pointers chosen for this CPU
+//! (`init_mb_mgr_auto`) plus the job queues of the job API.
+//!
+//! The direct API (GCM) only reads the function table, so one process-wide manager serves every
+//! thread. The job API keeps queued jobs in the manager, so each thread gets its own.
+
+use std::ffi::CStr;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use crate::sys;
+
+#[derive(Debug)]
+pub(crate) struct Manager(NonNull<sys::IMB_MGR>);
+
+// SAFETY: the manager is plain memory owned by this value; moving it to another thread is fine.
+// Sharing it (`Sync`) is only done for the process-wide manager, whose function table is
+// read-only after `init_mb_mgr_auto` and whose direct-API functions take no manager argument.
+unsafe impl Send for Manager {}
+// SAFETY: see above; the job API (which mutates the manager) is only used through the
+// thread-local manager in `with_job_manager`, never through `shared()`.
+unsafe impl Sync for Manager {}
+
+impl Manager {
+    fn new() -> Option<Manager> {
+        // SAFETY: alloc_mb_mgr(0) returns a zeroed, 64-byte-aligned manager or NULL.
+        let mgr = NonNull::new(unsafe { sys::alloc_mb_mgr(0) })?;
+        let mut arch = 0;
+        // SAFETY: `mgr` was just allocated by the library; `arch` is a valid out-pointer.
+        unsafe { sys::init_mb_mgr_auto(mgr.as_ptr(), &mut arch) };
+        Some(Manager(mgr))
+    }
+
+    pub(crate) fn raw(&self) -> &sys::IMB_MGR {
+        // SAFETY: the pointer is valid and initialised for the lifetime of `self`.
+        unsafe { self.0.as_ref() }
+    }
+
+    pub(crate) fn raw_mut(&mut self) -> *mut sys::IMB_MGR {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        // SAFETY: allocated by alloc_mb_mgr and not used after this.
+        unsafe { sys::free_mb_mgr(self.0.as_ptr()) }
+    }
+}
+
+/// The process-wide manager for the direct API (key setup, GCM).
+pub(crate) fn shared() -> Result<&'static Manager, crate::Error> {
+    static SHARED: OnceLock<Option<Manager>> = OnceLock::new();
+    SHARED.get_or_init(Manager::new).as_ref().ok_or(crate::Error::NoManager)
+}
+
+thread_local! {
+    static JOB_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::new());
+}
+
+/// Runs `f` with this thread's manager for the job API.
+pub(crate) fn with_job_manager<R>(f: impl FnOnce(&mut Manager) -> R) -> Result<R, crate::Error> {
+    JOB_MANAGER.with(|m| m.borrow_mut().as_mut().map(f).ok_or(crate::Error::NoManager))
+}
+
+/// The library's version, e.g. "1.3.0".
+pub fn version() -> &'static str {
+    // SAFETY: the library returns a pointer to a static NUL-terminated string.
+    unsafe { CStr::from_ptr(sys::imb_get_version_str()) }.to_str().unwrap_or("?")
+}

@@ -1,0 +1,106 @@
+//! The library against an independent implementation (aws-lc-rs) on random keys, nonces, AADs
+//! and lengths: AES-GCM seal and open, AES-CBC then HMAC-SHA1/SHA-256 (RFC 2104, keys longer than
+//! a block included), and the tag checks a receiver relies on.
+
+use aws_lc_rs::{aead, cipher, hmac};
+use ipsec_mb::{CbcHmacKey, GcmKey, Hmac, Layout};
+use proptest::prelude::*;
+
+fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
+    let alg = match key.len() {
+        16 => &aead::AES_128_GCM,
+        24 => &aead::AES_192_GCM,
+        _ => &aead::AES_256_GCM,
+    };
+    aead::LessSafeKey::new(aead::UnboundKey::new(alg, key).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn gcm_matches_aws_lc(
+        key_len in prop::sample::select(vec![16usize, 24, 32]),
+        seed in any::<[u8; 32]>(),
+        nonce in any::<[u8; 12]>(),
+        aad in prop::collection::vec(any::<u8>(), 0..40),
+        plain in prop::collection::vec(any::<u8>(), 0..1600),
+    ) {
+        let key = &seed[..key_len];
+        let ours = GcmKey::new(key).unwrap();
+        let mut data = plain.clone();
+        let tag = ours.seal(&nonce, &aad, &mut data);
+
+        let mut expected = plain.clone();
+        let expected_tag = aws_gcm(key)
+            .seal_in_place_separate_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(&aad), &mut expected)
+            .unwrap();
+        prop_assert_eq!(&data, &expected);
+        prop_assert_eq!(&tag[..], expected_tag.as_ref());
+
+        let opened_tag = ours.open(&nonce, &aad, &mut data);
+        prop_assert_eq!(&data, &plain);
+        prop_assert_eq!(opened_tag, tag);
+    }
+
+    #[test]
+    fn cbc_hmac_matches_aws_lc(
+        sha256 in any::<bool>(),
+        full_tag in any::<bool>(),
+        aes256 in any::<bool>(),
+        seed in any::<[u8; 32]>(),
+        mac_key in prop::collection::vec(any::<u8>(), 1..100),
+        iv in any::<[u8; 16]>(),
+        header in prop::collection::vec(any::<u8>(), 0..24),
+        blocks in 1usize..90,
+        seed_plain in any::<u8>(),
+    ) {
+        let cipher_key = if aes256 { &seed[..] } else { &seed[..16] };
+        let (hmac_alg, aws_alg, tag_len) = match (sha256, full_tag) {
+            (false, false) => (Hmac::Sha1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 12),
+            (false, true) => (Hmac::Sha1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 20),
+            (true, false) => (Hmac::Sha256, hmac::HMAC_SHA256, 16),
+            (true, true) => (Hmac::Sha256, hmac::HMAC_SHA256, 32),
+        };
+        let key = CbcHmacKey::new(cipher_key, hmac_alg, &mac_key, tag_len).unwrap();
+        let plain: Vec<u8> = (0..blocks * 16).map(|i| (i as u8).wrapping_mul(seed_plain)).collect();
+        let mut buf = [header.clone(), plain.clone()].concat();
+        let layout = Layout { cipher: header.len()..buf.len(), hash: 0..buf.len() };
+        let tag = key.encrypt_then_mac(&mut buf, &iv, &layout).unwrap();
+
+        let aes = if aes256 { &cipher::AES_256 } else { &cipher::AES_128 };
+        let enc = cipher::EncryptingKey::cbc(cipher::UnboundCipherKey::new(aes, cipher_key).unwrap()).unwrap();
+        let mut expected = plain.clone();
+        enc.less_safe_encrypt(&mut expected, cipher::EncryptionContext::Iv128(iv.into())).unwrap();
+        prop_assert_eq!(&buf[header.len()..], &expected[..]);
+        let expected_tag = hmac::sign(&hmac::Key::new(aws_alg, &mac_key), &buf);
+        prop_assert_eq!(&tag[..tag_len], &expected_tag.as_ref()[..tag_len]);
+
+        let check = key.mac_then_decrypt(&mut buf, &iv, &layout).unwrap();
+        prop_assert_eq!(&check[..tag_len], &tag[..tag_len]);
+        prop_assert_eq!(&buf[header.len()..], &plain[..]);
+    }
+}
+
+#[test]
+fn bad_keys_and_layouts_are_errors() {
+    assert!(GcmKey::new(&[0; 20]).is_err());
+    assert!(CbcHmacKey::new(&[0; 20], Hmac::Sha1, &[0; 20], 12).is_err());
+    assert!(CbcHmacKey::new(&[0; 16], Hmac::Sha1, &[0; 20], 16).is_err());
+    let key = CbcHmacKey::new(&[0; 16], Hmac::Sha256, &[0; 32], 16).unwrap();
+    let mut buf = [0u8; 40];
+    let iv = [0u8; 16];
+    // Not whole blocks, and past the end.
+    assert!(key.encrypt_then_mac(&mut buf, &iv, &Layout { cipher: 8..38, hash: 0..38 }).is_err());
+    assert!(key.encrypt_then_mac(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..41 }).is_err());
+    assert!(key.encrypt_then_mac(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..40 }).is_ok());
+}
+
+#[test]
+fn a_modified_ciphertext_gives_a_different_tag() {
+    let key = GcmKey::new(&[7; 32]).unwrap();
+    let mut data = *b"sixteen byte msg";
+    let tag = key.seal(&[1; 12], b"aad", &mut data);
+    data[3] ^= 1;
+    assert_ne!(key.open(&[1; 12], b"aad", &mut data), tag);
+}
