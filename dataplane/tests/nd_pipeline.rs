@@ -10,7 +10,7 @@ use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_IPV4};
 use dataplane::gateway::pipeline::{Pipeline, Setup, Shared, SideSetup, Verdict};
 use dataplane::gateway::routing::{Net, Route, Routes};
 use dataplane::gateway::Side;
-use dataplane::nd::{FlowTableConfig, NegotiationDiscovery};
+use dataplane::nd::{FlowTableConfig, NdReport, NegotiationDiscovery, RuleCounts};
 use dataplane::wire::checksum::checksum;
 use dataplane::{PacketBuf, SliceBuf};
 use shared::event::{Event, SaKey};
@@ -56,6 +56,9 @@ struct Gateway {
     path: String,
     writer: Writer,
     pipeline: Pipeline,
+    nd: Arc<NegotiationDiscovery>,
+    /// The policy ids of the outbound and the inbound rule.
+    rule_ids: [u32; 2],
 }
 
 impl Drop for Gateway {
@@ -82,8 +85,8 @@ impl Gateway {
             flags,
         };
         let nd_out = PolicyFlags { nd_outbound: true, ..PolicyFlags::default() };
-        writer.add_policy(&rule(Direction::Out, net(INSIDE), net(SERVER), 1, nd_out)).unwrap();
-        writer.add_policy(&rule(Direction::In, net(SERVER), net(INSIDE), 2, inbound)).unwrap();
+        let out_id = writer.add_policy(&rule(Direction::Out, net(INSIDE), net(SERVER), 1, nd_out)).unwrap();
+        let in_id = writer.add_policy(&rule(Direction::In, net(SERVER), net(INSIDE), 2, inbound)).unwrap();
         let side = |addr: IpAddr| SideSetup { mac: GW_MAC, vlan: None, addresses: vec![Net { addr, len: 24 }] };
         let setup = Setup {
             protected: side(v4(198, 18, 1, 1)),
@@ -101,11 +104,11 @@ impl Gateway {
             .collect(),
             encap_ports: vec![4500],
         };
-        let nd = NegotiationDiscovery::new(FlowTableConfig { capacity: 1000, idle_timeout: 60 });
-        let shared = Shared { nd: Some(Arc::new(nd)), ..Shared::default() };
+        let nd = Arc::new(NegotiationDiscovery::new(FlowTableConfig { capacity: 1000, idle_timeout: 60 }));
+        let shared = Shared { nd: Some(nd.clone()), ..Shared::default() };
         let mut pipeline = Pipeline::new(Reader::attach(region).unwrap(), Arc::new(setup), &shared, Arc::new(LcoreCounters::default()));
         pipeline.begin_round();
-        Gateway { path, writer, pipeline }
+        Gateway { path, writer, pipeline, nd, rule_ids: [out_id, in_id] }
     }
 
     /// Passes a frame; returns the verdict and the IP protocol of what leaves.
@@ -125,6 +128,14 @@ impl Gateway {
         sa.ts_remote = TrafficSelector::any_of_family(sa.src);
         (sa.soft, sa.hard, sa.idle_timeout_secs, sa.ms_flags) = (Default::default(), Default::default(), 0, Default::default());
         self.writer.add_sa(&sa).unwrap()
+    }
+
+    /// The engine's report once the lcore has published its counters (every 100 ms, at the
+    /// start of a round).
+    fn report(&mut self) -> NdReport {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        self.pipeline.begin_round();
+        self.nd.report()
     }
 
     fn acquires(&mut self) -> usize {
@@ -185,4 +196,33 @@ fn boundary_mode_keeps_accepting_cleartext_from_a_host_without_ipsec() {
         assert_eq!(gw.pass(IN, &data).0, SENT_IN);
         assert_eq!(gw.pass(OUT, &tcp(INSIDE, PLAIN_HOST, 22, 50000 + i, false)), (SENT_OUT, TCP));
     }
+}
+
+/// The statistics the gateway reports: cleartext sent, held, accepted and dropped by SPD rule,
+/// ACQUIREs sent and suppressed, flows and Secure flows.
+#[test]
+fn the_report_counts_cleartext_decisions_by_rule() {
+    let mut gw = Gateway::new("report", PolicyFlags::default());
+    let [out_rule, in_rule] = gw.rule_ids;
+    let ack = tcp(INSIDE, SERVER, 40000, 80, false);
+    let reply = tcp(SERVER, INSIDE, 80, 40000, false);
+    assert_eq!(gw.pass(OUT, &tcp(INSIDE, SERVER, 40000, 80, true)), (SENT_OUT, TCP));
+    assert_eq!(gw.pass(OUT, &ack), (SENT_OUT, TCP));
+    assert_eq!(gw.pass(IN, &reply).0, SENT_IN);
+    assert_eq!(gw.pass(IN, &tcp(SERVER, INSIDE, 80, 40001, true)).0, Verdict::Drop(Reason::Gateway(GatewayDrop::CleartextForProtected)));
+    let sa = gw.install_sa();
+    assert_eq!(gw.pass(OUT, &ack), (SENT_OUT, ESP));
+    gw.writer.del_sa(sa).unwrap();
+    assert_eq!(gw.pass(OUT, &ack).0, Verdict::Drop(Reason::Gateway(GatewayDrop::NoSa)));
+    assert_eq!(gw.pass(IN, &reply).0, Verdict::Drop(Reason::Gateway(GatewayDrop::CleartextForProtected)));
+
+    let r = gw.report();
+    assert_eq!(r.counts.rules[&out_rule], RuleCounts { cleartext_sent: 2, held: 1, ..RuleCounts::default() });
+    assert_eq!(r.counts.rules[&in_rule], RuleCounts { cleartext_accepted: 1, cleartext_dropped: 2, ..RuleCounts::default() });
+    let s = &r.counts.stats;
+    assert_eq!((s.cleartext_sent(), s.held(), s.cleartext_accepted(), s.cleartext_dropped()), (2, 1, 1, 2));
+    // One ACQUIRE for the cleartext flow (the second packet's is suppressed by the Acquire flag),
+    // one when the Secure flow lost its SA.
+    assert_eq!((s.acquire_sent, s.acquire_suppressed), (2, 1));
+    assert_eq!((r.table.flows, r.table.secure_flows, r.capacity), (1, 1, 1000));
 }

@@ -15,6 +15,7 @@ use super::ether::Mac;
 use super::pipeline::{Setup, SideSetup};
 use super::routing::{Net, Route, Routes};
 use super::Side;
+use crate::nd::FlowTableConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,6 +41,8 @@ struct File {
     policies: Vec<PolicyEntry>,
     #[serde(default)]
     sas: Vec<SaEntry>,
+    #[serde(default)]
+    negotiation_discovery: NegotiationDiscoverySection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +68,25 @@ impl Default for GatewaySection {
         }
     }
 }
+
+/// Negotiation discovery and boundary mode ([MS-IKEE] 3.7): the flow state table. Which rules it
+/// applies to is said by the rules' own flags (`PolicyEntry`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct NegotiationDiscoverySection {
+    enabled: bool,
+    flows: u64,
+    idle_timeout_secs: u64,
+}
+
+impl Default for NegotiationDiscoverySection {
+    fn default() -> Self {
+        NegotiationDiscoverySection { enabled: false, flows: 1_000_000, idle_timeout_secs: 300 }
+    }
+}
+
+/// The most flows a table may be sized for (about 69 bytes each: 13.7 GB).
+const MAX_ND_FLOWS: u64 = 200_000_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +149,15 @@ struct PolicyEntry {
     tunnel: Option<[String; 2]>,
     #[serde(default = "default_priority")]
     priority: u32,
+    /// [MS-IKEE] 3.7.1: negotiation discovery applies to this rule (its direction says which).
+    #[serde(default)]
+    negotiation_discovery: bool,
+    /// 3.7.1: the Boundary flag (inbound: cleartext is accepted; outbound: message #5 says so).
+    #[serde(default)]
+    boundary: bool,
+    /// 3.7.1: encryption is guaranteed for this traffic (3.7.4.1; outbound rules).
+    #[serde(default)]
+    guaranteed_encryption: bool,
 }
 
 fn default_priority() -> u32 {
@@ -195,6 +226,8 @@ pub struct Config {
     pub neighbours: HashMap<(Side, IpAddr), Mac>,
     pub policies: Vec<Policy>,
     pub sas: Vec<SaConfig>,
+    /// Negotiation discovery ([MS-IKEE] 3.7): its flow state table, when enabled.
+    pub negotiation_discovery: Option<FlowTableConfig>,
 }
 
 impl Config {
@@ -256,6 +289,13 @@ impl Config {
             .enumerate()
             .map(|(i, p)| policy(p).map_err(|(f, m)| invalid(format!("policies[{i}].{f}"), m)))
             .collect::<Result<Vec<_>, _>>()?;
+        let negotiation_discovery = negotiation_discovery(&file.negotiation_discovery).map_err(|(f, m)| invalid(format!("negotiation_discovery.{f}"), m))?;
+        if negotiation_discovery.is_none() {
+            if let Some(i) = file.policies.iter().position(|p| p.negotiation_discovery) {
+                let message = "this rule needs negotiation discovery, which is off (negotiation_discovery.enabled = true)";
+                return Err(invalid(format!("policies[{i}].negotiation_discovery"), message.into()));
+            }
+        }
         let sas = file
             .sas
             .iter()
@@ -276,6 +316,7 @@ impl Config {
             neighbours,
             policies,
             sas,
+            negotiation_discovery,
         })
     }
 
@@ -412,10 +453,45 @@ fn policy(p: &PolicyEntry) -> Result<Policy, FieldError> {
             icmp_code: p.icmp_code,
         },
         action,
-        flags: PolicyFlags::default(),
+        flags: nd_flags(p, direction)?,
     };
     policy.validate().map_err(|e| ("selector", e.to_string()))?;
     Ok(policy)
+}
+
+/// The table of an enabled `[negotiation_discovery]` section.
+fn negotiation_discovery(nd: &NegotiationDiscoverySection) -> Result<Option<FlowTableConfig>, FieldError> {
+    if !nd.enabled {
+        return Ok(None);
+    }
+    if !(1..=MAX_ND_FLOWS).contains(&nd.flows) {
+        return Err(("flows", format!("{} is not a table size (1..={MAX_ND_FLOWS} flows)", nd.flows)));
+    }
+    let idle_timeout = u32::try_from(nd.idle_timeout_secs)
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or(("idle_timeout_secs", format!("{} is not a timeout (1..={} seconds)", nd.idle_timeout_secs, u32::MAX)))?;
+    Ok(Some(FlowTableConfig { capacity: nd.flows as usize, idle_timeout }))
+}
+
+/// A rule's [MS-IKEE] 3.7.1 policy flags.
+fn nd_flags(p: &PolicyEntry, direction: Direction) -> Result<PolicyFlags, FieldError> {
+    if p.negotiation_discovery && p.action != "protect" {
+        return Err(("negotiation_discovery", "negotiation discovery applies to protect rules only".into()));
+    }
+    if p.boundary && !p.negotiation_discovery {
+        return Err(("boundary", "the Boundary flag is for negotiation discovery rules (negotiation_discovery = true)".into()));
+    }
+    if p.guaranteed_encryption && !(p.negotiation_discovery && direction == Direction::Out) {
+        let message = "guaranteed encryption is for outbound negotiation discovery rules (3.7.4.1; inbound, the SA's flag applies)";
+        return Err(("guaranteed_encryption", message.into()));
+    }
+    Ok(PolicyFlags {
+        nd_inbound: p.negotiation_discovery && direction == Direction::In,
+        nd_outbound: p.negotiation_discovery && direction == Direction::Out,
+        boundary: p.boundary,
+        guaranteed_encryption: p.guaranteed_encryption,
+    })
 }
 
 fn suite(s: &str) -> Result<Suite, FieldError> {
@@ -594,6 +670,63 @@ reqid = 1
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(expected), "{err:?} should contain {expected:?}");
             assert!(err.starts_with("gw.toml: "), "{err}");
+        }
+    }
+
+    /// EXAMPLE with negotiation discovery on and `rule` appended to its outbound rule.
+    fn with_nd(section: &str, rule: &str) -> String {
+        EXAMPLE.replace("tunnel = [\"198.18.0.1\", \"198.18.0.2\"]", &format!("tunnel = [\"198.18.0.1\", \"198.18.0.2\"]\n{rule}"))
+            + "\n[negotiation_discovery]\n"
+            + section
+    }
+
+    #[test]
+    fn the_documented_example_enables_negotiation_discovery() {
+        let c = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/gateway.toml"))).unwrap();
+        assert_eq!(c.negotiation_discovery, Some(FlowTableConfig { capacity: 1_000_000, idle_timeout: 300 }));
+        assert_eq!(c.policies[0].flags, PolicyFlags { nd_outbound: true, ..PolicyFlags::default() });
+    }
+
+    #[test]
+    fn negotiation_discovery_is_off_unless_enabled() {
+        assert_eq!(parse(EXAMPLE).unwrap().negotiation_discovery, None);
+        assert_eq!(parse(&with_nd("enabled = false", "")).unwrap().negotiation_discovery, None);
+        let c = parse(&with_nd("enabled = true\nflows = 5000\nidle_timeout_secs = 30", "negotiation_discovery = true\nguaranteed_encryption = true")).unwrap();
+        assert_eq!(c.negotiation_discovery, Some(FlowTableConfig { capacity: 5000, idle_timeout: 30 }));
+        let flags = PolicyFlags { nd_outbound: true, guaranteed_encryption: true, ..PolicyFlags::default() };
+        assert_eq!(c.policies[0].flags, flags);
+        let defaults = parse(&with_nd("enabled = true", "")).unwrap();
+        assert_eq!(defaults.negotiation_discovery, Some(FlowTableConfig { capacity: 1_000_000, idle_timeout: 300 }));
+        assert_eq!(defaults.policies[0].flags, PolicyFlags::default());
+    }
+
+    #[test]
+    fn an_inbound_boundary_rule_has_the_inbound_flags() {
+        let inbound = EXAMPLE.replace("direction = \"out\"\nsrc = \"198.18.1.0/24\"\ndst = \"198.18.2.0/24\"", "direction = \"in\"\nsrc = \"198.18.2.0/24\"\ndst = \"198.18.1.0/24\"");
+        let text = inbound.replace("reqid = 1\ntunnel", "reqid = 1\nnegotiation_discovery = true\nboundary = true\ntunnel") + "\n[negotiation_discovery]\nenabled = true\n";
+        let c = parse(&text).unwrap();
+        assert_eq!(c.policies[0].flags, PolicyFlags { nd_inbound: true, boundary: true, ..PolicyFlags::default() });
+    }
+
+    #[test]
+    fn negotiation_discovery_errors_name_the_field() {
+        let on = "enabled = true";
+        let cases = [
+            (with_nd("enabled = false", "negotiation_discovery = true"), "policies[0].negotiation_discovery: this rule needs negotiation discovery, which is off"),
+            (with_nd(on, "boundary = true"), "policies[0].boundary: the Boundary flag is for negotiation discovery rules"),
+            (with_nd(on, "guaranteed_encryption = true"), "policies[0].guaranteed_encryption: guaranteed encryption is for outbound negotiation discovery rules"),
+            (
+                with_nd(on, "negotiation_discovery = true").replace("action = \"protect\"", "action = \"bypass\""),
+                "policies[0].negotiation_discovery: negotiation discovery applies to protect rules only",
+            ),
+            (with_nd("enabled = true\nflows = 0", ""), "negotiation_discovery.flows: 0 is not a table size"),
+            (with_nd("enabled = true\nflows = 300000000", ""), "negotiation_discovery.flows: 300000000 is not a table size"),
+            (with_nd("enabled = true\nidle_timeout_secs = 0", ""), "negotiation_discovery.idle_timeout_secs: 0 is not a timeout"),
+            (with_nd("enabled = true\nidle = 5", ""), "unknown field `idle`"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
         }
     }
 }

@@ -287,7 +287,7 @@ impl Pipeline {
         let matched = self.classifier.classify(Direction::In, &flow);
         let nd_accepts = match (&mut self.nd, matched) {
             (Some(nd), Some(m)) if matches!(m.decision, Decision::Protect { .. }) => {
-                nd.inbound_cleartext(m.flags, &flow, self.now_ns) == InboundVerdict::Accept
+                nd.inbound_cleartext(m.policy_id, m.flags, &flow, self.now_ns) == InboundVerdict::Accept
             }
             _ => false,
         };

@@ -13,6 +13,7 @@ use super::flags::FlowFlags;
 use super::flow_key::FlowKey;
 use super::inbound::{inbound, Arrival, InboundFlow, InboundVerdict};
 use super::outbound::{outbound, Acquire, FlowView, OutboundVerdict, SaMatch};
+use super::report::{Board, NdReport};
 use super::stats::NdStats;
 use super::table::{Entry, FlowHash, FlowRef, FlowTable, FlowTableConfig, TableFull};
 
@@ -110,6 +111,9 @@ impl Default for NdLcore {
 #[derive(Debug)]
 pub struct NegotiationDiscovery {
     table: FlowTable,
+    capacity: usize,
+    /// The lcores' published statistics.
+    board: Board,
 }
 
 fn recorded(e: Entry) -> Option<FlowRef> {
@@ -124,11 +128,20 @@ const BURST: usize = 32;
 
 impl NegotiationDiscovery {
     pub fn new(config: FlowTableConfig) -> NegotiationDiscovery {
-        NegotiationDiscovery { table: FlowTable::new(config) }
+        NegotiationDiscovery { table: FlowTable::new(config), capacity: config.capacity, board: Board::default() }
     }
 
     pub fn table(&self) -> &FlowTable {
         &self.table
+    }
+
+    pub fn board(&self) -> &Board {
+        &self.board
+    }
+
+    /// The table's counters and the lcores' last published ones.
+    pub fn report(&self) -> NdReport {
+        NdReport { table: self.table.stats(), capacity: self.capacity, memory_bytes: self.table.memory_bytes(), counts: self.board.sum() }
     }
 
     /// ORs `set` into the flow and returns its flags before. `known` are flags the flow is known

@@ -1,7 +1,9 @@
 //! Negotiation discovery at the gateway pipeline's SPD decision points: one lcore's handle on the
 //! shared engine, with the translation from what the pipeline has (the matched rule's record
-//! flags, the packet's `Flow`, the SA handle) to the engine's inputs.
+//! flags, the packet's `Flow`, the SA handle) to the engine's inputs. It counts the cleartext
+//! decisions by SPD rule, and publishes its counters to the engine's board now and then.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use shared::policy::{PolicyFlags, PFLAG_BOUNDARY, PFLAG_GUARANTEED_ENCRYPTION, PFLAG_ND_INBOUND, PFLAG_ND_OUTBOUND};
@@ -13,6 +15,8 @@ use super::engine::{InboundPacket, NdLcore, NegotiationDiscovery, OutboundPacket
 use super::flow_key::FlowKey;
 use super::inbound::{Arrival, InboundVerdict};
 use super::outbound::{OutboundVerdict, SaMatch};
+use super::report::{publish, Slot};
+use super::stats::RuleCounts;
 use crate::esp::selector::Flow;
 
 /// A policy record's PFLAG_* bits as [MS-IKEE] 3.7.1 policy flags.
@@ -56,10 +60,17 @@ pub struct NdHook {
     sa_flags: SaFlagsCache,
     /// The next bucket this lcore ages.
     age_cursor: usize,
+    /// Cleartext decisions by SPD rule (policy id).
+    rules: BTreeMap<u32, RuleCounts>,
+    slot: Slot,
+    next_publish_ns: u64,
 }
 
 /// Buckets aged per round by each lcore (aging is safe from any number of lcores at once).
 const AGE_BUCKETS_PER_ROUND: usize = 64;
+
+/// How often an lcore publishes its counters.
+const PUBLISH_NS: u64 = 100_000_000;
 
 /// The table's tick: seconds.
 fn tick(now_ns: u64) -> u32 {
@@ -68,18 +79,36 @@ fn tick(now_ns: u64) -> u32 {
 
 impl NdHook {
     pub fn new(engine: Arc<NegotiationDiscovery>) -> NdHook {
-        NdHook { engine, lcore: NdLcore::default(), sa_flags: SaFlagsCache([(u32::MAX, u64::MAX, SaMatch::default()); 64]), age_cursor: 0 }
+        let slot = engine.board().register();
+        NdHook {
+            engine,
+            lcore: NdLcore::default(),
+            sa_flags: SaFlagsCache([(u32::MAX, u64::MAX, SaMatch::default()); 64]),
+            age_cursor: 0,
+            rules: BTreeMap::new(),
+            slot,
+            next_publish_ns: 0,
+        }
     }
 
     pub fn lcore(&self) -> &NdLcore {
         &self.lcore
     }
 
-    /// Ages the next slice of the flow table; call once per round of bursts.
+    /// Cleartext decisions by SPD rule (policy id) on this lcore.
+    pub fn rules(&self) -> &BTreeMap<u32, RuleCounts> {
+        &self.rules
+    }
+
+    /// Ages the next slice of the flow table and, every PUBLISH_NS, publishes this lcore's
+    /// counters; call once per round of bursts.
     pub fn age_step(&mut self, now_ns: u64) {
         let table = self.engine.table();
         table.age(tick(now_ns), self.age_cursor, AGE_BUCKETS_PER_ROUND);
         self.age_cursor = (self.age_cursor + AGE_BUCKETS_PER_ROUND) % table.buckets();
+        if now_ns >= self.next_publish_ns && publish(&self.slot, &self.lcore.stats, &self.rules) {
+            self.next_publish_ns = now_ns + PUBLISH_NS;
+        }
     }
 
     /// 3.7.4.1 for a packet that matched outbound protect rule `policy_id` with record flags
@@ -87,13 +116,30 @@ impl NdHook {
     pub fn outbound(&mut self, reader: &Reader, policy_id: u32, rule_bits: u8, flow: &Flow, sa: Option<SaHandle>, now_ns: u64) -> OutboundVerdict {
         let sa = sa.and_then(|h| self.sa_flags.get(reader, h));
         let pkt = OutboundPacket { key: FlowKey::of_flow(Direction::Out, flow), policy_id, rule: policy_flags(rule_bits), sa };
-        self.engine.outbound(&mut self.lcore, reader, &pkt, tick(now_ns))
+        let verdict = self.engine.outbound(&mut self.lcore, reader, &pkt, tick(now_ns));
+        match verdict {
+            OutboundVerdict::SendClear => self.rule(policy_id).cleartext_sent += 1,
+            OutboundVerdict::Hold => self.rule(policy_id).held += 1,
+            OutboundVerdict::Encapsulate | OutboundVerdict::Rfc4301 => {}
+        }
+        verdict
     }
 
-    /// 3.7.4.2 for a cleartext packet that matched an inbound protect rule with `rule_bits`.
-    pub fn inbound_cleartext(&mut self, rule_bits: u8, flow: &Flow, now_ns: u64) -> InboundVerdict {
+    fn rule(&mut self, policy_id: u32) -> &mut RuleCounts {
+        self.rules.entry(policy_id).or_default()
+    }
+
+    /// 3.7.4.2 for a cleartext packet that matched inbound protect rule `policy_id` with record
+    /// flags `rule_bits`.
+    pub fn inbound_cleartext(&mut self, policy_id: u32, rule_bits: u8, flow: &Flow, now_ns: u64) -> InboundVerdict {
         let pkt = InboundPacket { key: FlowKey::of_flow(Direction::In, flow), arrival: Arrival::Cleartext, rule: policy_flags(rule_bits), sa_guaranteed_encryption: false };
-        self.engine.inbound(&mut self.lcore, &pkt, tick(now_ns))
+        let verdict = self.engine.inbound(&mut self.lcore, &pkt, tick(now_ns));
+        let counts = self.rule(policy_id);
+        match verdict {
+            InboundVerdict::Accept => counts.cleartext_accepted += 1,
+            InboundVerdict::Discard => counts.cleartext_dropped += 1,
+        }
+        verdict
     }
 
     /// 3.7.4.2 for a packet decapsulated with inbound SA `sa`: the flow becomes Secure.

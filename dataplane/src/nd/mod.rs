@@ -13,7 +13,9 @@
 //! - [`engine`]: both, per packet and per burst, with flag updates, ACQUIRE events to the control
 //!   plane (`shared::event::Event::Acquire` with the EXCHANGE_INFO flags for Quick Mode message
 //!   #5) and [`stats`].
-//! - [`gateway_hook`]: one lcore's handle for the gateway pipeline's SPD decision points.
+//! - [`gateway_hook`]: one lcore's handle for the gateway pipeline's SPD decision points, which
+//!   also counts cleartext decisions by SPD rule and publishes its counts to the engine's
+//!   [`report`] board.
 
 pub mod engine;
 pub mod flags;
@@ -21,6 +23,7 @@ pub mod flow_key;
 pub mod gateway_hook;
 pub mod inbound;
 pub mod outbound;
+pub mod report;
 pub mod stats;
 pub mod table;
 
@@ -30,5 +33,6 @@ pub use flow_key::{FlowKey, Transport};
 pub use gateway_hook::NdHook;
 pub use inbound::{Arrival, InboundBranch, InboundFlow, InboundVerdict};
 pub use outbound::{Acquire, FlowView, OutboundBranch, OutboundVerdict, SaMatch};
-pub use stats::NdStats;
+pub use report::{LcoreCounts, NdReport};
+pub use stats::{NdStats, RuleCounts};
 pub use table::{Entry, FlowTable, FlowTableConfig, TableStats};

@@ -10,6 +10,7 @@
 //! ```
 
 mod mbuf_packet;
+mod nd_stats;
 mod poll;
 mod stats;
 
@@ -25,8 +26,10 @@ use dataplane::gateway::ether::Mac;
 use dataplane::gateway::pipeline::{Pipeline, Shared};
 use dataplane::gateway::provision;
 use dataplane::gateway::Side;
+use dataplane::nd::NegotiationDiscovery;
 use dpdk::{Eal, MacAddr, Mempool, MempoolConfig, Port, PortConfig, PortId};
 use shared::ops::Writer;
+use shared::policy::Policy;
 use shared::reader::Reader;
 use shared::region::Region;
 
@@ -93,6 +96,11 @@ fn show_stats(path: &Path) -> Result<(), Error> {
     print!("{text}");
     print!("{}", stats::render_sas(&Region::open(&config.region)?));
     Ok(())
+}
+
+/// The SPD's rules with their ids, read through a reader slot held only meanwhile.
+fn spd_rules(region: &Arc<Region>) -> Vec<(u32, Policy)> {
+    Reader::attach(region.clone()).map(|r| r.spd().iter().map(|rec| (rec.id, rec.to_policy())).collect()).unwrap_or_default()
 }
 
 /// The EAL arguments: the user's, or the no-NIC no-hugepage default; plus the configured vdevs.
@@ -178,7 +186,13 @@ fn run(path: &Path, eal_user_args: &[&str]) -> Result<(), Error> {
         ip_command(&["route", "replace", &route.net.to_string(), "via", &via, "dev", &spec.exception_iface])?;
     }
     let setup = Arc::new(config.setup(macs[0], macs[1]));
-    let shared = Shared::default();
+    let nd = config.negotiation_discovery.map(|c| {
+        let engine = Arc::new(NegotiationDiscovery::new(c));
+        let mb = engine.table().memory_bytes() as f64 / 1e6;
+        eprintln!("gateway: negotiation discovery on: {} flows ({mb:.1} MB), idle timeout {} s", c.capacity, c.idle_timeout);
+        engine
+    });
+    let shared = Shared { nd: nd.clone(), ..Shared::default() };
     let idle_sleep = Duration::from_micros(config.idle_sleep_us);
     let lcores: Vec<(u32, Arc<LcoreCounters>)> = workers.iter().map(|l| (l.id(), Arc::new(LcoreCounters::default()))).collect();
     eprintln!(
@@ -224,7 +238,10 @@ fn run(path: &Path, eal_user_args: &[&str]) -> Result<(), Error> {
                 .zip(ports.iter().chain(taps.iter()))
                 .filter_map(|(name, p)| p.stats().ok().map(|s| (name, s)))
                 .collect();
-            let (text, line) = stats::render(&lcores, &port_stats);
+            let (mut text, line) = stats::render(&lcores, &port_stats);
+            if let Some(nd) = &nd {
+                text.push_str(&nd_stats::render(&nd.report(), &spd_rules(&region)));
+            }
             if let Some(file) = &config.stats_file {
                 if let Err(e) = stats::write_file(file, &text) {
                     eprintln!("gateway: {}: {e}", file.display());
