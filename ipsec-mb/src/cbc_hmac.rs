@@ -1,6 +1,11 @@
-//! AES-CBC chained with HMAC in one job of the library's job API: encrypt then MAC on the way
-//! out, MAC then decrypt on the way in (the caller compares the tag before using the plaintext).
-//! The AES round keys and the HMAC inner and outer hash states are computed once per SA.
+//! HMAC, alone or chained with AES-CBC decryption, as one job of the library's job API (MAC then
+//! decrypt: the caller compares the tag before using the plaintext). The AES round keys and the
+//! HMAC inner and outer hash states are computed once per SA.
+//!
+//! The jobs run one at a time on a manager using SHA-NI (`manager::with_job_manager`). CBC
+//! encryption is not offered: the library runs it in multi-buffer lanes, which one job at a
+//! time leaves idle, and a serial implementation is 2-3x faster for a single packet
+//! (BENCHMARKS.md, crypto calls).
 
 use std::ops::Range;
 
@@ -101,36 +106,34 @@ impl CbcHmacKey {
         self.tag_len
     }
 
-    /// Encrypts `layout.cipher` in place with `iv`, then returns the HMAC of `layout.hash`
-    /// (its first `tag_len` bytes are the tag).
-    pub fn encrypt_then_mac(&self, buf: &mut [u8], iv: &[u8; AES_BLOCK], layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
-        self.run(buf, iv, layout, sys::IMB_DIR_ENCRYPT, sys::IMB_ORDER_CIPHER_HASH)
+    /// Returns the HMAC of `buf[hash]` (its first `tag_len` bytes are the tag).
+    pub fn mac(&self, buf: &[u8], hash: Range<usize>) -> Result<[u8; MAX_DIGEST], Error> {
+        if !(hash.start <= hash.end && hash.end <= buf.len()) {
+            return Err(Error::Layout);
+        }
+        // Nothing is written through `src` without a cipher: the job only reads the hashed range.
+        self.run(buf.as_ptr().cast_mut(), buf.len(), None, &Layout { cipher: 0..0, hash })
     }
 
     /// Returns the HMAC of `layout.hash`, then decrypts `layout.cipher` in place with `iv`.
     pub fn mac_then_decrypt(&self, buf: &mut [u8], iv: &[u8; AES_BLOCK], layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
-        self.run(buf, iv, layout, sys::IMB_DIR_DECRYPT, sys::IMB_ORDER_HASH_CIPHER)
+        self.run(buf.as_mut_ptr(), buf.len(), Some(iv), layout)
     }
 
-    fn run(
-        &self,
-        buf: &mut [u8],
-        iv: &[u8; AES_BLOCK],
-        layout: &Layout,
-        direction: sys::IMB_CIPHER_DIRECTION,
-        order: sys::IMB_CHAIN_ORDER,
-    ) -> Result<[u8; MAX_DIGEST], Error> {
-        let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= buf.len();
+    /// One job over the `len` bytes at `src`: the HMAC of `layout.hash`, then, with an IV, CBC
+    /// decryption of `layout.cipher` in place.
+    fn run(&self, src: *mut u8, len: usize, iv: Option<&[u8; AES_BLOCK]>, layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
+        let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= len;
         if !in_buf(&layout.cipher) || !in_buf(&layout.hash) || layout.cipher.len() % AES_BLOCK != 0 {
             return Err(Error::Layout);
         }
         let mut tag = [0u8; MAX_DIGEST];
-        let src = buf.as_mut_ptr();
         manager::with_job_manager(|m| {
             let mgr = m.raw_mut();
             // SAFETY: `mgr` is this thread's initialised manager; its function pointers were set
-            // by init_mb_mgr_auto. The job it hands out is ours until submitted; every pointer
-            // stored in it (`buf` ranges checked above, `iv`, the keys, `tag`) outlives this
+            // by its init function. The job it hands out is ours until submitted; every pointer
+            // stored in it (`src` with the ranges checked against `len` above, written only when
+            // the caller gave a mutable buffer and an IV, the IV, the keys, `tag`) outlives this
             // closure, which does not return before the library has completed the job (one job
             // in flight per thread: submit, then flush until it comes back).
             unsafe {
@@ -147,15 +150,15 @@ impl CbcHmacKey {
                 job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = layout.cipher.len() as u64;
                 job.hash_start_src_offset_in_bytes = layout.hash.start as u64;
                 job.__bindgen_anon_5.msg_len_to_hash_in_bytes = layout.hash.len() as u64;
-                job.iv = iv.as_ptr();
+                job.iv = iv.map_or(std::ptr::null(), |iv| iv.as_ptr());
                 job.iv_len_in_bytes = AES_BLOCK as u64;
                 job.auth_tag_output = tag.as_mut_ptr();
                 job.auth_tag_output_len_in_bytes = self.tag_len as u64;
                 job.u.HMAC._hashed_auth_key_xor_ipad = self.inner.0.as_ptr();
                 job.u.HMAC._hashed_auth_key_xor_opad = self.outer.0.as_ptr();
-                job.cipher_mode = sys::IMB_CIPHER_CBC;
-                job.cipher_direction = direction;
-                job.chain_order = order;
+                job.cipher_mode = if iv.is_some() { sys::IMB_CIPHER_CBC } else { sys::IMB_CIPHER_NULL };
+                job.cipher_direction = sys::IMB_DIR_DECRYPT;
+                job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
                 job.hash_alg = match self.hmac {
                     Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
                     Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,

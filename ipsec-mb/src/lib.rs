@@ -4,8 +4,8 @@
 //!
 //! - [`GcmKey`]: AES-GCM (RFC 4106) and GMAC (RFC 4543) through the library's direct API, which
 //!   has no per-call state beyond a context on the stack.
-//! - [`CbcHmacKey`]: AES-CBC (RFC 3602) chained with HMAC-SHA1-96 (RFC 2404) or
-//!   HMAC-SHA-256-128 (RFC 4868) in one job of the job API, on a per-thread manager.
+//! - [`CbcHmacKey`]: HMAC-SHA1-96 (RFC 2404) or HMAC-SHA-256-128 (RFC 4868), alone or chained
+//!   with AES-CBC decryption (RFC 3602) in one job of the job API, on a per-thread manager.
 
 mod cbc_hmac;
 mod gcm;

@@ -2,7 +2,10 @@
 //! (`init_mb_mgr_auto`) plus the job queues of the job API.
 //!
 //! The direct API (GCM) only reads the function table, so one process-wide manager serves every
-//! thread. The job API keeps queued jobs in the manager, so each thread gets its own.
+//! thread. The job API keeps queued jobs in the manager, so each thread gets its own, set up for
+//! SSE: there HMAC-SHA1/SHA-256 use the SHA-NI instructions on one buffer, where the AVX2 and
+//! AVX-512 managers hash 8 or 16 buffers in SIMD lanes and, with one job in flight, pay for all
+//! of them (3-6x slower per packet, measured in BENCHMARKS.md).
 
 use std::ffi::CStr;
 use std::ptr::NonNull;
@@ -22,13 +25,26 @@ unsafe impl Send for Manager {}
 unsafe impl Sync for Manager {}
 
 impl Manager {
-    fn new() -> Option<Manager> {
-        // SAFETY: alloc_mb_mgr(0) returns a zeroed, 64-byte-aligned manager or NULL.
-        let mgr = NonNull::new(unsafe { sys::alloc_mb_mgr(0) })?;
+    /// A manager with the best implementations for this CPU.
+    fn for_this_cpu() -> Option<Manager> {
+        let mgr = Manager::alloc()?;
         let mut arch = 0;
         // SAFETY: `mgr` was just allocated by the library; `arch` is a valid out-pointer.
-        unsafe { sys::init_mb_mgr_auto(mgr.as_ptr(), &mut arch) };
-        Some(Manager(mgr))
+        unsafe { sys::init_mb_mgr_auto(mgr.0.as_ptr(), &mut arch) };
+        Some(mgr)
+    }
+
+    /// A manager with the SSE implementations (SHA-NI where the CPU has it).
+    fn sse() -> Option<Manager> {
+        let mgr = Manager::alloc()?;
+        // SAFETY: `mgr` was just allocated by the library.
+        unsafe { sys::init_mb_mgr_sse(mgr.0.as_ptr()) };
+        Some(mgr)
+    }
+
+    fn alloc() -> Option<Manager> {
+        // SAFETY: alloc_mb_mgr(0) returns a zeroed, 64-byte-aligned manager or NULL.
+        NonNull::new(unsafe { sys::alloc_mb_mgr(0) }).map(Manager)
     }
 
     pub(crate) fn raw(&self) -> &sys::IMB_MGR {
@@ -51,11 +67,11 @@ impl Drop for Manager {
 /// The process-wide manager for the direct API (key setup, GCM).
 pub(crate) fn shared() -> Result<&'static Manager, crate::Error> {
     static SHARED: OnceLock<Option<Manager>> = OnceLock::new();
-    SHARED.get_or_init(Manager::new).as_ref().ok_or(crate::Error::NoManager)
+    SHARED.get_or_init(Manager::for_this_cpu).as_ref().ok_or(crate::Error::NoManager)
 }
 
 thread_local! {
-    static JOB_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::new());
+    static JOB_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::sse());
 }
 
 /// Runs `f` with this thread's manager for the job API.

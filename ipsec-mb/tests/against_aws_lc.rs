@@ -1,6 +1,6 @@
 //! The library against an independent implementation (aws-lc-rs) on random keys, nonces, AADs
-//! and lengths: AES-GCM seal and open, AES-CBC then HMAC-SHA1/SHA-256 (RFC 2104, keys longer than
-//! a block included), and the tag checks a receiver relies on.
+//! and lengths: AES-GCM seal and open, HMAC-SHA1/SHA-256 (RFC 2104, keys longer than a block
+//! included) alone and chained with AES-CBC decryption, and the tag checks a receiver relies on.
 
 use aws_lc_rs::{aead, cipher, hmac};
 use ipsec_mb::{CbcHmacKey, GcmKey, Hmac, Layout};
@@ -64,15 +64,13 @@ proptest! {
         };
         let key = CbcHmacKey::new(cipher_key, hmac_alg, &mac_key, tag_len).unwrap();
         let plain: Vec<u8> = (0..blocks * 16).map(|i| (i as u8).wrapping_mul(seed_plain)).collect();
-        let mut buf = [header.clone(), plain.clone()].concat();
-        let layout = Layout { cipher: header.len()..buf.len(), hash: 0..buf.len() };
-        let tag = key.encrypt_then_mac(&mut buf, &iv, &layout).unwrap();
-
         let aes = if aes256 { &cipher::AES_256 } else { &cipher::AES_128 };
         let enc = cipher::EncryptingKey::cbc(cipher::UnboundCipherKey::new(aes, cipher_key).unwrap()).unwrap();
-        let mut expected = plain.clone();
-        enc.less_safe_encrypt(&mut expected, cipher::EncryptionContext::Iv128(iv.into())).unwrap();
-        prop_assert_eq!(&buf[header.len()..], &expected[..]);
+        let mut ciphertext = plain.clone();
+        enc.less_safe_encrypt(&mut ciphertext, cipher::EncryptionContext::Iv128(iv.into())).unwrap();
+        let mut buf = [header.clone(), ciphertext].concat();
+        let layout = Layout { cipher: header.len()..buf.len(), hash: 0..buf.len() };
+        let tag = key.mac(&buf, layout.hash.clone()).unwrap();
         let expected_tag = hmac::sign(&hmac::Key::new(aws_alg, &mac_key), &buf);
         prop_assert_eq!(&tag[..tag_len], &expected_tag.as_ref()[..tag_len]);
 
@@ -91,9 +89,10 @@ fn bad_keys_and_layouts_are_errors() {
     let mut buf = [0u8; 40];
     let iv = [0u8; 16];
     // Not whole blocks, and past the end.
-    assert!(key.encrypt_then_mac(&mut buf, &iv, &Layout { cipher: 8..38, hash: 0..38 }).is_err());
-    assert!(key.encrypt_then_mac(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..41 }).is_err());
-    assert!(key.encrypt_then_mac(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..40 }).is_ok());
+    assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..38, hash: 0..38 }).is_err());
+    assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..41 }).is_err());
+    assert!(key.mac(&buf, 0..41).is_err());
+    assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..40 }).is_ok());
 }
 
 #[test]
