@@ -24,14 +24,9 @@ uint16_t shim_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_m
 struct rte_mbuf *shim_rte_pktmbuf_alloc(struct rte_mempool *mp);
 int shim_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count);
 void shim_rte_pktmbuf_free(struct rte_mbuf *m);
-char *shim_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *shim_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
-char *shim_rte_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int shim_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
-void *shim_rte_pktmbuf_mtod(struct rte_mbuf *m);
-uint16_t shim_rte_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t shim_rte_pktmbuf_tailroom(const struct rte_mbuf *m);
-int shim_rte_pktmbuf_is_contiguous(const struct rte_mbuf *m);
 struct rte_mbuf *shim_rte_pktmbuf_lastseg(struct rte_mbuf *m);
 
 unsigned int shim_rte_mempool_avail_count(const struct rte_mempool *mp);

@@ -31,12 +31,14 @@ impl Mbuf<'_> {
         }
     }
 
+    #[inline]
     fn header(&self) -> &dpdk_sys::rte_mbuf {
         // SAFETY: raw is valid while self exists, and only &mut self methods write the header.
         unsafe { self.raw.as_ref() }
     }
 
     /// Total packet length over all segments.
+    #[inline]
     pub fn len(&self) -> usize {
         self.header().pkt_len as usize
     }
@@ -47,43 +49,50 @@ impl Mbuf<'_> {
 
     /// Whether the whole packet is in this first segment (always so for mbufs built here or
     /// received with a data room larger than the frame).
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
-        // SAFETY: raw is a valid mbuf.
-        unsafe { dpdk_sys::shim_rte_pktmbuf_is_contiguous(self.raw.as_ptr()) != 0 }
+        // rte_pktmbuf_is_contiguous: one segment.
+        self.header().nb_segs == 1
+    }
+
+    /// The address of the first data byte (`rte_pktmbuf_mtod`).
+    #[inline]
+    fn data_ptr(&self) -> *mut u8 {
+        let h = self.header();
+        // SAFETY: data_off is within the buffer at buf_addr (an mbuf invariant DPDK keeps).
+        unsafe { h.buf_addr.cast::<u8>().add(usize::from(h.data_off)) }
     }
 
     /// The bytes of the first segment (the whole packet when [`Mbuf::is_contiguous`]).
+    #[inline]
     pub fn data(&self) -> &[u8] {
         let len = usize::from(self.header().data_len);
-        // SAFETY: mtod points at data_len initialised bytes inside the buffer, which self owns.
-        unsafe {
-            std::slice::from_raw_parts(
-                dpdk_sys::shim_rte_pktmbuf_mtod(self.raw.as_ptr()).cast::<u8>(),
-                len,
-            )
-        }
+        // SAFETY: the first segment's data_len bytes from data_off are initialised packet bytes
+        // inside the buffer, which self owns.
+        unsafe { std::slice::from_raw_parts(self.data_ptr(), len) }
     }
 
     /// The bytes of the first segment, writable.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         let len = usize::from(self.header().data_len);
         // SAFETY: as in data(); &mut self makes the access exclusive.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                dpdk_sys::shim_rte_pktmbuf_mtod(self.raw.as_ptr()).cast::<u8>(),
-                len,
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), len) }
     }
 
     /// Free bytes before the data.
+    #[inline]
     pub fn headroom(&self) -> usize {
-        // SAFETY: raw is a valid mbuf.
-        usize::from(unsafe { dpdk_sys::shim_rte_pktmbuf_headroom(self.raw.as_ptr()) })
+        usize::from(self.header().data_off)
     }
 
     /// Free bytes after the data of the last segment.
+    #[inline]
     pub fn tailroom(&self) -> usize {
+        if self.is_contiguous() {
+            let h = self.header();
+            return usize::from(h.buf_len) - usize::from(h.data_off) - usize::from(h.data_len);
+        }
         // SAFETY: raw is a valid mbuf.
         usize::from(unsafe { dpdk_sys::shim_rte_pktmbuf_tailroom(self.raw.as_ptr()) })
     }
@@ -95,50 +104,61 @@ impl Mbuf<'_> {
 
     /// Grows the packet at the front by `len` bytes taken from the headroom and returns them
     /// (their content is whatever the buffer held).
+    #[inline]
     pub fn prepend(&mut self, len: usize) -> Result<&mut [u8], Error> {
-        let room = self.headroom();
-        let n = checked_len(len, room)?;
-        // SAFETY: raw is a valid mbuf we own exclusively; n <= headroom, so DPDK succeeds.
-        let start = unsafe { dpdk_sys::shim_rte_pktmbuf_prepend(self.raw.as_ptr(), n) };
-        let start = NonNull::new(start.cast::<u8>()).ok_or(Error::NoRoom {
-            needed: len,
-            available: room,
-        })?;
-        // SAFETY: the n bytes at `start` now belong to the packet and to self exclusively.
-        Ok(unsafe { std::slice::from_raw_parts_mut(start.as_ptr(), len) })
+        let n = checked_len(len, self.headroom())?;
+        let h = self.header_mut();
+        // rte_pktmbuf_prepend: the first segment grows into its headroom.
+        h.data_off -= n;
+        h.data_len += n;
+        h.pkt_len += u32::from(n);
+        // SAFETY: the n bytes at the new data start now belong to the packet and to self.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), len) })
     }
 
     /// Grows the packet at the end by `len` bytes taken from the tailroom and returns them.
+    #[inline]
     pub fn append(&mut self, len: usize) -> Result<&mut [u8], Error> {
         let room = self.tailroom();
         let n = checked_len(len, room)?;
-        // SAFETY: raw is a valid mbuf we own exclusively; n <= tailroom, so DPDK succeeds.
-        let start = unsafe { dpdk_sys::shim_rte_pktmbuf_append(self.raw.as_ptr(), n) };
-        let start = NonNull::new(start.cast::<u8>()).ok_or(Error::NoRoom {
-            needed: len,
-            available: room,
-        })?;
-        // SAFETY: the n bytes at `start` now belong to the packet and to self exclusively.
-        Ok(unsafe { std::slice::from_raw_parts_mut(start.as_ptr(), len) })
+        if !self.is_contiguous() {
+            // SAFETY: raw is a valid mbuf we own exclusively; n <= tailroom, so DPDK succeeds.
+            let start = unsafe { dpdk_sys::shim_rte_pktmbuf_append(self.raw.as_ptr(), n) };
+            let start = NonNull::new(start.cast::<u8>()).ok_or_else(|| no_room(len, room))?;
+            // SAFETY: the n bytes at `start` now belong to the packet and to self exclusively.
+            return Ok(unsafe { std::slice::from_raw_parts_mut(start.as_ptr(), len) });
+        }
+        let old_len = usize::from(self.header().data_len);
+        let h = self.header_mut();
+        h.data_len += n;
+        h.pkt_len += u32::from(n);
+        // SAFETY: the n bytes after the old end were tailroom of this buffer and are now packet
+        // bytes owned by self.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().add(old_len), len) })
     }
 
     /// Removes `len` bytes from the front of the packet (they return to the headroom).
+    #[inline]
     pub fn adj(&mut self, len: usize) -> Result<(), Error> {
-        let available = usize::from(self.header().data_len);
-        let n = checked_len(len, available)?;
-        // SAFETY: raw is a valid mbuf we own exclusively; n <= data_len, so DPDK succeeds.
-        let start = unsafe { dpdk_sys::shim_rte_pktmbuf_adj(self.raw.as_ptr(), n) };
-        if start.is_null() {
-            return Err(Error::NoRoom {
-                needed: len,
-                available,
-            });
-        }
+        let n = checked_len(len, usize::from(self.header().data_len))?;
+        // rte_pktmbuf_adj: the first segment shrinks from the front.
+        let h = self.header_mut();
+        h.data_off += n;
+        h.data_len -= n;
+        h.pkt_len -= u32::from(n);
         Ok(())
     }
 
     /// Removes `len` bytes from the end of the packet (they return to the tailroom).
+    #[inline]
     pub fn trim(&mut self, len: usize) -> Result<(), Error> {
+        if self.is_contiguous() {
+            let n = checked_len(len, usize::from(self.header().data_len))?;
+            let h = self.header_mut();
+            h.data_len -= n;
+            h.pkt_len -= u32::from(n);
+            return Ok(());
+        }
         // SAFETY: raw is a valid mbuf, so its last segment is one too; trim works on that one.
         let available = usize::from(unsafe {
             (*dpdk_sys::shim_rte_pktmbuf_lastseg(self.raw.as_ptr())).data_len
@@ -146,12 +166,14 @@ impl Mbuf<'_> {
         let n = checked_len(len, available)?;
         // SAFETY: raw is a valid mbuf we own exclusively; n <= the last segment's length.
         if unsafe { dpdk_sys::shim_rte_pktmbuf_trim(self.raw.as_ptr(), n) } != 0 {
-            return Err(Error::NoRoom {
-                needed: len,
-                available,
-            });
+            return Err(no_room(len, available));
         }
         Ok(())
+    }
+
+    fn header_mut(&mut self) -> &mut dpdk_sys::rte_mbuf {
+        // SAFETY: raw is valid while self exists and &mut self makes the access exclusive.
+        unsafe { self.raw.as_mut() }
     }
 }
 
@@ -163,12 +185,15 @@ impl Drop for Mbuf<'_> {
 }
 
 /// `len` as the u16 DPDK wants, if it fits in `available` bytes.
+#[inline]
 fn checked_len(len: usize, available: usize) -> Result<u16, Error> {
-    u16::try_from(len)
-        .ok()
-        .filter(|_| len <= available)
-        .ok_or(Error::NoRoom {
-            needed: len,
-            available,
-        })
+    match u16::try_from(len) {
+        Ok(n) if len <= available => Ok(n),
+        _ => Err(no_room(len, available)),
+    }
+}
+
+#[cold]
+fn no_room(needed: usize, available: usize) -> Error {
+    Error::NoRoom { needed, available }
 }
