@@ -88,8 +88,8 @@ fn tunnel_rule(direction: &str, src: &str, dst: &str, reqid: u32, tunnel: [&str;
     policy(direction, src, dst, "protect", &extra)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sa(direction: &str, spi: u32, src: &str, dst: &str, reqid: u32, local: &str, remote: &str, seed: u32) -> String {
+/// A tunnel-mode AES-256-GCM SA with its local and remote traffic selectors.
+fn sa(direction: &str, spi: u32, src: &str, dst: &str, reqid: u32, [local, remote]: [&str; 2], seed: u32) -> String {
     format!(
         "[[sas]]\ndirection = \"{direction}\"\nspi = {spi}\nmode = \"tunnel\"\nsrc = \"{src}\"\ndst = \"{dst}\"\nreqid = {reqid}\n\
          local = \"{local}\"\nremote = \"{remote}\"\nsuite = \"aes-gcm-256\"\nenc_key = \"{}\"\n",
@@ -113,8 +113,8 @@ fn nd_config(g: &str, server: Server, sas: Sas) -> String {
         // The negotiation discovery client (3.7.4.1), and its answers (3.7.4.2).
         c += &tunnel_rule("out", CLIENT, "198.18.2.0/24", 1, [A, B], nd);
         c += &tunnel_rule("in", "198.18.2.0/24", CLIENT, 2, [B, A], nd);
-        out_sa = sa("out", 0x2001, A, B, 1, CLIENT, "198.18.2.0/24", 1);
-        in_sa = sa("in", 0x2002, B, A, 2, CLIENT, "198.18.2.0/24", 2);
+        out_sa = sa("out", 0x2001, A, B, 1, [CLIENT, "198.18.2.0/24"], 1);
+        in_sa = sa("in", 0x2002, B, A, 2, [CLIENT, "198.18.2.0/24"], 2);
     } else {
         let inbound = match server {
             Server::Boundary => format!("{nd}\nboundary = true"),
@@ -125,8 +125,8 @@ fn nd_config(g: &str, server: Server, sas: Sas) -> String {
         // stay in cleartext (their ACQUIREs go unanswered).
         c += &tunnel_rule("out", "198.18.2.0/24", CLIENT, 1, [B, A], nd);
         c += &tunnel_rule("out", "198.18.2.0/24", "198.18.1.0/24", 3, [B, A], nd);
-        out_sa = sa("out", 0x2002, B, A, 1, "198.18.2.0/24", CLIENT, 2);
-        in_sa = sa("in", 0x2001, A, B, 2, "198.18.2.0/24", CLIENT, 1);
+        out_sa = sa("out", 0x2002, B, A, 1, ["198.18.2.0/24", CLIENT], 2);
+        in_sa = sa("in", 0x2001, A, B, 2, ["198.18.2.0/24", CLIENT], 1);
     }
     if sas != Sas::None {
         c += &in_sa;

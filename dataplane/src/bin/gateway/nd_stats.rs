@@ -65,3 +65,62 @@ fn describe(p: &Policy) -> String {
     let _ = write!(text, " [{}]", flags.join(" "));
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::policy::{Action, Prefix, SaTemplate, Selector};
+    use shared::sa::Mode;
+
+    fn rule(direction: Direction, flags: PolicyFlags) -> Policy {
+        let net = |a: [u8; 4]| Prefix::new(a.into(), 24);
+        let template = SaTemplate { mode: Mode::Tunnel, src: [198, 18, 0, 1].into(), dst: [198, 18, 0, 2].into() };
+        Policy {
+            priority: 100,
+            direction,
+            selector: Selector {
+                src: net([198, 18, 1, 0]),
+                dst: net([198, 18, 2, 0]),
+                proto: Some(6),
+                src_ports: (0, u16::MAX),
+                dst_ports: (0, u16::MAX),
+                icmp_type: None,
+                icmp_code: None,
+            },
+            action: Action::Protect { reqid: 1, template },
+            flags,
+        }
+    }
+
+    #[test]
+    fn lists_the_totals_and_every_negotiation_discovery_rule() {
+        let mut report = NdReport { capacity: 1000, memory_bytes: 68_600, ..NdReport::default() };
+        report.table.flows = 3;
+        report.table.secure_flows = 1;
+        report.table.full = 2;
+        let s = &mut report.counts.stats;
+        s.outbound[OutboundBranch::NoSaNotSecure.index()] = 5;
+        s.outbound[OutboundBranch::NoSaSecure.index()] = 1;
+        s.inbound[InboundBranch::ClearFirstPacketBoundaryRule.index()] = 4;
+        s.inbound[InboundBranch::ClearExistingSecure.index()] = 2;
+        (s.acquire_sent, s.acquire_suppressed) = (1, 4);
+        report.counts.rules.insert(7, RuleCounts { cleartext_sent: 5, held: 1, ..RuleCounts::default() });
+        report.counts.rules.insert(3, RuleCounts { cleartext_accepted: 4, ..RuleCounts::default() });
+        let rules = [
+            (7, rule(Direction::Out, PolicyFlags { nd_outbound: true, guaranteed_encryption: true, ..PolicyFlags::default() })),
+            (8, rule(Direction::In, PolicyFlags { nd_inbound: true, boundary: true, ..PolicyFlags::default() })),
+            (9, rule(Direction::In, PolicyFlags::default())),
+        ];
+        let text = render(&report, &rules);
+        let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        has("nd flows 3 secure_flows 1 capacity 1000 memory_bytes 68600 evicted 0 aged 0 table_full 2 unrecorded 0");
+        has("nd cleartext_sent 5 held 1 cleartext_accepted 4 cleartext_dropped 2 acquire_sent 1 acquire_suppressed 4 acquire_ring_full 0");
+        has("nd outbound NoSaNotSecure 5");
+        has("nd inbound ClearExistingSecure 2");
+        // Rule 3 has counts but left the SPD; rule 8 has none yet; rule 9 is not an ND rule.
+        has("nd rule 3 (no longer in the SPD) cleartext_sent 0 held 0 cleartext_accepted 4 cleartext_dropped 0");
+        has("nd rule 7 out 198.18.1.0/24 -> 198.18.2.0/24 proto 6 [nd ge] cleartext_sent 5 held 1 cleartext_accepted 0 cleartext_dropped 0");
+        has("nd rule 8 in 198.18.1.0/24 -> 198.18.2.0/24 proto 6 [nd boundary] cleartext_sent 0 held 0 cleartext_accepted 0 cleartext_dropped 0");
+        assert!(!text.contains("nd rule 9 "), "{text}");
+    }
+}
