@@ -25,6 +25,7 @@ DEBIAN_PACKAGES=(
   strongswan-swanctl
   libcharon-extra-plugins
   libstrongswan-extra-plugins
+  openssl
 )
 
 missing=()

@@ -324,6 +324,28 @@ impl SaManager {
         inbound.and(outbound)
     }
 
+    /// The child SAs of IKE SA `old` now belong to `new` (RFC 7296 2.18).
+    pub fn ike_sa_rekeyed(&mut self, old: u64, new: u64) {
+        let moved: Vec<ChildId> = self
+            .installed
+            .keys()
+            .filter(|id| id.ike_spi == old)
+            .copied()
+            .collect();
+        for id in moved {
+            let Some(installed) = self.installed.remove(&id) else {
+                continue;
+            };
+            let new_id = ChildId {
+                ike_spi: new,
+                inbound_spi: id.inbound_spi,
+            };
+            self.by_sa.insert(installed.inbound, new_id);
+            self.by_sa.insert(installed.outbound, new_id);
+            self.installed.insert(new_id, installed);
+        }
+    }
+
     pub fn installed(&self) -> impl Iterator<Item = &ChildId> {
         self.installed.keys()
     }

@@ -61,6 +61,7 @@ fn load(group_name: &str, count: usize, concurrency: usize) {
             data: b"responder.example".to_vec(),
         },
         psk: Zeroizing::new(PSK.as_bytes().to_vec()),
+        pubkey: None,
         ike_proposals: vec![IkeProposal {
             encryption: SkEncryption::AesGcm16(16),
             integrity: None,

@@ -301,6 +301,7 @@ fn peer(section: PeerSection) -> Result<PeerConfig, ConfigError> {
         local_id: identity(&section.local_id).map_err(err("local_id"))?,
         remote_id: identity(&section.remote_id).map_err(err("remote_id"))?,
         psk: Zeroizing::new(section.psk.into_bytes()),
+        pubkey: None,
         ike_proposals: all(&section.ike, ike_proposal).map_err(err("ike"))?,
         child: ChildConfig {
             suites: all(&section.esp, esp_suite).map_err(err("esp"))?,

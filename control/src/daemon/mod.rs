@@ -153,6 +153,25 @@ impl Daemon {
                 Event::ServerAddresses { spi, addresses } => {
                     eprintln!("iked: IKE SA {spi:016x}: server addresses {addresses:?}")
                 }
+                Event::IkeSaRekeyed {
+                    old_spi,
+                    new_spi,
+                    peer,
+                } => {
+                    eprintln!("iked: IKE SA {old_spi:016x} with {peer} rekeyed to {new_spi:016x}");
+                    if let Some(manager) = &mut self.manager {
+                        manager.ike_sa_rekeyed(*old_spi, *new_spi);
+                    }
+                }
+                Event::RekeyCollision {
+                    ike_spi,
+                    child,
+                    ours_redundant,
+                } => eprintln!(
+                    "iked: IKE SA {ike_spi:016x}: simultaneous rekey of {}, ours {}",
+                    child.map_or("the IKE SA".to_string(), |spi| format!("child SA {spi:08x}")),
+                    if *ours_redundant { "redundant" } else { "kept" }
+                ),
                 Event::ChildSaDeleted {
                     ike_spi,
                     inbound_spi,

@@ -33,6 +33,8 @@ pub struct PeerConfig {
     pub local_id: Identification,
     pub remote_id: Identification,
     pub psk: Zeroizing<Vec<u8>>,
+    /// Certificate authentication instead of `psk` (RFC 7296 2.15 signatures).
+    pub pubkey: Option<std::sync::Arc<super::certificate::PubkeyAuth>>,
     pub ike_proposals: Vec<IkeProposal>,
     pub child: ChildConfig,
     /// Send a liveness check after this long without hearing from the peer (RFC 7296 2.4).
@@ -67,6 +69,8 @@ pub struct EngineConfig {
     pub retransmit: RetransmitPolicy,
     /// A half-open responder SA that gets no IKE_AUTH within this time is dropped.
     pub half_open_timeout: Duration,
+    /// Wall-clock time for certificate validity periods, as seen from the engine's clock.
+    pub wall_clock: WallClock,
 }
 
 impl EngineConfig {
@@ -76,6 +80,38 @@ impl EngineConfig {
             cookie_threshold: 1000,
             retransmit: RetransmitPolicy::default(),
             half_open_timeout: Duration::from_secs(30),
+            wall_clock: WallClock::system(),
+        }
+    }
+}
+
+/// Maps the engine's monotonic clock to UNIX time: `unix_secs` at `at`. Tests move it to check
+/// certificates outside their validity period without waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    pub at: std::time::Instant,
+    pub unix_secs: i64,
+}
+
+impl WallClock {
+    /// The system's clocks now (read once, when the configuration is built).
+    pub fn system() -> WallClock {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        WallClock {
+            at: std::time::Instant::now(),
+            unix_secs: unix,
+        }
+    }
+
+    pub fn unix_at(&self, now: std::time::Instant) -> i64 {
+        let delta =
+            |a: std::time::Instant, b: std::time::Instant| a.duration_since(b).as_secs() as i64;
+        if now >= self.at {
+            self.unix_secs + delta(now, self.at)
+        } else {
+            self.unix_secs - delta(self.at, now)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! events and the next deadline out. No sockets, no clock reads; randomness is injected.
 use super::config::EngineConfig;
 use super::error::Failure;
+use super::rekey;
 use super::sa::{ChildSa, IkeSa, Phase, Request};
 use super::tasks;
 use super::timer::Timer;
@@ -62,6 +63,20 @@ pub enum Event {
         spi: u64,
         addresses: Vec<IpAddr>,
     },
+    /// The IKE SA `old_spi` was replaced by `new_spi` (RFC 7296 2.18): its child SAs now belong
+    /// to the new one (their `ike_spi` changes); the old one is deleted without them.
+    IkeSaRekeyed {
+        old_spi: u64,
+        new_spi: u64,
+        peer: String,
+    },
+    /// Both ends rekeyed the same SA at once (RFC 7296 2.8.1 for a child, named by the old
+    /// inbound SPI; 2.8.2 for the IKE SA); `ours_redundant` if our exchange made the redundant SA.
+    RekeyCollision {
+        ike_spi: u64,
+        child: Option<u32>,
+        ours_redundant: bool,
+    },
 }
 
 /// RFC 3948 2.3: the one-byte NAT keepalive, sent without the non-ESP marker.
@@ -89,11 +104,18 @@ pub struct Stats {
     pub liveness_answered_by_peer: u64,
     pub liveness_answered: u64,
     pub unknown_vendor_ids: u64,
+    /// INVALID_SPI notifications (RFC 7296 2.21.4) we sent and the peer answered, the reports
+    /// the rate limit held back, and the ones the peer sent us.
+    pub invalid_spi_sent: u64,
+    pub invalid_spi_rate_limited: u64,
+    pub invalid_spi_received: u64,
 }
 
 /// Where inbound child SA SPIs come from (the shared region's allocator in the daemon).
 pub trait SpiSource: Send {
     fn allocate(&mut self, rng: &mut dyn Rng, local: IpAddr, remote: IpAddr) -> u32;
+    /// An allocated SPI that no child SA will use (the negotiation failed or timed out).
+    fn release(&mut self, _spi: u32, _local: IpAddr) {}
 }
 
 /// Random SPIs above the reserved range 1-255 (RFC 4303 2.1).
@@ -275,6 +297,8 @@ pub struct Engine {
     half_open: usize,
     /// RFC 7296 2.6: cookies are keyed with a local secret.
     cookie_secret: [u8; 32],
+    /// When we last sent INVALID_SPI to each peer address (RFC 7296 2.21.4: rate-limited).
+    invalid_spi_sent_at: HashMap<IpAddr, Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -301,6 +325,7 @@ impl Engine {
             by_initiator: HashMap::new(),
             half_open: 0,
             cookie_secret,
+            invalid_spi_sent_at: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -403,12 +428,45 @@ impl Engine {
         self.queue_request(now, spi, Request::Liveness)
     }
 
+    /// Replaces the IKE SA with a new one that takes its child SAs (RFC 7296 1.3.2, 2.18).
+    pub fn rekey_ike(&mut self, now: Instant, spi: u64) -> bool {
+        self.queue_request(now, spi, Request::RekeyIke)
+    }
+
+    /// The dataplane got ESP from `peer` on an SPI it does not know: tell the peer in an
+    /// INFORMATIONAL exchange if we have an IKE SA with it, at most once per
+    /// `invalid_spi_interval` per peer (RFC 7296 2.21.4). Returns whether one was queued.
+    pub fn report_invalid_spi(&mut self, now: Instant, peer: IpAddr, spi: u32) -> bool {
+        let interval = self.config.invalid_spi_interval;
+        let recent = |at: &Instant| now.saturating_duration_since(*at) < interval;
+        if self.invalid_spi_sent_at.get(&peer).is_some_and(recent) {
+            self.stats.invalid_spi_rate_limited += 1;
+            return false;
+        }
+        let ike_spi = self
+            .sas
+            .values()
+            .filter(|sa| {
+                sa.remote.ip() == peer
+                    && matches!(sa.phase, Phase::Established)
+                    && sa.rekey.successor.is_none()
+            })
+            .max_by_key(|sa| sa.children.len())
+            .map(|sa| sa.our_spi);
+        let Some(ike_spi) = ike_spi else {
+            return false;
+        };
+        self.invalid_spi_sent_at.retain(|_, at| recent(at));
+        self.invalid_spi_sent_at.insert(peer, now);
+        self.queue_request(now, ike_spi, Request::InvalidSpi { spi })
+    }
+
     fn queue_request(&mut self, now: Instant, spi: u64, request: Request) -> bool {
         let (mut ctx, sas) = self.ctx(now);
         let Some(sa) = sas.get_mut(&spi) else {
             return false;
         };
-        if !matches!(sa.phase, Phase::Established) {
+        if !matches!(sa.phase, Phase::Established) || sa.rekey.successor.is_some() {
             return false;
         }
         sa.queued.push_back(request);
@@ -473,9 +531,32 @@ impl Engine {
         }
         match keep {
             Keep::Yes => {
+                let mut sa = sa;
+                let lifetime = self.config.ike_lifetime;
+                let (mut ctx, sas) = self.ctx(now);
+                // Whatever a replaced SA still gets (a child SA its last exchange made, requests
+                // about children) belongs to its successor (RFC 7296 2.18).
+                rekey::hand_over_to_successor(&mut ctx, &mut sa, sas);
+                if let Some(lifetime) = lifetime.filter(|_| {
+                    matches!(sa.phase, Phase::Established) && !sa.rekey.lifetime_armed
+                }) {
+                    // Up to a tenth early at random, so both ends rarely rekey together.
+                    let mut jitter = [0u8; 2];
+                    ctx.rng.fill(&mut jitter);
+                    let early = lifetime / 10 * u32::from(u16::from_be_bytes(jitter)) / 65535;
+                    sa.timers.set(Timer::Rekey, now + lifetime - early);
+                    sa.rekey.lifetime_armed = true;
+                }
                 self.sas.insert(sa.our_spi, sa);
             }
             Keep::Remove => {
+                // Inbound SPIs reserved for child SAs that will never exist.
+                if let Phase::AuthSent { child_spi } = sa.phase {
+                    self.spis.release(child_spi, sa.local.ip());
+                }
+                if let Some(pending) = &sa.pending_child {
+                    self.spis.release(pending.new_inbound_spi, sa.local.ip());
+                }
                 let spi = sa.our_spi;
                 if !sa.initiator {
                     self.by_initiator.retain(|_, ours| *ours != spi);
@@ -536,6 +617,9 @@ impl Engine {
                 Request::RekeyChild { .. } => {
                     tasks::create_child_initiator::handle_response(&mut ctx, sa, &inner)
                 }
+                Request::RekeyIke => {
+                    tasks::rekey_ike_initiator::handle_response(&mut ctx, sa, &inner, sas)
+                }
                 _ => tasks::informational_initiator::handle_response(&mut ctx, sa, &inner),
             };
         }
@@ -594,12 +678,14 @@ impl Engine {
                 sa,
                 header.message_id,
                 &inner,
+                sas,
             ),
             ExchangeType::CreateChildSa => tasks::create_child_responder::handle_request(
                 &mut ctx,
                 sa,
                 header.message_id,
                 &inner,
+                sas,
             ),
             // An exchange type we do not know: refuse it without touching the IKE SA.
             _ => tasks::informational_responder::refuse(
@@ -649,6 +735,19 @@ impl Engine {
                     Timer::HalfOpen => {
                         ctx.fail(&sa, Failure::Timeout);
                         Keep::Remove
+                    }
+                    Timer::Rekey => {
+                        if sa.rekey.successor.is_none() {
+                            sa.queued.push_back(Request::RekeyIke);
+                            tasks::requests::send_queued(&mut ctx, &mut sa);
+                        }
+                        Keep::Yes
+                    }
+                    Timer::Retry => {
+                        let deferred = std::mem::take(&mut sa.rekey.deferred);
+                        sa.queued.extend(deferred);
+                        tasks::requests::send_queued(&mut ctx, &mut sa);
+                        Keep::Yes
                     }
                 };
                 if keep == Keep::Remove {

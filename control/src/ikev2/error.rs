@@ -17,6 +17,9 @@ pub enum Failure {
     InvalidKe(u16),
     #[error("authentication failed")]
     AuthenticationFailed,
+    /// The peer's certificates or signature did not authenticate it (RFC 7296 2.15, 3.6).
+    #[error("authentication failed: {0}")]
+    Certificate(#[from] super::certificate::CertError),
     #[error("traffic selectors unacceptable")]
     TsUnacceptable,
     #[error("the peer reported {0:?}")]
@@ -45,7 +48,9 @@ impl Failure {
             Failure::InvalidKe(group) => {
                 (NotifyType::InvalidKePayload, group.to_be_bytes().to_vec())
             }
-            Failure::AuthenticationFailed => (NotifyType::AuthenticationFailed, vec![]),
+            Failure::AuthenticationFailed | Failure::Certificate(_) => {
+                (NotifyType::AuthenticationFailed, vec![])
+            }
             Failure::TsUnacceptable => (NotifyType::TsUnacceptable, vec![]),
             Failure::ChildSaNotFound => (NotifyType::ChildSaNotFound, vec![]),
             Failure::Unsupported(_) => (NotifyType::NoProposalChosen, vec![]),

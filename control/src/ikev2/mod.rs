@@ -9,6 +9,7 @@
 //! CREATE_CHILD_SA creates and rekeys child SAs (make before break, no PFS); IKE SA rekeying,
 //! PFS and the simultaneous-rekey rules of 2.8.1/2.8.2 are not implemented.
 mod auth;
+pub mod certificate;
 pub mod config;
 mod correlation;
 mod engine;
@@ -18,12 +19,15 @@ mod payloads;
 mod proposal;
 mod sa;
 mod server_addresses;
+pub mod signature;
 mod tasks;
 mod timer;
 mod ts;
 mod vendor;
 
-pub use config::{ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy};
+pub use config::{
+    ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy, WallClock,
+};
 pub use engine::{Engine, Event, IkeSaInfo, RandomSpis, SpiSource, Stats, Transmit, NAT_KEEPALIVE};
 pub use error::Failure;
 pub use sa::{ChildSa, DirectionKeys};

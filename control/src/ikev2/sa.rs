@@ -77,6 +77,12 @@ pub(crate) enum Request {
     RekeyChild {
         old_inbound_spi: u32,
     },
+    /// CREATE_CHILD_SA replacing this IKE SA (RFC 7296 1.3.2, 2.18).
+    RekeyIke,
+    /// INFORMATIONAL telling the peer that ESP arrived on an SPI we do not know (RFC 7296 2.21.4).
+    InvalidSpi {
+        spi: u32,
+    },
 }
 
 /// Our CREATE_CHILD_SA request in flight.
@@ -84,6 +90,8 @@ pub(crate) struct PendingChild {
     pub old_inbound_spi: u32,
     pub new_inbound_spi: u32,
     pub ni: Vec<u8>,
+    /// The peer's rekey of the same child that we answered meanwhile (RFC 7296 2.8.1).
+    pub collision: Option<super::rekey::Answered<u32>>,
 }
 
 pub(crate) struct Outstanding {
@@ -125,6 +133,8 @@ pub(crate) struct IkeSa {
     pub correlated_with: Option<u64>,
     pub timers: Timers,
     pub last_heard: Instant,
+    /// Rekeying of this IKE SA (RFC 7296 2.18) and its collisions (2.8.2).
+    pub rekey: super::rekey::RekeyState,
 }
 
 impl IkeSa {
@@ -145,9 +155,16 @@ impl IkeSa {
     pub fn derive_keys(&mut self, g_ir: &[u8]) -> Result<(), Failure> {
         let algorithms = self.algorithms.ok_or(Failure::NoProposalChosen)?;
         let seed = skeyseed(algorithms.prf, &self.ni, &self.nr, g_ir);
+        self.install_keys(&seed)
+    }
+
+    /// The seven keys from SKEYSEED with this SA's nonces and SPIs (RFC 7296 2.14, 2.18), and the
+    /// two SK ciphers.
+    pub fn install_keys(&mut self, seed: &[u8]) -> Result<(), Failure> {
+        let algorithms = self.algorithms.ok_or(Failure::NoProposalChosen)?;
         let ike = derive_ike_keys(
             algorithms.prf,
-            &seed,
+            seed,
             &self.ni,
             &self.nr,
             self.spi_i,

@@ -11,14 +11,20 @@ pub enum Timer {
     HalfOpen = 2,
     /// Keep the NAT mapping open (RFC 3948 4).
     NatKeepalive = 3,
+    /// Rekey the IKE SA before its lifetime ends (RFC 7296 2.8).
+    Rekey = 4,
+    /// Send again the requests the peer answered with TEMPORARY_FAILURE (RFC 7296 2.25).
+    Retry = 5,
 }
 
-const TIMERS: usize = 4;
+const TIMERS: usize = 6;
 const ALL: [Timer; TIMERS] = [
     Timer::Retransmit,
     Timer::Liveness,
     Timer::HalfOpen,
     Timer::NatKeepalive,
+    Timer::Rekey,
+    Timer::Retry,
 ];
 
 #[derive(Debug, Clone, Default)]

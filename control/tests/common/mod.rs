@@ -72,6 +72,7 @@ pub fn peer(name: &str, local: &str, remote: &str, local_net: u8, remote_net: u8
         local_id: id(local),
         remote_id: id(remote),
         psk: Zeroizing::new(b"a shared secret of decent length".to_vec()),
+        pubkey: None,
         ike_proposals: vec![gcm_ecp256()],
         child: ChildConfig {
             suites: vec![GCM],

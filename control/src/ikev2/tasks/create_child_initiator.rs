@@ -1,8 +1,12 @@
 //! CREATE_CHILD_SA as initiator, rekeying a child SA (RFC 7296 1.3.3, 2.8): the new SA comes up
-//! first, then the old one is deleted (make before break). No PFS.
+//! first, then the old one is deleted (make before break). No PFS. If the peer rekeyed the same
+//! child meanwhile, the exchange with the lowest nonce made the redundant SA, which its initiator
+//! deletes instead of the old one (2.8.1).
 use crate::ikev2::engine::{Ctx, Event, Keep};
-use crate::ikev2::payloads::nonce;
+use crate::ikev2::error::Failure;
+use crate::ikev2::payloads::{error_notify, nonce};
 use crate::ikev2::proposal::child_sa_payload;
+use crate::ikev2::rekey;
 use crate::ikev2::sa::{IkeSa, PendingChild, Request};
 use crate::ikev2::tasks::child;
 use crate::ikev2::tasks::ike_init_initiator::NONCE_LEN;
@@ -43,6 +47,7 @@ pub fn rekey_request(
         old_inbound_spi,
         new_inbound_spi,
         ni,
+        collision: None,
     });
     Some(payloads)
 }
@@ -61,22 +66,50 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
             peer,
             pending.new_inbound_spi,
             (&pending.ni, nr),
-        ),
-        None => Err(crate::ikev2::error::Failure::Missing("Nonce")),
+        )
+        .map(|child| (child, rekey::lowest(&pending.ni, nr))),
+        None => Err(error_notify(inner).map_or(Failure::Missing("Nonce"), Failure::PeerError)),
     };
     match result {
-        Ok(new_child) => {
+        Ok((new_child, our_lowest)) => {
             ctx.stats.child_sas_established += 1;
             sa.children.push(new_child.clone());
             ctx.events
                 .push_back(Event::ChildSaEstablished(Box::new(new_child)));
-            // RFC 7296 2.8: the initiator of the rekey deletes the old SA once the new one is up.
+            let ours_redundant = pending.collision.as_ref().is_some_and(|theirs| {
+                rekey::report_collision(
+                    ctx,
+                    sa.our_spi,
+                    Some(pending.old_inbound_spi),
+                    &our_lowest,
+                    &theirs.lowest_nonce,
+                )
+            });
+            // RFC 7296 2.8: the initiator of the rekey deletes the old SA once the new one is
+            // up; 2.8.1: unless its new SA is the redundant one, which it deletes instead.
+            let delete = if ours_redundant {
+                pending.new_inbound_spi
+            } else {
+                pending.old_inbound_spi
+            };
             sa.queued.push_front(Request::DeleteChild {
-                inbound_spi: pending.old_inbound_spi,
+                inbound_spi: delete,
             });
         }
-        // The old child stays in use; the IKE SA is unaffected.
-        Err(failure) => ctx.fail(sa, failure),
+        // The old child (or the peer's replacement of it) stays in use; the IKE SA is unaffected.
+        Err(failure) => {
+            ctx.spis.release(pending.new_inbound_spi, sa.local.ip());
+            if failure == Failure::PeerError(NotifyType::TemporaryFailure) {
+                rekey::defer(
+                    ctx,
+                    sa,
+                    Request::RekeyChild {
+                        old_inbound_spi: pending.old_inbound_spi,
+                    },
+                );
+            }
+            ctx.fail(sa, failure)
+        }
     }
     send_queued(ctx, sa);
     Keep::Yes

@@ -1,23 +1,40 @@
-//! CREATE_CHILD_SA as responder (RFC 7296 1.3): a new or rekeyed child SA without PFS. The old
-//! SA of a rekey stays until the initiator deletes it. IKE SA rekeying and KE payloads (PFS) are
-//! answered with NO_PROPOSAL_CHOSEN; the IKE SA is never affected.
+//! CREATE_CHILD_SA as responder (RFC 7296 1.3): a new or rekeyed child SA without PFS, or the
+//! rekey of the IKE SA itself (handed to `rekey_ike_responder`). The old SA of a child rekey stays
+//! until the initiator deletes it; if we are rekeying the same child, the outcome waits for our
+//! own answer (2.8.1). KE payloads (PFS) are answered with NO_PROPOSAL_CHOSEN; the IKE SA is never
+//! affected.
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
 use crate::ikev2::payloads::{ke, nonce, notifies, sa_payload};
-use crate::ikev2::sa::{ChildSa, IkeSa, Phase};
+use crate::ikev2::rekey::{self, Answered};
+use crate::ikev2::sa::{ChildSa, IkeSa, Phase, Request};
 use crate::ikev2::tasks::child;
 use crate::ikev2::tasks::ike_init_initiator::NONCE_LEN;
+use crate::ikev2::tasks::rekey_ike_responder;
 use crate::wire::ikev2::{ExchangeType, Notify, NotifyType, Payload, ProtocolId};
+use std::collections::HashMap;
 
 pub fn handle_request(
     ctx: &mut Ctx<'_>,
     sa: &mut IkeSa,
     message_id: u32,
     inner: &[Payload],
+    sas: &mut HashMap<u64, IkeSa>,
 ) -> Keep {
+    let rekeys_ike = sa_payload(inner).is_some_and(|proposed| {
+        !proposed.proposals.is_empty()
+            && proposed
+                .proposals
+                .iter()
+                .all(|p| p.protocol == ProtocolId::Ike)
+    });
+    if rekeys_ike && matches!(sa.phase, Phase::Established) {
+        return rekey_ike_responder::handle_request(ctx, sa, message_id, inner, sas);
+    }
     let response = match negotiate(ctx, sa, inner) {
-        Ok((new_child, payloads)) => {
+        Ok((new_child, payloads, nonces)) => {
             ctx.stats.child_sas_established += 1;
+            note_collision(sa, inner, &new_child, nonces);
             sa.children.push(new_child.clone());
             ctx.events
                 .push_back(Event::ChildSaEstablished(Box::new(new_child)));
@@ -44,44 +61,68 @@ pub fn handle_request(
     Keep::Yes
 }
 
+/// The child SA a REKEY_SA notify names by the peer's inbound SPI (our outbound one).
+fn rekeyed_child<'a>(sa: &'a IkeSa, inner: &[Payload]) -> Option<Result<&'a ChildSa, Failure>> {
+    let rekey = notifies(inner, NotifyType::RekeySa).next()?;
+    let spi: Result<[u8; 4], _> = rekey.spi.as_slice().try_into();
+    Some(
+        spi.ok()
+            .and_then(|spi| {
+                let spi = u32::from_be_bytes(spi);
+                sa.children.iter().find(|c| c.outbound_spi == spi)
+            })
+            .ok_or(Failure::ChildSaNotFound),
+    )
+}
+
+/// 2.8.1: the peer rekeyed a child we are rekeying too; remember what its exchange made.
+fn note_collision(sa: &mut IkeSa, inner: &[Payload], new_child: &ChildSa, nonces: (Vec<u8>, Vec<u8>)) {
+    let Some(Ok(old)) = rekeyed_child(sa, inner) else {
+        return;
+    };
+    let old_inbound_spi = old.inbound_spi;
+    if let Some(pending) = sa
+        .pending_child
+        .as_mut()
+        .filter(|p| p.old_inbound_spi == old_inbound_spi)
+    {
+        pending.collision = Some(Answered {
+            new_spi: new_child.inbound_spi,
+            lowest_nonce: rekey::lowest(&nonces.0, &nonces.1),
+        });
+    }
+}
+
+/// The new child, the answer's payloads and the exchange's nonces (Ni, Nr).
 fn negotiate(
     ctx: &mut Ctx<'_>,
     sa: &IkeSa,
     inner: &[Payload],
-) -> Result<(ChildSa, Vec<Payload>), Failure> {
+) -> Result<(ChildSa, Vec<Payload>, (Vec<u8>, Vec<u8>)), Failure> {
     if !matches!(sa.phase, Phase::Established) {
         return Err(Failure::Missing("established IKE SA"));
     }
-    let proposed = sa_payload(inner).ok_or(Failure::Missing("SA"))?;
-    if proposed
-        .proposals
-        .iter()
-        .all(|p| p.protocol == ProtocolId::Ike)
-    {
-        return Err(Failure::Unsupported("IKE SA rekeying"));
+    // While this IKE SA is being replaced, its children are created on the new one.
+    if sa.rekey.successor.is_some() || sa.rekey.pending.is_some() {
+        return Err(Failure::Busy);
     }
     if ke(inner).is_some() {
         return Err(Failure::Unsupported("PFS for child SAs"));
     }
-    if let Some(rekey) = notifies(inner, NotifyType::RekeySa).next() {
-        // The peer names its inbound SPI, our outbound one.
-        let spi: [u8; 4] = rekey
-            .spi
-            .as_slice()
-            .try_into()
-            .map_err(|_| Failure::ChildSaNotFound)?;
-        if !sa
-            .children
-            .iter()
-            .any(|c| c.outbound_spi == u32::from_be_bytes(spi))
+    if let Some(old) = rekeyed_child(sa, inner) {
+        // RFC 7296 2.25.1: a child we are deleting (or replaced already) is not rekeyed.
+        let inbound_spi = old?.inbound_spi;
+        let deleting = |r: &Request| *r == Request::DeleteChild { inbound_spi };
+        if sa.outstanding.as_ref().is_some_and(|o| deleting(&o.request))
+            || sa.queued.iter().any(deleting)
         {
-            return Err(Failure::ChildSaNotFound);
+            return Err(Failure::Busy);
         }
     }
     let ni = nonce(inner).ok_or(Failure::Missing("Nonce"))?.clone();
     let nr = ctx.random(NONCE_LEN);
     let peer = ctx.peer_name(sa);
     let (new_child, mut payloads) = child::respond(ctx, sa, inner, peer, (&ni, &nr))?;
-    payloads.insert(1, Payload::Nonce(nr));
-    Ok((new_child, payloads))
+    payloads.insert(1, Payload::Nonce(nr.clone()));
+    Ok((new_child, payloads, (ni, nr)))
 }

@@ -1,5 +1,6 @@
-//! IKE_AUTH as initiator with a pre-shared key (RFC 7296 1.2, 2.15) and the first child SA.
-use crate::ikev2::auth::{peer_proves_psk, psk_auth, PeerProof};
+//! IKE_AUTH as initiator with a pre-shared key or a certificate (RFC 7296 1.2, 2.15) and the
+//! first child SA.
+use crate::ikev2::auth::{our_auth, peer_proves, OurProof, PeerAnnouncements, PeerProof};
 use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
@@ -8,31 +9,30 @@ use crate::ikev2::proposal::child_sa_payload;
 use crate::ikev2::sa::{IkeSa, Phase, Request};
 use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
-use crate::wire::ikev2::{
-    Auth, AuthMethod, ExchangeType, Notify, NotifyType, Payload, TrafficSelectors,
-};
+use crate::wire::ikev2::{ExchangeType, Notify, NotifyType, Payload, TrafficSelectors};
 
-/// HDR, SK {IDi, IDr, AUTH, N(INITIAL_CONTACT), SA, TSi, TSr}.
+/// HDR, SK {IDi, [CERT+], [CERTREQ], IDr, AUTH, N(INITIAL_CONTACT), SA, TSi, TSr}.
 pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
     let config = &ctx.config.peers[sa.peer];
     let child_spi = ctx.spis.allocate(ctx.rng, sa.local.ip(), sa.remote.ip());
     let keys = sa.keys.as_ref().ok_or(Failure::Missing("keys"))?;
-    let auth_data = psk_auth(
-        keys.prf,
-        &config.psk,
-        &sa.init_request,
-        &sa.nr,
-        &keys.ike.sk_pi,
-        &config.local_id.to_body(),
-    );
-    let mut payloads = vec![
-        Payload::IdI(config.local_id.clone()),
-        Payload::IdR(config.remote_id.clone()),
-        Payload::Auth(Auth {
-            method: AuthMethod::SharedKeyMic,
-            data: auth_data,
-        }),
-    ];
+    let ours = OurProof {
+        id: &config.local_id,
+        our_sa_init: &sa.init_request,
+        peer_nonce: &sa.nr,
+        our_sk_p: &keys.ike.sk_pi,
+    };
+    let announced = PeerAnnouncements::of(&sa.init_response, &[]);
+    let mut auth = our_auth(keys.prf, config, &ours, &announced)?;
+    let auth_payload = auth.pop();
+    let mut payloads = vec![Payload::IdI(config.local_id.clone())];
+    // RFC 7296 3.6/3.7: our certificates, then the CAs we trust for the responder's.
+    payloads.extend(auth);
+    if let Some(credentials) = &config.pubkey {
+        payloads.push(Payload::CertReq(credentials.cert_request()));
+    }
+    payloads.push(Payload::IdR(config.remote_id.clone()));
+    payloads.extend(auth_payload);
     match &sa.correlation {
         // [MS-IKEE] 3.10: the Correlation payload goes immediately before the SA payload; the
         // original SA stays, so no INITIAL_CONTACT.
@@ -125,7 +125,8 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
     Keep::Yes
 }
 
-/// The responder proves it holds the key: IDr must be the configured one, AUTH must verify.
+/// The responder proves it holds the key or the certificate: IDr must be the configured one,
+/// AUTH must verify.
 fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Failure> {
     let config = &ctx.config.peers[sa.peer];
     let (Some(id), Some(received)) = (id_r(inner), auth(inner)) else {
@@ -135,12 +136,15 @@ fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Fail
     let proof = PeerProof {
         id,
         auth: received,
+        certs: PeerProof::certs_of(inner),
         peer_sa_init: &sa.init_response,
         our_nonce: &sa.ni,
         peer_sk_p: &keys.ike.sk_pr,
     };
-    if !peer_proves_psk(keys.prf, config, &proof) {
-        return Err(Failure::AuthenticationFailed);
-    }
-    Ok(())
+    peer_proves(
+        keys.prf,
+        config,
+        &proof,
+        ctx.config.wall_clock.unix_at(ctx.now),
+    )
 }

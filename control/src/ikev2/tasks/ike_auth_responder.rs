@@ -1,6 +1,9 @@
-//! IKE_AUTH as responder with a pre-shared key (RFC 7296 1.2, 2.15): authenticate the
-//! initiator, then negotiate the first child SA with traffic selector narrowing (2.9).
-use crate::ikev2::auth::{peer_proves_psk, psk_auth, verify_psk_auth, PeerProof};
+//! IKE_AUTH as responder with a pre-shared key or a certificate (RFC 7296 1.2, 2.15):
+//! authenticate the initiator, then negotiate the first child SA with traffic selector narrowing
+//! (2.9).
+use crate::ikev2::auth::{
+    our_auth, peer_proves, verify_psk_auth, OurProof, PeerAnnouncements, PeerProof,
+};
 use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
@@ -9,7 +12,7 @@ use crate::ikev2::sa::{IkeSa, Phase};
 use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
 use crate::ikev2::timer::Timer;
-use crate::wire::ikev2::{Auth, AuthMethod, ExchangeType, Notify, NotifyType, Payload};
+use crate::wire::ikev2::{ExchangeType, Notify, NotifyType, Payload};
 use zeroize::Zeroizing;
 
 /// `original` is the established IKE SA a Correlation payload names (our SPI, its SK_ai).
@@ -37,21 +40,23 @@ pub fn handle_request(
     let Some(keys) = sa.keys.as_ref() else {
         return Keep::Remove;
     };
-    let our_auth = psk_auth(
-        keys.prf,
-        &config.psk,
-        &sa.init_response,
-        &sa.ni,
-        &keys.ike.sk_pr,
-        &config.local_id.to_body(),
-    );
-    let mut response = vec![
-        Payload::IdR(config.local_id.clone()),
-        Payload::Auth(Auth {
-            method: AuthMethod::SharedKeyMic,
-            data: our_auth,
-        }),
-    ];
+    let ours = OurProof {
+        id: &config.local_id,
+        our_sa_init: &sa.init_response,
+        peer_nonce: &sa.ni,
+        our_sk_p: &keys.ike.sk_pr,
+    };
+    let announced = PeerAnnouncements::of(&sa.init_request, inner);
+    // HDR, SK {IDr, [CERT+], AUTH, ...}
+    let mut response = vec![Payload::IdR(config.local_id.clone())];
+    match our_auth(keys.prf, config, &ours, &announced) {
+        Ok(auth) => response.extend(auth),
+        Err(failure) => {
+            reply(ctx, sa, message_id, vec![error(failure.clone())]);
+            ctx.fail(sa, failure);
+            return Keep::Remove;
+        }
+    }
     response.extend(server_addresses::reply(inner, &config.server_addresses));
     sa.phase = Phase::Established;
     sa.timers.clear(Timer::HalfOpen);
@@ -116,14 +121,17 @@ fn authenticate(ctx: &Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<(), Fail
     let proof = PeerProof {
         id,
         auth: received,
+        certs: PeerProof::certs_of(inner),
         peer_sa_init: &sa.init_request,
         our_nonce: &sa.nr,
         peer_sk_p: &keys.ike.sk_pi,
     };
-    if !peer_proves_psk(keys.prf, config, &proof) {
-        return Err(Failure::AuthenticationFailed);
-    }
-    Ok(())
+    peer_proves(
+        keys.prf,
+        config,
+        &proof,
+        ctx.config.wall_clock.unix_at(ctx.now),
+    )
 }
 
 /// Checks a Correlation payload against the original IKE SA; returns the failure status, if any.

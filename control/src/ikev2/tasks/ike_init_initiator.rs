@@ -89,6 +89,7 @@ fn send_request(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
     }));
     payloads.push(Payload::Nonce(sa.ni.clone()));
     payloads.extend(nat_notifies(sa.spi_i, 0, sa.local, sa.remote));
+    payloads.extend(crate::ikev2::auth::sa_init_payloads(config, false));
     let bytes = Message {
         header: sa.header(ExchangeType::IkeSaInit, false, 0),
         payloads,

@@ -198,6 +198,7 @@ pub fn handle(
         Payload::Nonce(sa.nr.clone()),
     ];
     answer.extend(nat_notifies(sa.spi_i, sa.spi_r, local, remote));
+    answer.extend(crate::ikev2::auth::sa_init_payloads(config, true));
     let response = Message {
         header: sa.header(ExchangeType::IkeSaInit, true, 0),
         payloads: answer,

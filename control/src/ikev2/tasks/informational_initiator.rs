@@ -31,7 +31,8 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, _inner: &[Payload]) ->
             }
         }
         Request::Liveness => ctx.stats.liveness_answered_by_peer += 1,
-        Request::SaInit | Request::Auth | Request::RekeyChild { .. } => {}
+        Request::InvalidSpi { .. } => ctx.stats.invalid_spi_sent += 1,
+        Request::SaInit | Request::Auth | Request::RekeyChild { .. } | Request::RekeyIke => {}
     }
     send_queued(ctx, sa);
     Keep::Yes

@@ -1,15 +1,21 @@
 //! INFORMATIONAL requests from the peer (RFC 7296 1.4): deletes and liveness checks, and the
 //! refusal of exchanges we do not implement.
 use crate::ikev2::engine::{Ctx, Event, Keep};
+use crate::ikev2::payloads::notifies;
+use crate::ikev2::rekey;
 use crate::ikev2::sa::IkeSa;
 use crate::wire::ikev2::{Delete, ExchangeType, Notify, NotifyType, Payload, ProtocolId};
+use std::collections::HashMap;
 
 pub fn handle_request(
     ctx: &mut Ctx<'_>,
     sa: &mut IkeSa,
     message_id: u32,
     inner: &[Payload],
+    sas: &mut HashMap<u64, IkeSa>,
 ) -> Keep {
+    // RFC 7296 2.21.4: the peer got ESP on an SPI it does not know; nothing to undo here.
+    ctx.stats.invalid_spi_received += notifies(inner, NotifyType::InvalidSpi).count() as u64;
     let mut delete_ike = false;
     let mut deleted_inbound = Vec::new();
     for payload in inner {
@@ -55,6 +61,8 @@ pub fn handle_request(
         ctx.send_response(sa, message_id, datagram);
     }
     if delete_ike {
+        // The children of a replaced IKE SA live on in its successor (RFC 7296 2.18).
+        rekey::settle_before_delete(ctx, sa, sas);
         ctx.deleted(sa);
         return Keep::Remove;
     }

@@ -8,4 +8,6 @@ pub mod ike_init_initiator;
 pub mod ike_init_responder;
 pub mod informational_initiator;
 pub mod informational_responder;
+pub mod rekey_ike_initiator;
+pub mod rekey_ike_responder;
 pub mod requests;

@@ -2,13 +2,23 @@
 //! the SA's queue.
 use crate::ikev2::engine::Ctx;
 use crate::ikev2::sa::{IkeSa, Request};
-use crate::ikev2::tasks::create_child_initiator;
-use crate::wire::ikev2::{Delete, ExchangeType, Payload, ProtocolId};
+use crate::ikev2::tasks::{create_child_initiator, rekey_ike_initiator};
+use crate::wire::ikev2::{Delete, ExchangeType, Notify, NotifyType, Payload, ProtocolId};
+
+/// The next request to send. An IKE SA that was replaced sends only its own delete; the rest
+/// waits to move to its successor (RFC 7296 2.18).
+fn next(sa: &mut IkeSa) -> Option<Request> {
+    if sa.rekey.successor.is_some() {
+        let at = sa.queued.iter().position(|r| *r == Request::DeleteIke)?;
+        return sa.queued.remove(at);
+    }
+    sa.queued.pop_front()
+}
 
 /// Sends the next queued request if none is outstanding.
 pub fn send_queued(ctx: &mut Ctx<'_>, sa: &mut IkeSa) {
     while sa.outstanding.is_none() {
-        let Some(request) = sa.queued.pop_front() else {
+        let Some(request) = next(sa) else {
             return;
         };
         let has_child = |spi: u32| sa.children.iter().any(|c| c.inbound_spi == spi);
@@ -25,12 +35,26 @@ pub fn send_queued(ctx: &mut Ctx<'_>, sa: &mut IkeSa) {
                 })],
             ),
             Request::Liveness => (ExchangeType::Informational, vec![]),
+            // RFC 7296 2.21.4: the SPI of the packet in the notification data.
+            Request::InvalidSpi { spi } => (
+                ExchangeType::Informational,
+                vec![Payload::Notify(Notify {
+                    protocol: ProtocolId::Esp,
+                    kind: NotifyType::InvalidSpi,
+                    spi: Vec::new(),
+                    data: spi.to_be_bytes().to_vec(),
+                })],
+            ),
             Request::RekeyChild { old_inbound_spi } => {
                 match create_child_initiator::rekey_request(ctx, sa, old_inbound_spi) {
                     Some(payloads) => (ExchangeType::CreateChildSa, payloads),
                     None => continue,
                 }
             }
+            Request::RekeyIke => match rekey_ike_initiator::request(ctx, sa) {
+                Some(payloads) => (ExchangeType::CreateChildSa, payloads),
+                None => continue,
+            },
             Request::DeleteChild { .. } | Request::SaInit | Request::Auth => continue,
         };
         match sa.seal(exchange, false, sa.next_request_id, &payloads, ctx.rng) {

@@ -1,0 +1,355 @@
+//! Rekeying in the two-peer harness (RFC 7296 1.3.2, 2.8, 2.18): the IKE SA replaced from either
+//! side with its child SAs moved, simultaneous rekeys of IKE and child SAs (2.8.1, 2.8.2) under
+//! loss and reordering, the IKE SA lifetime, and INVALID_SPI (2.21.4). Every test ends by
+//! checking that both ends hold the same SAs with the same SPIs and keys, and that the surviving
+//! IKE SA carries traffic both ways.
+mod common;
+
+use common::*;
+use control::crypto::SeededRng;
+use control::ikev2::{ChildSa, Engine, EngineConfig, Event, IkeSaInfo, RandomSpis};
+use std::time::Duration;
+
+fn established() -> Pair {
+    let mut pair = Pair::default_pair();
+    pair.initiate();
+    pair.run(3, false);
+    pair.assert_established();
+    pair
+}
+
+/// A pair whose engines draw from the given seeds, so that nonces (and the collision winner)
+/// differ from run to run.
+fn established_with_seeds(seed_a: u64, seed_b: u64, lifetime: Option<Duration>) -> Pair {
+    let mut a = EngineConfig::new(vec![peer("to-b", "a.example", "b.example", 1, 2)]);
+    let mut b = EngineConfig::new(vec![peer("from-a", "b.example", "a.example", 2, 1)]);
+    a.ike_lifetime = lifetime;
+    b.ike_lifetime = lifetime;
+    let mut pair = Pair::new(a.clone(), b.clone());
+    pair.a = Engine::new(a, Box::new(SeededRng::new(seed_a)), Box::new(RandomSpis));
+    pair.b = Engine::new(b, Box::new(SeededRng::new(seed_b)), Box::new(RandomSpis));
+    pair.initiate();
+    pair.run(3, false);
+    pair.assert_established();
+    pair
+}
+
+fn only_ike_sa(engine: &Engine) -> IkeSaInfo {
+    let sas = engine.ike_sas();
+    assert_eq!(sas.len(), 1, "{sas:#?}");
+    sas.into_iter().next().unwrap()
+}
+
+fn our_spi(info: &IkeSaInfo) -> u64 {
+    if info.initiator {
+        info.spi_i
+    } else {
+        info.spi_r
+    }
+}
+
+/// Both ends hold one IKE SA with the same SPIs and one mirrored child SA each, and the IKE SA
+/// works: a liveness check from each side is answered (its keys agree) without integrity
+/// failures. Returns the IKE SAs and child SAs (A's, B's).
+fn assert_agree(pair: &mut Pair) -> ((IkeSaInfo, ChildSa), (IkeSaInfo, ChildSa)) {
+    let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+    assert!(a.established && b.established);
+    assert_eq!((a.spi_i, a.spi_r), (b.spi_i, b.spi_r));
+    assert_ne!(a.initiator, b.initiator);
+    assert_eq!(a.children.len(), 1, "A: {:#?}", a.children);
+    assert_eq!(b.children.len(), 1, "B: {:#?}", b.children);
+    let (ac, bc) = (a.children[0].clone(), b.children[0].clone());
+    assert_eq!((ac.inbound_spi, ac.outbound_spi), (bc.outbound_spi, bc.inbound_spi));
+    assert_eq!((&ac.inbound, &ac.outbound), (&bc.outbound, &bc.inbound));
+    assert_eq!(ac.ike_spi, our_spi(&a));
+    assert_eq!(bc.ike_spi, our_spi(&b));
+    let answered = (
+        pair.a.stats().liveness_answered_by_peer,
+        pair.b.stats().liveness_answered_by_peer,
+    );
+    assert!(pair.a.check_liveness(pair.now, our_spi(&a)));
+    assert!(pair.b.check_liveness(pair.now, our_spi(&b)));
+    pair.run(3, false);
+    // At least ours (a due periodic check may have gone along).
+    assert!(pair.a.stats().liveness_answered_by_peer > answered.0);
+    assert!(pair.b.stats().liveness_answered_by_peer > answered.1);
+    assert_eq!(pair.a.stats().integrity_failures, 0);
+    assert_eq!(pair.b.stats().integrity_failures, 0);
+    ((a, ac), (b, bc))
+}
+
+fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| pred(e)).count()
+}
+
+fn child_deleted(events: &[Event], inbound: u32) -> bool {
+    events.iter().any(
+        |e| matches!(e, Event::ChildSaDeleted { inbound_spi, .. } if *inbound_spi == inbound),
+    )
+}
+
+/// Rekeys the IKE SA from one side, optionally losing the n-th datagram after the start (0: the
+/// CREATE_CHILD_SA request, 1: its response, 2: the delete of the old SA).
+fn ike_rekey_from(a_starts: bool, lose: Option<usize>) {
+    let mut pair = established();
+    let (old_a, old_b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+    let (child_a, child_b) = (old_a.children[0].clone(), old_b.children[0].clone());
+    let start = pair.sent;
+    pair.fate = Box::new(move |n, _| {
+        if lose.is_some_and(|k| n == start + k) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    let queued = if a_starts {
+        pair.a.rekey_ike(pair.now, our_spi(&old_a))
+    } else {
+        pair.b.rekey_ike(pair.now, our_spi(&old_b))
+    };
+    assert!(queued);
+    pair.run(6, lose.is_some());
+    let ((a, ac), (b, bc)) = assert_agree(&mut pair);
+    assert_ne!((a.spi_i, a.spi_r), (old_a.spi_i, old_a.spi_r));
+    // The side that started the rekey is the new IKE SA's initiator (RFC 7296 2.18).
+    assert_eq!(a.initiator, a_starts);
+    // The child SAs moved unchanged: same SPIs and keys, no child SA deleted or made.
+    assert_eq!((ac.inbound_spi, &ac.inbound), (child_a.inbound_spi, &child_a.inbound));
+    assert_eq!((bc.inbound_spi, &bc.outbound), (child_b.inbound_spi, &child_b.outbound));
+    for events in [&pair.a_events, &pair.b_events] {
+        assert_eq!(count(events, |e| matches!(e, Event::ChildSaDeleted { .. })), 0);
+        assert_eq!(Pair::children(events).len(), 1);
+        assert_eq!(count(events, |e| matches!(e, Event::IkeSaRekeyed { .. })), 1);
+    }
+    let rekeyed = |events: &[Event], old: u64, new: u64| {
+        events.iter().any(|e| {
+            matches!(e, Event::IkeSaRekeyed { old_spi, new_spi, .. }
+                if *old_spi == old && *new_spi == new)
+        }) && events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDeleted { spi, .. } if *spi == old))
+    };
+    assert!(rekeyed(&pair.a_events, our_spi(&old_a), our_spi(&a)));
+    assert!(rekeyed(&pair.b_events, our_spi(&old_b), our_spi(&b)));
+    if lose.is_some() {
+        let starter = if a_starts { pair.a.stats() } else { pair.b.stats() };
+        assert_eq!(starter.retransmissions_sent, 1);
+    }
+    // A child rekey on the new IKE SA derives from its SK_d on both sides alike.
+    assert!(pair.a.rekey_child(pair.now, our_spi(&a), ac.inbound_spi));
+    pair.run(3, false);
+    let ((_, ac2), (_, bc2)) = assert_agree(&mut pair);
+    assert_ne!(ac2.inbound_spi, ac.inbound_spi);
+    assert_ne!(ac2.outbound, ac.outbound);
+    assert_eq!(ac2.outbound, bc2.inbound);
+}
+
+#[test]
+fn ike_rekey_by_the_original_initiator_moves_the_children() {
+    ike_rekey_from(true, None);
+}
+
+#[test]
+fn ike_rekey_by_the_original_responder_moves_the_children() {
+    ike_rekey_from(false, None);
+}
+
+#[test]
+fn ike_rekey_survives_a_lost_request_response_or_delete() {
+    for lose in 0..3 {
+        ike_rekey_from(lose != 1, Some(lose));
+    }
+}
+
+/// What the network does to the datagrams after both ends started rekeying.
+#[derive(Debug, Clone, Copy)]
+enum Network {
+    Clean,
+    /// Each side's first datagram is held back behind the other's.
+    Reorder,
+    /// The first response is lost.
+    LoseFirstResponse,
+    /// The first two datagrams are duplicated and the third lost.
+    DuplicateThenLose,
+}
+
+fn network(pair: &mut Pair, network: Network) {
+    let start = pair.sent;
+    pair.fate = Box::new(move |n, _| match (network, n - start) {
+        (Network::Reorder, 0 | 1) => Fate::Delay,
+        (Network::LoseFirstResponse, 2) => Fate::Drop,
+        (Network::DuplicateThenLose, 0 | 1) => Fate::Duplicate,
+        (Network::DuplicateThenLose, 2) => Fate::Drop,
+        _ => Fate::Deliver,
+    });
+}
+
+const NETWORKS: [Network; 4] = [
+    Network::Clean,
+    Network::Reorder,
+    Network::LoseFirstResponse,
+    Network::DuplicateThenLose,
+];
+
+/// The collisions both ends reported: (A's verdicts, B's verdicts) on their own exchange.
+fn collisions(pair: &Pair, child: bool) -> (Vec<bool>, Vec<bool>) {
+    let verdicts = |events: &[Event]| {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::RekeyCollision {
+                    child: c,
+                    ours_redundant,
+                    ..
+                } if c.is_some() == child => Some(*ours_redundant),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    (verdicts(&pair.a_events), verdicts(&pair.b_events))
+}
+
+#[test]
+fn simultaneous_ike_rekey_keeps_one_new_sa_with_the_children() {
+    let mut winners = [0usize; 2];
+    for seed in 1..=6u64 {
+        for net in NETWORKS {
+            let mut pair = established_with_seeds(seed * 10, seed * 10 + 1, None);
+            let (old_a, old_b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+            let child_a = old_a.children[0].clone();
+            network(&mut pair, net);
+            assert!(pair.a.rekey_ike(pair.now, our_spi(&old_a)));
+            assert!(pair.b.rekey_ike(pair.now, our_spi(&old_b)));
+            // Long enough for retransmissions and for a liveness check to clear a stray SA.
+            pair.run(40, true);
+            let context = format!("seed {seed}, {net:?}");
+            let ((a, ac), (_, _)) = assert_agree(&mut pair);
+            assert_ne!((a.spi_i, a.spi_r), (old_a.spi_i, old_a.spi_r), "{context}");
+            assert_eq!(ac.inbound_spi, child_a.inbound_spi, "{context}");
+            for events in [&pair.a_events, &pair.b_events] {
+                assert_eq!(
+                    count(events, |e| matches!(e, Event::ChildSaDeleted { .. })),
+                    0,
+                    "{context}"
+                );
+            }
+            // 2.8.2: where both ends saw the collision, exactly one found its own exchange
+            // redundant, and the survivor is the other end's: that end initiated it.
+            match collisions(&pair, false) {
+                (a_verdicts, b_verdicts) if !a_verdicts.is_empty() && !b_verdicts.is_empty() => {
+                    assert_eq!(a_verdicts.len(), 1, "{context}");
+                    assert_eq!(b_verdicts.len(), 1, "{context}");
+                    assert_ne!(a_verdicts[0], b_verdicts[0], "{context}");
+                    let a_won = !a_verdicts[0];
+                    assert_eq!(a.initiator, a_won, "{context}");
+                    winners[usize::from(a_won)] += 1;
+                }
+                // One end's request reached the other after its own rekey finished: refused
+                // with TEMPORARY_FAILURE (2.25.2); the finished one survives.
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        winners[0] > 0 && winners[1] > 0,
+        "both ends won some collisions: {winners:?}"
+    );
+}
+
+#[test]
+fn simultaneous_child_rekey_keeps_one_new_child() {
+    let mut winners = [0usize; 2];
+    for seed in 1..=6u64 {
+        for net in NETWORKS {
+            let mut pair = established_with_seeds(seed * 10 + 5, seed * 10 + 6, None);
+            let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+            let (old_a, old_b) = (a.children[0].clone(), b.children[0].clone());
+            network(&mut pair, net);
+            assert!(pair.a.rekey_child(pair.now, our_spi(&a), old_a.inbound_spi));
+            assert!(pair.b.rekey_child(pair.now, our_spi(&b), old_b.inbound_spi));
+            pair.run(20, true);
+            let context = format!("seed {seed}, {net:?}");
+            let ((_, ac), (_, bc)) = assert_agree(&mut pair);
+            assert_ne!(ac.inbound_spi, old_a.inbound_spi, "{context}");
+            assert_ne!(ac.outbound, old_a.outbound, "{context}");
+            assert!(child_deleted(&pair.a_events, old_a.inbound_spi), "{context}");
+            assert!(child_deleted(&pair.b_events, old_b.inbound_spi), "{context}");
+            // Every child SA made and not kept was deleted on its side.
+            for (events, kept) in [(&pair.a_events, ac.inbound_spi), (&pair.b_events, bc.inbound_spi)] {
+                for made in Pair::children(events) {
+                    assert_eq!(
+                        child_deleted(events, made.inbound_spi),
+                        made.inbound_spi != kept,
+                        "{context}"
+                    );
+                }
+            }
+            let (a_verdicts, b_verdicts) = collisions(&pair, true);
+            if !a_verdicts.is_empty() && !b_verdicts.is_empty() {
+                assert_eq!((a_verdicts.len(), b_verdicts.len()), (1, 1), "{context}");
+                assert_ne!(a_verdicts[0], b_verdicts[0], "{context}");
+                winners[usize::from(!a_verdicts[0])] += 1;
+            }
+        }
+    }
+    assert!(
+        winners[0] > 0 && winners[1] > 0,
+        "both ends won some collisions: {winners:?}"
+    );
+}
+
+#[test]
+fn ike_rekey_crossing_a_child_rekey_keeps_everything_consistent() {
+    for net in NETWORKS {
+        let mut pair = established();
+        let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+        network(&mut pair, net);
+        assert!(pair.a.rekey_ike(pair.now, our_spi(&a)));
+        assert!(pair.b.rekey_child(pair.now, our_spi(&b), b.children[0].inbound_spi));
+        pair.run(20, true);
+        let ((a2, ac), _) = assert_agree(&mut pair);
+        assert_ne!((a2.spi_i, a2.spi_r), (a.spi_i, a.spi_r), "{net:?}");
+        assert_ne!(ac.inbound_spi, a.children[0].inbound_spi, "{net:?}");
+    }
+}
+
+#[test]
+fn ike_lifetime_rekeys_before_expiry_and_traffic_keys_stay() {
+    let lifetime = Duration::from_secs(600);
+    let mut pair = established_with_seeds(3, 4, Some(lifetime));
+    let first = only_ike_sa(&pair.a);
+    let start = pair.now;
+    // Let about three lifetimes pass on the virtual clock (liveness checks tick meanwhile).
+    while pair.now - start < lifetime * 3 {
+        pair.run(1, true);
+    }
+    let rekeys = count(&pair.a_events, |e| matches!(e, Event::IkeSaRekeyed { .. }));
+    assert!((3..=4).contains(&rekeys), "{rekeys} rekeys in three lifetimes");
+    let ((a, ac), _) = assert_agree(&mut pair);
+    assert_ne!((a.spi_i, a.spi_r), (first.spi_i, first.spi_r));
+    // The child SA was never interrupted: the same one throughout.
+    assert_eq!(ac.inbound_spi, first.children[0].inbound_spi);
+    assert_eq!(count(&pair.a_events, |e| matches!(e, Event::ChildSaDeleted { .. })), 0);
+    assert_eq!(count(&pair.a_events, |e| matches!(e, Event::IkeSaFailed { .. })), 0);
+}
+
+#[test]
+fn invalid_spi_is_reported_to_the_peer_rate_limited() {
+    let mut pair = established();
+    let b_addr = addr(B_ADDR).ip();
+    assert!(pair.a.report_invalid_spi(pair.now, b_addr, 0xdead_beef));
+    // Within the interval: held back.
+    assert!(!pair.a.report_invalid_spi(pair.now, b_addr, 0xdead_bef0));
+    // No IKE SA with this address: nothing to send.
+    assert!(!pair.a.report_invalid_spi(pair.now, addr("198.18.9.9:500").ip(), 1));
+    pair.run(3, false);
+    assert_eq!(pair.a.stats().invalid_spi_sent, 1);
+    assert_eq!(pair.a.stats().invalid_spi_rate_limited, 1);
+    assert_eq!(pair.b.stats().invalid_spi_received, 1);
+    pair.now += Duration::from_secs(2);
+    assert!(pair.a.report_invalid_spi(pair.now, b_addr, 0xdead_bef0));
+    pair.run(3, false);
+    assert_eq!(pair.b.stats().invalid_spi_received, 2);
+    // The SAs are untouched.
+    assert_agree(&mut pair);
+}
