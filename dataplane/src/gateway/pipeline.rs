@@ -101,6 +101,8 @@ pub struct Pipeline {
     solicit: Vec<(Side, IpAddr)>,
     last_solicit: HashMap<(Side, IpAddr), u64>,
     last_acquire: HashMap<u32, u64>,
+    /// The addresses whose packets go to an exception interface, and which one.
+    local: Vec<(IpAddr, Side)>,
     /// Packets and bytes per SA this round, added to the SA's shared counters once per round
     /// (not per packet: the counters of an SA that several lcores use share one cache line).
     sa_traffic: Vec<(SaHandle, u64, u64)>,
@@ -120,6 +122,7 @@ fn is_neighbour_discovery(flow: &Flow) -> bool {
 impl Pipeline {
     pub fn new(reader: Reader, setup: Arc<Setup>, shared: &Shared, counters: Arc<LcoreCounters>) -> Pipeline {
         let neighbours = NeighbourCache::new(shared.neighbours.clone(), setup.neighbours.clone());
+        let local = local_addresses(&setup);
         let classifier = Classifier::compile(&reader.spd());
         Pipeline {
             reader,
@@ -132,6 +135,7 @@ impl Pipeline {
             solicit: Vec::new(),
             last_solicit: HashMap::new(),
             last_acquire: HashMap::new(),
+            local,
             sa_traffic: Vec::new(),
             nd: shared.nd.clone().map(NdHook::new),
         }
@@ -426,7 +430,7 @@ impl Pipeline {
 
     /// Routes the IP packet in `pkt` and gives it its Ethernet header.
     fn route<B: PacketBuf>(&mut self, pkt: &mut B) -> Result<Verdict, Reason> {
-        let dst = flow_of(pkt.data())?.dst;
+        let dst = destination_of(pkt.data()).ok_or(GatewayDrop::MalformedIp)?;
         if let Some(side) = self.local_side(dst, None) {
             let mac = self.setup.side(side).mac;
             return self.frame_for_host(side, mac, ethertype_of(pkt.data()), pkt);
@@ -469,15 +473,10 @@ impl Pipeline {
     /// The side whose exception interface takes packets for `dst`: one of our addresses, or a
     /// broadcast or multicast address on the side the packet `arrived` on.
     fn local_side(&self, dst: IpAddr, arrived: Option<Side>) -> Option<Side> {
-        [Side::Protected, Side::Unprotected]
-            .into_iter()
-            .find(|&side| {
-                self.setup
-                    .side(side)
-                    .addresses
-                    .iter()
-                    .any(|n| n.addr == dst || (n.addr.is_ipv4() && n.len < 31 && is_subnet_broadcast(n, dst)))
-            })
+        self.local
+            .iter()
+            .find(|(addr, _)| *addr == dst)
+            .map(|&(_, side)| side)
             .or_else(|| arrived.filter(|_| dst.is_multicast()))
     }
 
@@ -486,13 +485,29 @@ impl Pipeline {
     }
 }
 
-fn is_subnet_broadcast(net: &Net, dst: IpAddr) -> bool {
-    match (net.addr, dst) {
-        (IpAddr::V4(a), IpAddr::V4(d)) => {
-            let host_bits = u32::MAX >> net.len;
-            u32::from(d) == u32::from(a) | host_bits || d.is_broadcast()
+/// The gateway's own addresses per side, with the IPv4 subnet and limited broadcast addresses
+/// of its subnets (not on /31 and /32 point-to-point links), in the order sides are checked.
+fn local_addresses(setup: &Setup) -> Vec<(IpAddr, Side)> {
+    let mut local = Vec::new();
+    for side in [Side::Protected, Side::Unprotected] {
+        for net in &setup.side(side).addresses {
+            local.push((net.addr, side));
+            if let (IpAddr::V4(a), true) = (net.addr, net.len < 31) {
+                let host_bits = u32::MAX >> net.len;
+                local.push((IpAddr::from(std::net::Ipv4Addr::from(u32::from(a) | host_bits)), side));
+                local.push((IpAddr::from(std::net::Ipv4Addr::BROADCAST), side));
+            }
         }
-        _ => false,
+    }
+    local
+}
+
+/// The destination address of the IP packet at the start of `ip` (its header was parsed before).
+fn destination_of(ip: &[u8]) -> Option<IpAddr> {
+    match ip.first().map(|b| b >> 4) {
+        Some(4) => <[u8; 4]>::try_from(ip.get(16..20)?).ok().map(IpAddr::from),
+        Some(6) => <[u8; 16]>::try_from(ip.get(24..40)?).ok().map(IpAddr::from),
+        _ => None,
     }
 }
 
