@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   libdpdk-dev
   librte-meta-net
   librte-meta-crypto
+  libipsec-mb-dev
   librte-meta-mempool
   librte-meta-bus
   dpdk-dev
