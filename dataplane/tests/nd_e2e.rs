@@ -480,8 +480,12 @@ fn figure_15_cleartext_until_the_sa_then_esp_on_the_same_connection() {
     // ring, for this flow.
     let events = s.install_sas();
     let local_port = port_line.trim_start_matches("local port ");
-    let acquire = format!("src: {CLIENT}, dst: {SERVER}, proto: 6, src_port: {local_port}, dst_port: 5001");
-    assert!(events.iter().any(|e| e.contains("Acquire") && e.contains(&acquire)), "no ACQUIRE for {acquire}: {events:?}");
+    let rule_id = a.lines().find(|l| l.starts_with("nd rule ") && l.contains(A_OUT)).and_then(|l| l.split_whitespace().nth(2)).unwrap();
+    let acquire = format!(
+        "Acquire {{ policy_id: {rule_id}, flow: FlowTuple {{ src: {CLIENT}, dst: {SERVER}, proto: 6, src_port: {local_port}, dst_port: 5001 }}, \
+         flags: ExchangeInfoFlags {{ nd_boundary: false, guarantee_encryption: false }} }}"
+    );
+    assert!(events.iter().any(|e| e.ends_with(&acquire)), "no {acquire} in {events:?}");
 
     // The same connection continues under ESP.
     client.resume();
@@ -503,6 +507,7 @@ fn figure_15_cleartext_until_the_sa_then_esp_on_the_same_connection() {
     // On the link, in each direction: cleartext, then ESP, never cleartext again.
     for pcap in &pcaps {
         let (clear, esp) = assert_cleartext_then_esp(pcap, 5001);
+        eprintln!("{}: {clear} cleartext packets of the connection, then {esp} ESP", pcap.display());
         assert!(clear >= 20 && esp >= 50, "{}: {clear} cleartext, {esp} ESP packets", pcap.display());
         let plain = tshark(pcap, false, "tcp.port == 5003 && !esp", &["frame.number"]).len();
         assert!(plain >= 20, "{}: {plain} cleartext packets of the host without IPsec", pcap.display());
