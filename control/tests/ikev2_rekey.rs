@@ -59,7 +59,10 @@ fn assert_agree(pair: &mut Pair) -> ((IkeSaInfo, ChildSa), (IkeSaInfo, ChildSa))
     assert_eq!(a.children.len(), 1, "A: {:#?}", a.children);
     assert_eq!(b.children.len(), 1, "B: {:#?}", b.children);
     let (ac, bc) = (a.children[0].clone(), b.children[0].clone());
-    assert_eq!((ac.inbound_spi, ac.outbound_spi), (bc.outbound_spi, bc.inbound_spi));
+    assert_eq!(
+        (ac.inbound_spi, ac.outbound_spi),
+        (bc.outbound_spi, bc.inbound_spi)
+    );
     assert_eq!((&ac.inbound, &ac.outbound), (&bc.outbound, &bc.inbound));
     assert_eq!(ac.ike_spi, our_spi(&a));
     assert_eq!(bc.ike_spi, our_spi(&b));
@@ -83,9 +86,9 @@ fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
 }
 
 fn child_deleted(events: &[Event], inbound: u32) -> bool {
-    events.iter().any(
-        |e| matches!(e, Event::ChildSaDeleted { inbound_spi, .. } if *inbound_spi == inbound),
-    )
+    events
+        .iter()
+        .any(|e| matches!(e, Event::ChildSaDeleted { inbound_spi, .. } if *inbound_spi == inbound))
 }
 
 /// Rekeys the IKE SA from one side, optionally losing the n-th datagram after the start (0: the
@@ -114,12 +117,24 @@ fn ike_rekey_from(a_starts: bool, lose: Option<usize>) {
     // The side that started the rekey is the new IKE SA's initiator (RFC 7296 2.18).
     assert_eq!(a.initiator, a_starts);
     // The child SAs moved unchanged: same SPIs and keys, no child SA deleted or made.
-    assert_eq!((ac.inbound_spi, &ac.inbound), (child_a.inbound_spi, &child_a.inbound));
-    assert_eq!((bc.inbound_spi, &bc.outbound), (child_b.inbound_spi, &child_b.outbound));
+    assert_eq!(
+        (ac.inbound_spi, &ac.inbound),
+        (child_a.inbound_spi, &child_a.inbound)
+    );
+    assert_eq!(
+        (bc.inbound_spi, &bc.outbound),
+        (child_b.inbound_spi, &child_b.outbound)
+    );
     for events in [&pair.a_events, &pair.b_events] {
-        assert_eq!(count(events, |e| matches!(e, Event::ChildSaDeleted { .. })), 0);
+        assert_eq!(
+            count(events, |e| matches!(e, Event::ChildSaDeleted { .. })),
+            0
+        );
         assert_eq!(Pair::children(events).len(), 1);
-        assert_eq!(count(events, |e| matches!(e, Event::IkeSaRekeyed { .. })), 1);
+        assert_eq!(
+            count(events, |e| matches!(e, Event::IkeSaRekeyed { .. })),
+            1
+        );
     }
     let rekeyed = |events: &[Event], old: u64, new: u64| {
         events.iter().any(|e| {
@@ -132,7 +147,11 @@ fn ike_rekey_from(a_starts: bool, lose: Option<usize>) {
     assert!(rekeyed(&pair.a_events, our_spi(&old_a), our_spi(&a)));
     assert!(rekeyed(&pair.b_events, our_spi(&old_b), our_spi(&b)));
     if lose.is_some() {
-        let starter = if a_starts { pair.a.stats() } else { pair.b.stats() };
+        let starter = if a_starts {
+            pair.a.stats()
+        } else {
+            pair.b.stats()
+        };
         assert_eq!(starter.retransmissions_sent, 1);
     }
     // A child rekey on the new IKE SA derives from its SK_d on both sides alike.
@@ -272,10 +291,19 @@ fn simultaneous_child_rekey_keeps_one_new_child() {
             let ((_, ac), (_, bc)) = assert_agree(&mut pair);
             assert_ne!(ac.inbound_spi, old_a.inbound_spi, "{context}");
             assert_ne!(ac.outbound, old_a.outbound, "{context}");
-            assert!(child_deleted(&pair.a_events, old_a.inbound_spi), "{context}");
-            assert!(child_deleted(&pair.b_events, old_b.inbound_spi), "{context}");
+            assert!(
+                child_deleted(&pair.a_events, old_a.inbound_spi),
+                "{context}"
+            );
+            assert!(
+                child_deleted(&pair.b_events, old_b.inbound_spi),
+                "{context}"
+            );
             // Every child SA made and not kept was deleted on its side.
-            for (events, kept) in [(&pair.a_events, ac.inbound_spi), (&pair.b_events, bc.inbound_spi)] {
+            for (events, kept) in [
+                (&pair.a_events, ac.inbound_spi),
+                (&pair.b_events, bc.inbound_spi),
+            ] {
                 for made in Pair::children(events) {
                     assert_eq!(
                         child_deleted(events, made.inbound_spi),
@@ -305,7 +333,9 @@ fn ike_rekey_crossing_a_child_rekey_keeps_everything_consistent() {
         let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
         network(&mut pair, net);
         assert!(pair.a.rekey_ike(pair.now, our_spi(&a)));
-        assert!(pair.b.rekey_child(pair.now, our_spi(&b), b.children[0].inbound_spi));
+        assert!(pair
+            .b
+            .rekey_child(pair.now, our_spi(&b), b.children[0].inbound_spi));
         pair.run(20, true);
         let ((a2, ac), _) = assert_agree(&mut pair);
         assert_ne!((a2.spi_i, a2.spi_r), (a.spi_i, a.spi_r), "{net:?}");
@@ -324,13 +354,25 @@ fn ike_lifetime_rekeys_before_expiry_and_traffic_keys_stay() {
         pair.run(1, true);
     }
     let rekeys = count(&pair.a_events, |e| matches!(e, Event::IkeSaRekeyed { .. }));
-    assert!((3..=4).contains(&rekeys), "{rekeys} rekeys in three lifetimes");
+    assert!(
+        (3..=4).contains(&rekeys),
+        "{rekeys} rekeys in three lifetimes"
+    );
     let ((a, ac), _) = assert_agree(&mut pair);
     assert_ne!((a.spi_i, a.spi_r), (first.spi_i, first.spi_r));
     // The child SA was never interrupted: the same one throughout.
     assert_eq!(ac.inbound_spi, first.children[0].inbound_spi);
-    assert_eq!(count(&pair.a_events, |e| matches!(e, Event::ChildSaDeleted { .. })), 0);
-    assert_eq!(count(&pair.a_events, |e| matches!(e, Event::IkeSaFailed { .. })), 0);
+    assert_eq!(
+        count(&pair.a_events, |e| matches!(
+            e,
+            Event::ChildSaDeleted { .. }
+        )),
+        0
+    );
+    assert_eq!(
+        count(&pair.a_events, |e| matches!(e, Event::IkeSaFailed { .. })),
+        0
+    );
 }
 
 #[test]
@@ -341,7 +383,9 @@ fn invalid_spi_is_reported_to_the_peer_rate_limited() {
     // Within the interval: held back.
     assert!(!pair.a.report_invalid_spi(pair.now, b_addr, 0xdead_bef0));
     // No IKE SA with this address: nothing to send.
-    assert!(!pair.a.report_invalid_spi(pair.now, addr("198.18.9.9:500").ip(), 1));
+    assert!(!pair
+        .a
+        .report_invalid_spi(pair.now, addr("198.18.9.9:500").ip(), 1));
     pair.run(3, false);
     assert_eq!(pair.a.stats().invalid_spi_sent, 1);
     assert_eq!(pair.a.stats().invalid_spi_rate_limited, 1);

@@ -169,7 +169,9 @@ impl Daemon {
                     ours_redundant,
                 } => eprintln!(
                     "iked: IKE SA {ike_spi:016x}: simultaneous rekey of {}, ours {}",
-                    child.map_or("the IKE SA".to_string(), |spi| format!("child SA {spi:08x}")),
+                    child.map_or("the IKE SA".to_string(), |spi| format!(
+                        "child SA {spi:08x}"
+                    )),
                     if *ours_redundant { "redundant" } else { "kept" }
                 ),
                 Event::ChildSaDeleted {

@@ -537,9 +537,9 @@ impl Engine {
                 // Whatever a replaced SA still gets (a child SA its last exchange made, requests
                 // about children) belongs to its successor (RFC 7296 2.18).
                 rekey::hand_over_to_successor(&mut ctx, &mut sa, sas);
-                if let Some(lifetime) = lifetime.filter(|_| {
-                    matches!(sa.phase, Phase::Established) && !sa.rekey.lifetime_armed
-                }) {
+                if let Some(lifetime) = lifetime
+                    .filter(|_| matches!(sa.phase, Phase::Established) && !sa.rekey.lifetime_armed)
+                {
                     // Up to a tenth early at random, so both ends rarely rekey together.
                     let mut jitter = [0u8; 2];
                     ctx.rng.fill(&mut jitter);

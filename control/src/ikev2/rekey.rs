@@ -154,7 +154,8 @@ pub fn hand_over(ctx: &mut Ctx<'_>, old: &mut IkeSa, new: &mut IkeSa) {
     let (moving, staying) = old.queued.drain(..).partition(follows_children);
     old.queued = staying;
     new.queued.extend::<VecDeque<Request>>(moving);
-    new.queued.extend(old.rekey.deferred.drain(..).filter(follows_children));
+    new.queued
+        .extend(old.rekey.deferred.drain(..).filter(follows_children));
     let peer = ctx.peer_name(old);
     ctx.events.push_back(Event::IkeSaRekeyed {
         old_spi: old.our_spi,

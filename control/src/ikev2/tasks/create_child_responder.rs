@@ -76,7 +76,12 @@ fn rekeyed_child<'a>(sa: &'a IkeSa, inner: &[Payload]) -> Option<Result<&'a Chil
 }
 
 /// 2.8.1: the peer rekeyed a child we are rekeying too; remember what its exchange made.
-fn note_collision(sa: &mut IkeSa, inner: &[Payload], new_child: &ChildSa, nonces: (Vec<u8>, Vec<u8>)) {
+fn note_collision(
+    sa: &mut IkeSa,
+    inner: &[Payload],
+    new_child: &ChildSa,
+    nonces: (Vec<u8>, Vec<u8>),
+) {
     let Some(Ok(old)) = rekeyed_child(sa, inner) else {
         return;
     };
@@ -94,11 +99,9 @@ fn note_collision(sa: &mut IkeSa, inner: &[Payload], new_child: &ChildSa, nonces
 }
 
 /// The new child, the answer's payloads and the exchange's nonces (Ni, Nr).
-fn negotiate(
-    ctx: &mut Ctx<'_>,
-    sa: &IkeSa,
-    inner: &[Payload],
-) -> Result<(ChildSa, Vec<Payload>, (Vec<u8>, Vec<u8>)), Failure> {
+type Negotiated = (ChildSa, Vec<Payload>, (Vec<u8>, Vec<u8>));
+
+fn negotiate(ctx: &mut Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<Negotiated, Failure> {
     if !matches!(sa.phase, Phase::Established) {
         return Err(Failure::Missing("established IKE SA"));
     }
@@ -113,7 +116,10 @@ fn negotiate(
         // RFC 7296 2.25.1: a child we are deleting (or replaced already) is not rekeyed.
         let inbound_spi = old?.inbound_spi;
         let deleting = |r: &Request| *r == Request::DeleteChild { inbound_spi };
-        if sa.outstanding.as_ref().is_some_and(|o| deleting(&o.request))
+        if sa
+            .outstanding
+            .as_ref()
+            .is_some_and(|o| deleting(&o.request))
             || sa.queued.iter().any(deleting)
         {
             return Err(Failure::Busy);
