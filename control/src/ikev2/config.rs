@@ -71,6 +71,11 @@ pub struct EngineConfig {
     pub half_open_timeout: Duration,
     /// Wall-clock time for certificate validity periods, as seen from the engine's clock.
     pub wall_clock: WallClock,
+    /// Rekey every IKE SA after about this long, less up to a tenth at random so that both ends
+    /// rarely start together (RFC 7296 2.8); `None` never rekeys on time.
+    pub ike_lifetime: Option<Duration>,
+    /// At most one INVALID_SPI notification per peer in this interval (RFC 7296 2.21.4).
+    pub invalid_spi_interval: Duration,
 }
 
 impl EngineConfig {
@@ -81,6 +86,8 @@ impl EngineConfig {
             retransmit: RetransmitPolicy::default(),
             half_open_timeout: Duration::from_secs(30),
             wall_clock: WallClock::system(),
+            ike_lifetime: None,
+            invalid_spi_interval: Duration::from_secs(1),
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum Failure {
     ChildSaNotFound,
     #[error("not supported: {0}")]
     Unsupported(&'static str),
+    /// RFC 7296 2.25: the SA is being rekeyed or deleted; the peer may retry later.
+    #[error("the SA is being rekeyed or deleted")]
+    Busy,
 }
 
 impl Failure {
@@ -54,6 +57,7 @@ impl Failure {
             Failure::TsUnacceptable => (NotifyType::TsUnacceptable, vec![]),
             Failure::ChildSaNotFound => (NotifyType::ChildSaNotFound, vec![]),
             Failure::Unsupported(_) => (NotifyType::NoProposalChosen, vec![]),
+            Failure::Busy => (NotifyType::TemporaryFailure, vec![]),
             Failure::PeerError(_) | Failure::Timeout => return None,
         })
     }

@@ -6,8 +6,10 @@
 //! backoff and a message ID window of one; from [MS-IKEE], IKE SA correlation (3.10), the
 //! INTERNAL_IP4/6_SERVER configuration attributes (3.11) and recognition of Windows vendor IDs
 //! (1.7).
-//! CREATE_CHILD_SA creates and rekeys child SAs (make before break, no PFS); IKE SA rekeying,
-//! PFS and the simultaneous-rekey rules of 2.8.1/2.8.2 are not implemented.
+//! CREATE_CHILD_SA creates and rekeys child SAs (make before break, no PFS) and rekeys the IKE SA
+//! (2.18: new keys from the old SK_d, children moved, old SA deleted; on a lifetime timer or on
+//! demand), with the simultaneous-rekey rules of 2.8.1/2.8.2. INVALID_SPI (2.21.4) is sent on the
+//! dataplane's report of ESP on an unknown SPI, rate-limited per peer. PFS is not implemented.
 mod auth;
 pub mod certificate;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod error;
 mod nat;
 mod payloads;
 mod proposal;
+mod rekey;
 mod sa;
 mod server_addresses;
 pub mod signature;

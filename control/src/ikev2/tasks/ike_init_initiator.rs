@@ -63,6 +63,7 @@ pub fn start(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        rekey: Default::default(),
     };
     send_request(ctx, &mut sa)?;
     Ok(sa)

@@ -188,6 +188,7 @@ pub fn handle(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        rekey: Default::default(),
     };
     let mut answer = vec![
         Payload::Sa(ike_answer(number, &algorithms, &[])),
