@@ -28,6 +28,10 @@ fn every_suite_mode_family_esn_and_encap_round_trips() {
                         let plain = plain_packet(shape, len);
                         let (r, wire) = with_buf(&plain, |b| encapsulate(&out, seq, b));
                         r.unwrap();
+                        if wire[0] >> 4 == 4 {
+                            let header = usize::from(wire[0] & 0x0f) * 4;
+                            assert_eq!(dataplane::wire::checksum::checksum(&wire[..header]), 0, "outer IPv4 checksum, {suite:?} {shape:?}");
+                        }
                         let (r, back) = with_buf(&wire, |b| inbound(b, ENCAP, |spi, _| (spi == inb.spi()).then_some(&inb)));
                         let Inbound::Decapsulated(d) = r.unwrap_or_else(|e| panic!("{suite:?} {shape:?} esn {esn} {encap:?}: {e:?}")) else {
                             panic!("not ESP")

@@ -7,7 +7,7 @@ use super::ecn;
 use super::sa::OutboundSa;
 use crate::buf::PacketBuf;
 use crate::drop::DropReason;
-use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::udp_encap::{self, UDP_HEADER_LEN};
 use crate::wire::{checksum, esp, proto};
@@ -124,16 +124,29 @@ pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Resu
             DfPolicy::Set => true,
             DfPolicy::Clear => false,
         };
-        // The template's length is zero: set it before the checked view reads it.
-        data[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        let mut ip = Ipv4Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedPlain)?;
-        if let Some(tos) = tos {
-            ip.set_tos(tos);
-            // Unique per SA for 2^16 packets, as RFC 6864 asks of non-atomic datagrams.
-            ip.set_ident(seq as u16);
-            ip.set_dont_fragment(dont_fragment);
+        match (tos, &sa.outer) {
+            // Tunnel mode: the template's TOS, length, identification and flags are zero, so
+            // its checksum is updated with the new values (RFC 1624) from registers; summing
+            // the bytes just written would read them back through a store-forwarding stall.
+            (Some(tos), Some(outer)) => {
+                // Unique per SA for 2^16 packets, as RFC 6864 asks of non-atomic datagrams.
+                let ident = seq as u16;
+                let flags = if dont_fragment { ipv4::FLAG_DF_WORD } else { 0 };
+                let template_check = u16::from_be_bytes([outer.bytes[10], outer.bytes[11]]);
+                let sum = u64::from(!template_check) + u64::from(tos) + total as u64 + u64::from(ident) + u64::from(flags);
+                data[1] = tos;
+                data[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+                data[4..6].copy_from_slice(&ident.to_be_bytes());
+                data[6..8].copy_from_slice(&flags.to_be_bytes());
+                data[10..12].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+            }
+            // Transport mode: the packet's own header, with a new length and protocol.
+            _ => {
+                data[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+                let mut ip = Ipv4Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedPlain)?;
+                ip.fill_checksum();
+            }
         }
-        ip.fill_checksum();
     } else {
         let mut ip = Ipv6Packet::new_checked(&mut data[..]).map_err(|_| DropReason::MalformedPlain)?;
         ip.set_payload_len((total - ipv6::HEADER_LEN) as u16);
