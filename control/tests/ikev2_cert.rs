@@ -435,3 +435,66 @@ fn credentials_are_checked_when_loaded() {
         Err(CredentialError::Key(_))
     ));
 }
+
+#[test]
+fn the_daemon_configuration_loads_certificates_and_names_what_is_wrong() {
+    use control::daemon::config::DaemonConfig;
+    let root = ca("root", &PKCS_ECDSA_P256_SHA256);
+    let mut params = CertificateParams::new(vec!["ours.example".to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "ours");
+    let key = key(&PKCS_ECDSA_P256_SHA256);
+    let cert = params.signed_by(&key, &root).unwrap();
+    let dir = std::env::temp_dir().join(format!("ct-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (cert_path, key_path, ca_path) = (
+        write("cert.pem", cert.pem()),
+        write("key.pem", key.serialize_pem()),
+        write("ca.pem", root.pem()),
+    );
+    let config = |auth: &str| {
+        format!(
+            r#"
+            [daemon]
+            listen = "198.18.0.1"
+            control_socket = "/tmp/iked.sock"
+
+            [[peer]]
+            name = "charon"
+            remote = "198.18.0.2"
+            local_id = "fqdn:ours.example"
+            remote_id = "fqdn:theirs.example"
+            {auth}
+            ike = ["aes256gcm16-prfsha256-ecp256"]
+            esp = ["aes256gcm16"]
+            local_ts = ["198.18.1.0/24"]
+            remote_ts = ["198.18.2.0/24"]
+            "#
+        )
+    };
+    let good = format!(
+        "auth = \"pubkey\"\ncert = \"{cert_path}\"\nkey = \"{key_path}\"\nca = \"{ca_path}\"\nrsa_padding = \"pss\""
+    );
+    let loaded = DaemonConfig::parse(&config(&good)).unwrap();
+    assert!(loaded.engine.peers[0].pubkey.is_some());
+    let missing_key = format!("auth = \"pubkey\"\ncert = \"{cert_path}\"\nca = \"{ca_path}\"");
+    let error = DaemonConfig::parse(&config(&missing_key)).unwrap_err().to_string();
+    assert!(error.contains("key") && error.contains("pubkey"), "{error}");
+    let wrong_key =
+        format!("auth = \"pubkey\"\ncert = \"{ca_path}\"\nkey = \"{key_path}\"\nca = \"{ca_path}\"");
+    let error = DaemonConfig::parse(&config(&wrong_key)).unwrap_err().to_string();
+    assert!(error.contains("does not belong"), "{error}");
+    let unreadable = format!(
+        "auth = \"pubkey\"\ncert = \"{cert_path}\"\nkey = \"{key_path}\"\nca = \"/nonexistent/ca.pem\""
+    );
+    let error = DaemonConfig::parse(&config(&unreadable)).unwrap_err().to_string();
+    assert!(error.contains("ca") && error.contains("cannot read"), "{error}");
+    // The pre-shared key stays mandatory for auth = "psk".
+    let error = DaemonConfig::parse(&config("")).unwrap_err().to_string();
+    assert!(error.contains("psk"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,8 @@
 //! The daemon's TOML configuration: peers, credentials, proposals, selectors. Everything is
 //! checked when loaded; an error names the peer and field.
 use crate::crypto::{Integ, Prf, SkEncryption};
+use crate::ikev2::certificate::PubkeyAuth;
+use crate::ikev2::signature::RsaPadding;
 use crate::ikev2::{ChildConfig, EngineConfig, IkeProposal, PeerConfig};
 use crate::wire::ikev2::{DhGroup, IdType, Identification, TrafficSelector};
 use serde::Deserialize;
@@ -47,7 +49,19 @@ struct PeerSection {
     remote: Option<IpAddr>,
     local_id: String,
     remote_id: String,
+    /// "psk" (the default) or "pubkey": X.509 certificates (RFC 7296 2.15 signatures).
+    #[serde(default)]
+    auth: AuthKind,
+    #[serde(default)]
     psk: String,
+    /// With auth = "pubkey": PEM files of our certificate (then any intermediates), our private
+    /// key, and the CA certificates the peer's chain must end at.
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    /// RFC 7427 signatures with an RSA key: "pkcs1" (the default) or "pss".
+    #[serde(default)]
+    rsa_padding: RsaPaddingName,
     ike: Vec<String>,
     esp: Vec<String>,
     local_ts: Vec<String>,
@@ -62,6 +76,42 @@ struct PeerSection {
     /// Internal server addresses to give a peer that asks ([MS-IKEE] 3.11).
     #[serde(default)]
     server_addresses: Vec<IpAddr>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AuthKind {
+    #[default]
+    Psk,
+    Pubkey,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RsaPaddingName {
+    #[default]
+    Pkcs1,
+    Pss,
+}
+
+/// Reads and checks the certificate, key and CA files of an auth = "pubkey" peer.
+fn pubkey_auth(section: &PeerSection) -> Result<PubkeyAuth, (&'static str, String)> {
+    let read = |field: &'static str, path: &Option<PathBuf>| {
+        let path = path
+            .as_ref()
+            .ok_or((field, "needed with auth = \"pubkey\"".to_string()))?;
+        std::fs::read(path).map_err(|e| (field, format!("cannot read {}: {e}", path.display())))
+    };
+    let (cert, key, ca) = (
+        read("cert", &section.cert)?,
+        read("key", &section.key)?,
+        read("ca", &section.ca)?,
+    );
+    let padding = match section.rsa_padding {
+        RsaPaddingName::Pkcs1 => RsaPadding::Pkcs1,
+        RsaPaddingName::Pss => RsaPadding::Pss,
+    };
+    PubkeyAuth::from_pem(&cert, &key, &ca, padding).map_err(|e| ("cert", e.to_string()))
 }
 
 fn default_dpd() -> u64 {
@@ -292,16 +342,22 @@ fn peer(section: PeerSection) -> Result<PeerConfig, ConfigError> {
             problem,
         }
     };
-    if section.psk.len() < 16 {
-        return Err(err("psk")("must be at least 16 characters".into()));
-    }
+    let pubkey = match section.auth {
+        AuthKind::Psk if section.psk.len() < 16 => {
+            return Err(err("psk")("must be at least 16 characters".into()));
+        }
+        AuthKind::Psk => None,
+        AuthKind::Pubkey => Some(std::sync::Arc::new(
+            pubkey_auth(&section).map_err(|(field, problem)| err(field)(problem))?,
+        )),
+    };
     Ok(PeerConfig {
         name: section.name.clone(),
         remote_addr: section.remote,
         local_id: identity(&section.local_id).map_err(err("local_id"))?,
         remote_id: identity(&section.remote_id).map_err(err("remote_id"))?,
         psk: Zeroizing::new(section.psk.into_bytes()),
-        pubkey: None,
+        pubkey,
         ike_proposals: all(&section.ike, ike_proposal).map_err(err("ike"))?,
         child: ChildConfig {
             suites: all(&section.esp, esp_suite).map_err(err("esp"))?,
