@@ -134,12 +134,16 @@ impl Rule {
 trait Key: Copy + Ord {
     const MIN: Self;
     fn succ(self) -> Option<Self>;
+    fn wide(self) -> u128;
 }
 
 impl Key for u128 {
     const MIN: u128 = 0;
     fn succ(self) -> Option<u128> {
         self.checked_add(1)
+    }
+    fn wide(self) -> u128 {
+        self
     }
 }
 
@@ -148,12 +152,63 @@ impl Key for u32 {
     fn succ(self) -> Option<u32> {
         self.checked_add(1)
     }
+    fn wide(self) -> u128 {
+        u128::from(self)
+    }
 }
 
 impl Key for u16 {
     const MIN: u16 = 0;
     fn succ(self) -> Option<u16> {
         self.checked_add(1)
+    }
+    fn wide(self) -> u128 {
+        u128::from(self)
+    }
+}
+
+/// Buckets of the jump table that narrows each dimension's search.
+const BUCKETS: usize = 4096;
+
+/// A radix jump table over sorted interval starts: the span from the first start above the
+/// minimum to the last is cut into [`BUCKETS`] equal buckets, and `first[b]` is the index of the
+/// first start in bucket `b` or later. A lookup reads the bucket's bounds and searches only the
+/// starts inside it (one or two when the rules spread over the span), instead of a binary search
+/// over all of them.
+#[derive(Debug, Clone, Default)]
+struct JumpTable {
+    base: u128,
+    shift: u32,
+    first: Vec<u32>,
+}
+
+impl JumpTable {
+    fn build<K: Key>(starts: &[K]) -> JumpTable {
+        let (Some(base), Some(last)) = (starts.get(1), starts.last()) else {
+            return JumpTable::default();
+        };
+        let base = base.wide();
+        let span = last.wide() - base;
+        let shift = (u128::BITS - span.leading_zeros()).saturating_sub(BUCKETS.trailing_zeros());
+        let mut first = vec![starts.len() as u32; BUCKETS + 1];
+        for (i, s) in starts.iter().enumerate().skip(1).rev() {
+            first[((s.wide() - base) >> shift) as usize] = i as u32;
+        }
+        // Empty buckets start where the next non-empty one does.
+        for b in (0..BUCKETS).rev() {
+            first[b] = first[b].min(first[b + 1]);
+        }
+        JumpTable { base, shift, first }
+    }
+
+    /// The starts that may hold the last start at or below `k`: the index to search from and to.
+    #[inline]
+    fn bounds(&self, k: u128) -> Option<(usize, usize)> {
+        if self.first.is_empty() || k < self.base {
+            return None;
+        }
+        let b = (((k - self.base) >> self.shift) as usize).min(BUCKETS - 1);
+        Some((self.first[b] as usize, self.first[b + 1] as usize))
     }
 }
 
@@ -169,6 +224,7 @@ fn summary(bits: &[u64]) -> u64 {
 #[derive(Debug, Clone, Default)]
 struct Dimension<K> {
     starts: Vec<K>,
+    jump: JumpTable,
     summaries: Vec<u64>,
     bits: Vec<u64>,
 }
@@ -188,12 +244,19 @@ impl<K: Key> Dimension<K> {
             }
         }
         let summaries = bits.chunks(words).map(summary).collect();
-        Dimension { starts, summaries, bits }
+        Dimension { jump: JumpTable::build(&starts), starts, summaries, bits }
     }
 
+    /// The summary and bit set of the elementary interval holding `k`.
     #[inline]
     fn lookup(&self, k: K, words: usize) -> (u64, &[u64]) {
-        let i = self.starts.partition_point(|s| *s <= k).saturating_sub(1);
+        // Interval 0 starts at the minimum key and holds every key below the first other start.
+        let i = match self.jump.bounds(k.wide()) {
+            None => 0,
+            // Every start before `from` is in an earlier bucket, so at or below `k`; `from` is at
+            // least 1, the first start above the minimum.
+            Some((from, to)) => from + self.starts[from..to].partition_point(|s| *s <= k) - 1,
+        };
         (self.summaries[i], &self.bits[i * words..(i + 1) * words])
     }
 }
