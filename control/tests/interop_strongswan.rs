@@ -1,9 +1,11 @@
 //! Interoperability with strongSwan 5.9 (Debian's charon with kernel-libipsec, which forces NAT-T):
 //! charon in one network namespace, our daemon (`iked`) in another, a veth between them
 //! (198.18.0.0/15 only). Our daemon as initiator and as responder, pre-shared keys, AES-GCM and
-//! AES-CBC/SHA-256 child SAs, child rekey and delete from either side. Asserts that SPIs agree with charon's
-//! `swanctl --list-sas`, that the child keys equal those charon logs at level 4, and that the
-//! child SAs sit in our shared region with those keys. Fails (does not skip) without charon.
+//! AES-CBC/SHA-256 child SAs; in each case child SA and IKE SA rekeys started by each side,
+//! liveness checks both ways, a child SA deleted by one side and the IKE SA by the other. Asserts
+//! that SPIs agree with charon's `swanctl --list-sas`, that the child keys equal those charon logs
+//! at level 4, that a rekeyed IKE SA answers liveness checks (its keys agree), and that the child
+//! SAs sit in our shared region with those keys. Fails (does not skip) without charon.
 use shared::inspect;
 use shared::region::Region;
 use shared::sa::Direction;
@@ -371,12 +373,71 @@ fn run_case(case: Case) {
         });
     }
 
-    // Rekey the child (make before break): from our side when we initiated, from charon's when
-    // it did. Afterwards both ends agree on the new SPIs and the region holds only the new pair.
-    let ike_spi = sa["spi_i"].as_str().unwrap().to_string();
+    // Child SA rekey from both sides, then IKE SA rekey from both sides (the child SA moves to
+    // the new IKE SA untouched), then a child SA rekey on the rekeyed IKE SA.
+    for we_rekey in [case.we_initiate, !case.we_initiate] {
+        rekey_child(&lab, &region, we_rekey);
+    }
+    for we_rekey in [case.we_initiate, !case.we_initiate] {
+        rekey_ike(&lab, we_rekey);
+    }
+    rekey_child(&lab, &region, case.we_initiate);
+
+    // Delete the child SA from one side and the IKE SA from the other.
+    let list = lab.ctl("list");
+    let child_in = list[0]["children"][0]["inbound_spi"]
+        .as_str()
+        .unwrap()
+        .to_string();
     if case.we_initiate {
-        // We are the original initiator, so our SPI is SPIi.
-        let answer = lab.ctl(&format!("rekey-child {ike_spi} {ours_in}"));
+        lab.swanctl("--terminate --child net --timeout 10");
+    } else {
+        let answer = lab.ctl(&format!("terminate-child {} {child_in}", our_spi(&list[0])));
+        assert!(answer.get("error").is_none(), "{answer}");
+    }
+    lab.wait_for("the child SA to go away on both sides", || {
+        lab.ctl("list")[0]["children"]
+            .as_array()
+            .is_some_and(|c| c.is_empty())
+            && !lab.swanctl("--list-sas").contains("INSTALLED")
+    });
+    assert!(
+        inspect::list_sas(&region)
+            .iter()
+            .all(|s| s.config.is_none()),
+        "the deleted child SA left the region"
+    );
+    if case.we_initiate {
+        lab.ctl(&format!("terminate {}", our_spi(&lab.ctl("list")[0])));
+    } else {
+        lab.swanctl("--terminate --ike ours --timeout 10");
+    }
+    lab.wait_for("the IKE SA to go away on both sides", || {
+        lab.ctl("list").as_array().is_some_and(|sas| sas.is_empty())
+            && !lab.swanctl("--list-sas").contains("ESTABLISHED")
+    });
+}
+
+/// Our SPI of an IKE SA in `iked ctl list`: SPIi if we initiated it, else SPIr.
+fn our_spi(sa: &serde_json::Value) -> String {
+    let field = if sa["initiator"] == true {
+        "spi_i"
+    } else {
+        "spi_r"
+    };
+    sa[field].as_str().unwrap().to_string()
+}
+
+/// Rekeys the one child SA from our side or charon's (make before break); afterwards both ends
+/// agree on the new SPIs and the region holds only the new pair.
+fn rekey_child(lab: &Lab, region: &Region, we_rekey: bool) {
+    let list = lab.ctl("list");
+    let old_in = list[0]["children"][0]["inbound_spi"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if we_rekey {
+        let answer = lab.ctl(&format!("rekey-child {} {old_in}", our_spi(&list[0])));
         assert!(answer.get("error").is_none(), "{answer}");
     } else {
         lab.swanctl("--rekey --child net");
@@ -384,7 +445,7 @@ fn run_case(case: Case) {
     lab.wait_for("the rekeyed child SA", || {
         let list = lab.ctl("list");
         let children = list[0]["children"].as_array().cloned().unwrap_or_default();
-        children.len() == 1 && children[0]["inbound_spi"].as_str() != Some(ours_in.as_str())
+        children.len() == 1 && children[0]["inbound_spi"].as_str() != Some(old_in.as_str())
     });
     let list = lab.ctl("list");
     let rekeyed = &list[0]["children"][0];
@@ -393,8 +454,7 @@ fn run_case(case: Case) {
         rekeyed["outbound_spi"].as_str().unwrap(),
     );
     lab.wait_for("charon to drop the old child SA", || {
-        !lab.swanctl("--list-sas")
-            .contains(&format!("out {ours_in}"))
+        !lab.swanctl("--list-sas").contains(&format!("out {old_in}"))
     });
     let charon_sas = lab.swanctl("--list-sas");
     assert!(
@@ -402,7 +462,7 @@ fn run_case(case: Case) {
             && charon_sas.contains(&format!("out {new_in}")),
         "{charon_sas}"
     );
-    let spis: Vec<u32> = inspect::list_sas(&region)
+    let mut found: Vec<u32> = inspect::list_sas(region)
         .iter()
         .filter_map(|s| s.config.as_ref().map(|c| c.spi))
         .collect();
@@ -410,26 +470,60 @@ fn run_case(case: Case) {
         u32::from_str_radix(new_in, 16).unwrap(),
         u32::from_str_radix(new_out, 16).unwrap(),
     ];
-    let mut found = spis.clone();
     expected.sort();
     found.sort();
     assert_eq!(found, expected, "only the new pair is in the region");
+}
 
-    // Delete: from our side when we initiated, from charon's when it did.
-    if case.we_initiate {
-        let spi = sa["spi_i"].as_str().unwrap();
-        lab.ctl(&format!("terminate {spi}"));
+/// Rekeys the IKE SA from our side (`rekey-ike`) or charon's (`swanctl --rekey --ike`): both
+/// ends then hold only the new IKE SA, with the same SPIs, carrying the unchanged child SA, and
+/// a liveness check on it is answered (its keys agree with charon's).
+fn rekey_ike(lab: &Lab, we_rekey: bool) {
+    let list = lab.ctl("list");
+    let old = (
+        list[0]["spi_i"].as_str().unwrap().to_string(),
+        list[0]["spi_r"].as_str().unwrap().to_string(),
+    );
+    let child = list[0]["children"][0].clone();
+    if we_rekey {
+        let answer = lab.ctl(&format!("rekey-ike {}", our_spi(&list[0])));
+        assert!(answer.get("error").is_none(), "{answer}");
     } else {
-        lab.swanctl("--terminate --ike ours --timeout 10");
+        lab.swanctl("--rekey --ike ours");
     }
-    lab.wait_for("the IKE SA to go away on both sides", || {
-        lab.ctl("list").as_array().is_some_and(|sas| sas.is_empty())
-            && !lab.swanctl("--list-sas").contains("ESTABLISHED")
+    lab.wait_for("the rekeyed IKE SA", || {
+        let list = lab.ctl("list");
+        list.as_array().is_some_and(|sas| sas.len() == 1)
+            && list[0]["spi_i"].as_str() != Some(old.0.as_str())
+            && list[0]["established"] == true
     });
-    let sas = inspect::list_sas(&region);
+    let list = lab.ctl("list");
+    let sa = &list[0];
+    let new = (sa["spi_i"].as_str().unwrap(), sa["spi_r"].as_str().unwrap());
+    assert_eq!(
+        sa["initiator"], we_rekey,
+        "the rekey's initiator is SPIi's owner"
+    );
+    assert_ne!(new.1, old.1);
+    assert_eq!(sa["children"].as_array().map(Vec::len), Some(1));
+    assert_eq!(sa["children"][0], child, "the child SA moved unchanged");
+    lab.wait_for("charon to hold only the new IKE SA", || {
+        let charon = lab.swanctl("--list-sas");
+        charon.contains(new.0) && charon.contains(new.1) && !charon.contains(&old.0)
+    });
+    let charon = lab.swanctl("--list-sas");
     assert!(
-        sas.iter().all(|s| s.config.is_none()),
-        "child SAs removed from the region"
+        charon.contains(&format!("out {}", child["inbound_spi"].as_str().unwrap())),
+        "{charon}"
+    );
+    let answered = lab.ctl("stats")["liveness_answered_by_peer"]
+        .as_u64()
+        .unwrap();
+    let spi = our_spi(sa);
+    assert!(lab.ctl(&format!("liveness {spi}")).get("error").is_none());
+    lab.wait_for(
+        "charon to answer a liveness check on the new IKE SA",
+        || lab.ctl("stats")["liveness_answered_by_peer"].as_u64() > Some(answered),
     );
 }
 

@@ -1,6 +1,7 @@
 //! The management socket: one command per connection, one JSON answer.
 //! Commands: `list`, `stats`, `initiate <peer>`, `liveness <ike spi hex>`, `terminate <ike spi hex>`,
-//! `terminate-child <ike spi hex> <inbound spi hex>`, `rekey-child <ike spi hex> <inbound spi hex>`.
+//! `terminate-child <ike spi hex> <inbound spi hex>`, `rekey-child <ike spi hex> <inbound spi hex>`,
+//! `rekey-ike <ike spi hex>`. An IKE SA is named by our SPI (SPIi if we initiated it, else SPIr).
 use super::Daemon;
 use mio::net::UnixListener;
 use serde_json::{json, Value};
@@ -56,6 +57,9 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 "unknown_vendor_ids": s.unknown_vendor_ids,
                 "liveness_answered_by_peer": s.liveness_answered_by_peer,
                 "liveness_answered": s.liveness_answered,
+                "invalid_spi_sent": s.invalid_spi_sent,
+                "invalid_spi_rate_limited": s.invalid_spi_rate_limited,
+                "invalid_spi_received": s.invalid_spi_received,
             }))
         }
         Some("initiate") => match words.next() {
@@ -69,6 +73,13 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 Ok(json!({ "liveness": format!("{spi:016x}") }))
             } else {
                 Err(format!("no established IKE SA {spi:016x}"))
+            }
+        }),
+        Some("rekey-ike") => hex_u64(words.next()).and_then(|spi| {
+            if daemon.engine.rekey_ike(Instant::now(), spi) {
+                Ok(json!({ "rekey-ike": format!("{spi:016x}") }))
+            } else {
+                Err(format!("no established IKE SA {spi:016x} that is not being replaced"))
             }
         }),
         Some("terminate") => hex_u64(words.next()).and_then(|spi| {
@@ -96,7 +107,7 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
             }
         }),
         other => Err(format!(
-            "unknown command {other:?}; try list, stats, initiate, liveness, terminate, terminate-child, rekey-child"
+            "unknown command {other:?}; try list, stats, initiate, liveness, terminate, terminate-child, rekey-child, rekey-ike"
         )),
     };
     result.unwrap_or_else(|error| json!({ "error": error }))
