@@ -95,11 +95,6 @@ impl NdHook {
         &self.lcore
     }
 
-    /// Cleartext decisions by SPD rule (policy id) on this lcore.
-    pub fn rules(&self) -> &BTreeMap<u32, RuleCounts> {
-        &self.rules
-    }
-
     /// Ages the next slice of the flow table and, every PUBLISH_NS, publishes this lcore's
     /// counters; call once per round of bursts.
     pub fn age_step(&mut self, now_ns: u64) {
