@@ -13,7 +13,6 @@
 use aws_lc_rs::{cipher, rand};
 use ipsec_mb::{CbcHmacKey, GcmKey, Hmac, Layout, TAG_LEN};
 use shared::sa::{AesKeySize, Integrity, Suite, SALT_LEN};
-use subtle::ConstantTimeEq;
 
 use crate::wire::esp::HEADER_LEN;
 
@@ -117,9 +116,18 @@ fn seq_hi(seq: u64) -> [u8; SEQ_HI_LEN] {
     ((seq >> 32) as u32).to_be_bytes()
 }
 
-/// Constant-time comparison of a received ICV with the leftmost bytes of the computed tag.
+/// Constant-time comparison of a received ICV (at most 16 bytes) with the leftmost bytes of the
+/// computed tag: both as one 128-bit value, compared once, so nothing depends on where they differ.
 fn icv_matches(computed: &[u8], received: &[u8]) -> bool {
-    computed.len() >= received.len() && bool::from(computed[..received.len()].ct_eq(received))
+    let n = received.len();
+    if n > TAG_LEN || computed.len() < n {
+        return false;
+    }
+    let (mut a, mut b) = ([0u8; TAG_LEN], [0u8; TAG_LEN]);
+    a[..n].copy_from_slice(&computed[..n]);
+    b[..n].copy_from_slice(received);
+    // black_box keeps the compiler from turning the comparison into an early-exit byte loop.
+    std::hint::black_box(u128::from_ne_bytes(a) ^ u128::from_ne_bytes(b)) == 0
 }
 
 impl Transform {
