@@ -1,6 +1,9 @@
 //! Installs negotiated child SAs (both directions) and their policies into the shared region,
-//! removes them on delete, and turns the dataplane's events into actions for the IKE engine.
-use crate::ikev2::ChildSa;
+//! removes them on delete, reserves inbound SPIs for the engine (`get_spi`, so that the dataplane
+//! finds an SA in its SPI's own slot) and releases the ones no SA took, and turns the dataplane's
+//! events into actions for the IKE engine.
+use crate::crypto::Rng;
+use crate::ikev2::{ChildSa, RandomSpis, SpiSource};
 use crate::wire::ikev2::TrafficSelector;
 use shared::event::{Event as RegionEvent, SaKey};
 use shared::ops::{OpError, Writer};
@@ -8,6 +11,13 @@ use shared::policy::{Action, Policy, PolicyFlags, Prefix, SaTemplate, Selector};
 use shared::sa::{self, DfPolicy, Direction, Limits, Mode, MsSaFlags, SaConfig};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// A reserved SPI that no SA took within this time is released (a negotiation gives up after
+/// about a minute of retransmissions, RFC 7296 2.4).
+pub const LARVAL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Lifetimes given to every child SA (RFC 7296 2.8: rekey at the soft limit, before the hard one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +62,11 @@ pub enum Action2Engine {
     },
     Rekey(ChildId),
     Delete(ChildId),
+    /// ESP from `peer` on an SPI we do not know (RFC 7296 2.21.4).
+    InvalidSpi {
+        peer: IpAddr,
+        spi: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -62,9 +77,66 @@ struct Installed {
     policy_ids: Vec<u32>,
 }
 
+/// The region's single writer and the SPIs reserved for negotiations in progress (larval SAs),
+/// shared by the SA manager and the engine's [`RegionSpis`].
+#[derive(Debug)]
+struct Shared {
+    writer: Writer,
+    larval: HashMap<SaKey, Instant>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic elsewhere cannot leave the writer half-changed (the journal covers that).
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The region's writer, borrowed from the SA manager.
+#[derive(Debug)]
+pub struct WriterGuard<'a>(MutexGuard<'a, Shared>);
+
+impl Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.0.writer
+    }
+}
+
+/// Inbound SPIs from the region's `get_spi` for the engine ([`SpiSource`]).
+#[derive(Debug, Clone)]
+pub struct RegionSpis(Arc<Mutex<Shared>>);
+
+impl SpiSource for RegionSpis {
+    fn allocate(&mut self, rng: &mut dyn Rng, local: IpAddr, remote: IpAddr) -> u32 {
+        let mut shared = lock(&self.0);
+        match shared.writer.get_spi(remote, local) {
+            Ok(spi) => {
+                shared
+                    .larval
+                    .insert(SaKey { spi, dst: local }, Instant::now());
+                spi
+            }
+            Err(e) => {
+                // The SA will not take the fast path, or installing it will fail visibly.
+                eprintln!("iked: get_spi for {local}: {e}; using a random SPI");
+                RandomSpis.allocate(rng, local, remote)
+            }
+        }
+    }
+
+    fn release(&mut self, spi: u32, local: IpAddr) {
+        let mut shared = lock(&self.0);
+        let key = SaKey { spi, dst: local };
+        if shared.larval.remove(&key).is_some() {
+            let _ = shared.writer.del_sa(key);
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SaManager {
-    writer: Writer,
+    shared: Arc<Mutex<Shared>>,
     lifetimes: ChildLifetimes,
     installed: HashMap<ChildId, Installed>,
     by_sa: HashMap<SaKey, ChildId>,
@@ -139,7 +211,10 @@ const NEGOTIATED_PRIORITY: u32 = 1000;
 impl SaManager {
     pub fn new(writer: Writer, lifetimes: ChildLifetimes) -> SaManager {
         SaManager {
-            writer,
+            shared: Arc::new(Mutex::new(Shared {
+                writer,
+                larval: HashMap::new(),
+            })),
             lifetimes,
             installed: HashMap::new(),
             by_sa: HashMap::new(),
@@ -148,8 +223,29 @@ impl SaManager {
         }
     }
 
-    pub fn writer(&self) -> &Writer {
-        &self.writer
+    pub fn writer(&self) -> WriterGuard<'_> {
+        WriterGuard(lock(&self.shared))
+    }
+
+    /// The engine's source of inbound SPIs, reserved in this region.
+    pub fn spi_source(&self) -> RegionSpis {
+        RegionSpis(self.shared.clone())
+    }
+
+    /// Releases reserved SPIs that no SA took within [`LARVAL_TIMEOUT`]; returns how many.
+    pub fn release_stale_spis(&mut self, now: Instant) -> usize {
+        let mut shared = lock(&self.shared);
+        let stale: Vec<SaKey> = shared
+            .larval
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) >= LARVAL_TIMEOUT)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &stale {
+            shared.larval.remove(key);
+            let _ = shared.writer.del_sa(*key);
+        }
+        stale.len()
     }
 
     fn sa_config(&self, child: &ChildSa, direction: Direction, reqid: u32) -> SaConfig {
@@ -255,32 +351,37 @@ impl SaManager {
             self.next_reqid += 1;
             self.next_reqid - 1
         });
-        let inbound = self
-            .writer
-            .add_sa(&self.sa_config(child, Direction::In, reqid));
+        let (inbound_config, outbound_config) = (
+            self.sa_config(child, Direction::In, reqid),
+            self.sa_config(child, Direction::Out, reqid),
+        );
+        let policies = Self::policies(child, reqid);
+        let mut shared = lock(&self.shared);
+        let inbound = shared.writer.add_sa(&inbound_config);
         let inbound = match inbound {
-            Ok(key) => key,
+            Ok(key) => {
+                // The reserved SPI is an SA now.
+                shared.larval.remove(&key);
+                key
+            }
             Err(e) => {
                 self.free_reqids.push(reqid);
                 return Err(e);
             }
         };
-        let outbound = match self
-            .writer
-            .add_sa(&self.sa_config(child, Direction::Out, reqid))
-        {
+        let outbound = match shared.writer.add_sa(&outbound_config) {
             Ok(key) => key,
             Err(e) => {
-                let _ = self.writer.del_sa(inbound);
+                let _ = shared.writer.del_sa(inbound);
                 self.free_reqids.push(reqid);
                 return Err(e);
             }
         };
-        let policy_ids = match self.writer.add_policies(&Self::policies(child, reqid)) {
+        let policy_ids = match shared.writer.add_policies(&policies) {
             Ok(ids) => ids,
             Err(e) => {
-                let _ = self.writer.del_sa(inbound);
-                let _ = self.writer.del_sa(outbound);
+                let _ = shared.writer.del_sa(inbound);
+                let _ = shared.writer.del_sa(outbound);
                 self.free_reqids.push(reqid);
                 return Err(e);
             }
@@ -309,8 +410,9 @@ impl SaManager {
         let Some(mut installed) = self.installed.remove(&id) else {
             return Ok(());
         };
+        let mut shared = lock(&self.shared);
         while let Some(policy) = installed.policy_ids.last().copied() {
-            if let Err(e) = self.writer.del_policy(policy) {
+            if let Err(e) = shared.writer.del_policy(policy) {
                 self.installed.insert(id, installed);
                 return Err(e);
             }
@@ -319,8 +421,8 @@ impl SaManager {
         self.by_sa.remove(&installed.inbound);
         self.by_sa.remove(&installed.outbound);
         self.free_reqids.push(installed.reqid);
-        let inbound = self.writer.del_sa(installed.inbound);
-        let outbound = self.writer.del_sa(installed.outbound);
+        let inbound = shared.writer.del_sa(installed.inbound);
+        let outbound = shared.writer.del_sa(installed.outbound);
         inbound.and(outbound)
     }
 
@@ -354,10 +456,11 @@ impl SaManager {
     /// RFC 7296 2.8: soft expiry and sequence exhaustion rekey, hard and idle expiry delete).
     pub fn poll_actions(&mut self) -> Vec<Action2Engine> {
         let mut actions = Vec::new();
-        while let Some(event) = self.writer.pop_event() {
+        let mut shared = lock(&self.shared);
+        while let Some(event) = shared.writer.pop_event() {
             let child = |sa: &SaKey| self.by_sa.get(sa).copied();
             let action = match event {
-                RegionEvent::Acquire { policy_id, .. } => self
+                RegionEvent::Acquire { policy_id, .. } => shared
                     .writer
                     .policies()
                     .into_iter()
@@ -375,7 +478,10 @@ impl SaManager {
                 RegionEvent::HardExpire { sa } | RegionEvent::IdleExpire { sa } => {
                     child(&sa).map(Action2Engine::Delete)
                 }
-                RegionEvent::UnknownSpi { .. } => None,
+                RegionEvent::UnknownSpi { sa, src } => Some(Action2Engine::InvalidSpi {
+                    peer: src,
+                    spi: sa.spi,
+                }),
             };
             actions.extend(action);
         }

@@ -1,16 +1,22 @@
 //! Negotiated child SAs land in a real shared region with the keys both peers derived, with
-//! their policies; dataplane events become engine actions; delete removes everything.
+//! their policies; dataplane events become engine actions; delete removes everything. Inbound
+//! SPIs come from the region's `get_spi` (the dataplane's one-access lookup) and reserved ones
+//! are released when no SA takes them.
 mod common;
 
 use common::*;
-use control::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager};
+use control::crypto::SeededRng;
+use control::ikev2::{Engine, EngineConfig, SpiSource};
+use control::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager, LARVAL_TIMEOUT};
 use shared::event::{Event as RegionEvent, ExchangeInfoFlags, FlowTuple, SaKey};
+use shared::inspect;
 use shared::layout::Capacities;
 use shared::ops::Writer;
 use shared::reader::Reader;
 use shared::region::Region;
-use shared::sa::Direction;
+use shared::sa::{Direction, SlotState};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A region file removed when the test ends, pass or fail.
 struct TempRegion(std::path::PathBuf);
@@ -75,6 +81,7 @@ fn child_sas_and_policies_are_installed_queried_and_removed() {
     // One local and one remote /24: an outbound and an inbound protect rule.
     let policies = writer.policies();
     assert_eq!(policies.len(), 2);
+    drop(writer);
 
     // Dataplane events become engine actions.
     let id = ChildId {
@@ -141,4 +148,124 @@ fn child_sas_and_policies_are_installed_queried_and_removed() {
     assert_eq!(manager.installed().count(), 0);
     // Removing again is harmless.
     manager.remove(id).unwrap();
+}
+
+fn small_region(path: &std::path::Path) -> Arc<Region> {
+    let caps = Capacities {
+        sas: 64,
+        policies: 64,
+        events: 64,
+        readers: 4,
+        reqids: 64,
+        _reserved: 0,
+    };
+    Arc::new(Region::create(path, caps).unwrap())
+}
+
+/// A pair whose A takes its inbound SPIs from `manager`'s region.
+fn pair_with_region_spis(manager: &SaManager) -> Pair {
+    let mut pair = Pair::default_pair();
+    pair.a = Engine::new(
+        EngineConfig::new(vec![peer("to-b", "a.example", "b.example", 1, 2)]),
+        Box::new(SeededRng::new(1)),
+        Box::new(manager.spi_source()),
+    );
+    pair
+}
+
+/// Whether the SA with this SPI sits in its SPI's own slot (the dataplane's fast path).
+fn in_own_slot(region: &Region, spi: u32, state: SlotState) -> bool {
+    let slot = region.sad().spi_slot(spi).unwrap();
+    inspect::sa_info(region, slot).is_some_and(|info| info.key.spi == spi && info.state == state)
+}
+
+#[test]
+fn negotiated_inbound_spis_come_from_the_region_and_take_the_fast_path() {
+    let path = TempRegion(std::env::temp_dir().join(format!("ike-spi-{}", std::process::id())));
+    let region = small_region(&path.0);
+    let mut manager = SaManager::new(
+        Writer::attach(region.clone()).unwrap(),
+        ChildLifetimes::default(),
+    );
+    let mut pair = pair_with_region_spis(&manager);
+    pair.initiate();
+    pair.run(3, false);
+    let (child, _) = pair.assert_established();
+    // Reserved (larval) until the SA manager installs it, then live in the same slot.
+    assert!(in_own_slot(&region, child.inbound_spi, SlotState::Larval));
+    manager.install(&child).unwrap();
+    assert!(in_own_slot(&region, child.inbound_spi, SlotState::Live));
+    // A rekeyed child's SPI too; the old pair goes.
+    let ike_spi = pair.a.ike_sas()[0].spi_i;
+    assert!(pair.a.rekey_child(pair.now, ike_spi, child.inbound_spi));
+    pair.run(3, false);
+    let new = Pair::children(&pair.a_events).pop().unwrap();
+    assert_ne!(new.inbound_spi, child.inbound_spi);
+    manager.install(&new).unwrap();
+    manager
+        .remove(ChildId {
+            ike_spi,
+            inbound_spi: child.inbound_spi,
+        })
+        .unwrap();
+    assert!(in_own_slot(&region, new.inbound_spi, SlotState::Live));
+    let sas = inspect::list_sas(&region);
+    assert_eq!(sas.len(), 2, "the new pair only: {sas:?}");
+    assert!(sas.iter().all(|s| s.state == SlotState::Live));
+
+    // ESP on an unknown SPI: the dataplane's event becomes an INVALID_SPI to the peer.
+    let dataplane = Reader::attach(region.clone()).unwrap();
+    let peer_ip = addr(B_ADDR).ip();
+    dataplane
+        .emit(&RegionEvent::UnknownSpi {
+            sa: SaKey {
+                spi: 0x0bad_5a1d,
+                dst: addr(A_ADDR).ip(),
+            },
+            src: peer_ip,
+        })
+        .unwrap();
+    let actions = manager.poll_actions();
+    assert_eq!(
+        actions,
+        vec![Action2Engine::InvalidSpi {
+            peer: peer_ip,
+            spi: 0x0bad_5a1d
+        }]
+    );
+    assert!(pair.a.report_invalid_spi(pair.now, peer_ip, 0x0bad_5a1d));
+    pair.run(3, false);
+    assert_eq!(pair.b.stats().invalid_spi_received, 1);
+}
+
+#[test]
+fn reserved_spis_are_released_on_failure_and_after_a_timeout() {
+    let path = TempRegion(std::env::temp_dir().join(format!("ike-larval-{}", std::process::id())));
+    let region = small_region(&path.0);
+    let mut manager = SaManager::new(
+        Writer::attach(region.clone()).unwrap(),
+        ChildLifetimes::default(),
+    );
+    // IKE_AUTH is never answered: A gives up, and the SPI it reserved for the child is freed.
+    let mut pair = pair_with_region_spis(&manager);
+    pair.fate = Box::new(|n, _| if n >= 2 { Fate::Drop } else { Fate::Deliver });
+    pair.initiate();
+    pair.run(1, false);
+    let reserved = inspect::list_sas(&region);
+    assert_eq!(reserved.len(), 1);
+    assert_eq!(reserved[0].state, SlotState::Larval);
+    pair.run(20, true);
+    assert!(pair.a.ike_sas().is_empty());
+    assert!(inspect::list_sas(&region).is_empty(), "released on failure");
+
+    // A reservation nobody reports: released once it is older than the timeout.
+    let mut spis = manager.spi_source();
+    let spi = spis.allocate(&mut SeededRng::new(3), addr(A_ADDR).ip(), addr(B_ADDR).ip());
+    assert!(in_own_slot(&region, spi, SlotState::Larval));
+    assert_eq!(manager.release_stale_spis(Instant::now()), 0);
+    assert_eq!(
+        manager.release_stale_spis(Instant::now() + LARVAL_TIMEOUT),
+        1
+    );
+    assert!(inspect::list_sas(&region).is_empty());
 }

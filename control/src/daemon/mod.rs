@@ -1,11 +1,13 @@
 //! The IKE daemon: a mio loop around the sans-IO engine, UDP sockets on ports 500 and 4500
 //! (RFC 3948 non-ESP marker on 4500), the SA manager writing into the shared region, and a
-//! management socket. Diffie-Hellman runs on the loop thread (no worker pool yet).
+//! management socket. Inbound SPIs come from the region's `get_spi`; the dataplane's reports of
+//! ESP on unknown SPIs become INVALID_SPI notifications. Diffie-Hellman runs on the loop thread
+//! (no worker pool yet).
 pub mod config;
 mod management;
 
 use crate::crypto::SystemRng;
-use crate::ikev2::{Engine, Event, RandomSpis, Transmit, NAT_KEEPALIVE};
+use crate::ikev2::{Engine, Event, RandomSpis, SpiSource, Transmit, NAT_KEEPALIVE};
 use crate::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager};
 use config::DaemonConfig;
 use mio::net::{UdpSocket, UnixListener};
@@ -194,6 +196,7 @@ impl Daemon {
         let Some(manager) = &mut self.manager else {
             return;
         };
+        manager.release_stale_spis(Instant::now());
         for action in manager.poll_actions() {
             match action {
                 Action2Engine::Initiate { template, .. } => {
@@ -218,6 +221,13 @@ impl Daemon {
                 Action2Engine::Rekey(id) => {
                     self.engine
                         .rekey_child(Instant::now(), id.ike_spi, id.inbound_spi);
+                }
+                Action2Engine::InvalidSpi { peer, spi } => {
+                    if self.engine.report_invalid_spi(Instant::now(), peer, spi) {
+                        eprintln!(
+                            "iked: ESP from {peer} on unknown SPI {spi:08x}: INVALID_SPI sent"
+                        );
+                    }
                 }
             }
         }
@@ -271,11 +281,13 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         }
         None => None,
     };
-    let engine = Engine::new(
-        config.engine.clone(),
-        Box::new(SystemRng),
-        Box::new(RandomSpis),
-    );
+    // With a region, inbound SPIs are reserved in it so that the dataplane finds each SA in its
+    // SPI's own slot.
+    let spis: Box<dyn SpiSource> = match &manager {
+        Some(manager) => Box::new(manager.spi_source()),
+        None => Box::new(RandomSpis),
+    };
+    let engine = Engine::new(config.engine.clone(), Box::new(SystemRng), spis);
     let initiate = config.initiate.clone();
     let mut daemon = Daemon {
         config,
