@@ -110,7 +110,7 @@ pub struct Pipeline {
 }
 
 /// The flow of the IP packet at the start of `pkt`.
-#[inline]
+#[inline(always)]
 fn flow_of(pkt: &[u8]) -> Result<Flow, Reason> {
     Flow::of(pkt).map_err(|_| Reason::Gateway(GatewayDrop::MalformedIp))
 }
