@@ -102,7 +102,7 @@ pub struct Pipeline {
     last_solicit: HashMap<(Side, IpAddr), u64>,
     last_acquire: HashMap<u32, u64>,
     /// The addresses whose packets go to an exception interface, and which one.
-    local: Vec<(IpAddr, Side)>,
+    local: LocalAddresses,
     /// Packets and bytes per SA this round, added to the SA's shared counters once per round
     /// (not per packet: the counters of an SA that several lcores use share one cache line).
     sa_traffic: Vec<(SaHandle, u64, u64)>,
@@ -248,7 +248,7 @@ impl Pipeline {
                 }
                 match side {
                     Side::Unprotected => self.unprotected_ingress(pkt, frame.src, flow),
-                    Side::Protected => match self.local_side(flow.dst, Some(side)) {
+                    Side::Protected => match self.local_side(&flow.dst, Some(side)) {
                         Some(local) => self.frame_for_host(local, frame.src, frame.ethertype, pkt),
                         None => self.outbound(pkt, flow, true),
                     },
@@ -282,7 +282,7 @@ impl Pipeline {
 
     /// Traffic arriving on the unprotected port.
     fn unprotected_ingress<B: PacketBuf>(&mut self, pkt: &mut B, src_mac: Mac, flow: Flow) -> Result<Verdict, Reason> {
-        let local = self.local_side(flow.dst, Some(Side::Unprotected));
+        let local = self.local_side(&flow.dst, Some(Side::Unprotected));
         let encap = flow.proto == proto::UDP && matches!(flow.ports, Some((_, d)) if self.setup.encap_ports.contains(&d));
         if local.is_some() && (flow.proto == proto::ESP || encap) {
             return self.inbound_esp(pkt, src_mac);
@@ -350,7 +350,7 @@ impl Pipeline {
         if let Some(nd) = &mut self.nd {
             nd.inbound_protected(&self.reader, h, &flow, self.now_ns);
         }
-        match self.local_side(flow.dst, None) {
+        match self.local_side(&flow.dst, None) {
             Some(side) => self.frame_for_host(side, src_mac, ethertype_of(pkt.data()), pkt),
             None => {
                 decrement_ttl(pkt.data_mut())?;
@@ -432,7 +432,7 @@ impl Pipeline {
     /// Routes the IP packet in `pkt` and gives it its Ethernet header.
     fn route<B: PacketBuf>(&mut self, pkt: &mut B) -> Result<Verdict, Reason> {
         let dst = destination_of(pkt.data()).ok_or(GatewayDrop::MalformedIp)?;
-        if let Some(side) = self.local_side(dst, None) {
+        if let Some(side) = self.local_side(&dst, None) {
             let mac = self.setup.side(side).mac;
             return self.frame_for_host(side, mac, ethertype_of(pkt.data()), pkt);
         }
@@ -472,13 +472,21 @@ impl Pipeline {
     }
 
     /// The side whose exception interface takes packets for `dst`: one of our addresses, or a
-    /// broadcast or multicast address on the side the packet `arrived` on.
-    fn local_side(&self, dst: IpAddr, arrived: Option<Side>) -> Option<Side> {
-        self.local
-            .iter()
-            .find(|(addr, _)| *addr == dst)
-            .map(|&(_, side)| side)
-            .or_else(|| arrived.filter(|_| dst.is_multicast()))
+    /// broadcast or multicast address on the side the packet `arrived` on. The address is matched
+    /// by reference in its own width: copying a just-parsed `IpAddr` whole reads it back across
+    /// the narrower stores that wrote it, a store-forwarding stall per packet.
+    fn local_side(&self, dst: &IpAddr, arrived: Option<Side>) -> Option<Side> {
+        let found = match dst {
+            IpAddr::V4(d) => {
+                let d = u32::from(*d);
+                self.local.v4.iter().find(|(a, _)| *a == d).map(|&(_, side)| side)
+            }
+            IpAddr::V6(d) => {
+                let d = u128::from(*d);
+                self.local.v6.iter().find(|(a, _)| *a == d).map(|&(_, side)| side)
+            }
+        };
+        found.or_else(|| arrived.filter(|_| dst.is_multicast()))
     }
 
     fn on_link(&self, side: Side, ip: IpAddr) -> bool {
@@ -488,15 +496,25 @@ impl Pipeline {
 
 /// The gateway's own addresses per side, with the IPv4 subnet and limited broadcast addresses
 /// of its subnets (not on /31 and /32 point-to-point links), in the order sides are checked.
-fn local_addresses(setup: &Setup) -> Vec<(IpAddr, Side)> {
-    let mut local = Vec::new();
+#[derive(Debug, Default)]
+struct LocalAddresses {
+    v4: Vec<(u32, Side)>,
+    v6: Vec<(u128, Side)>,
+}
+
+fn local_addresses(setup: &Setup) -> LocalAddresses {
+    let mut local = LocalAddresses::default();
     for side in [Side::Protected, Side::Unprotected] {
         for net in &setup.side(side).addresses {
-            local.push((net.addr, side));
-            if let (IpAddr::V4(a), true) = (net.addr, net.len < 31) {
-                let host_bits = u32::MAX >> net.len;
-                local.push((IpAddr::from(std::net::Ipv4Addr::from(u32::from(a) | host_bits)), side));
-                local.push((IpAddr::from(std::net::Ipv4Addr::BROADCAST), side));
+            match net.addr {
+                IpAddr::V4(a) => {
+                    local.v4.push((u32::from(a), side));
+                    if net.len < 31 {
+                        local.v4.push((u32::from(a) | u32::MAX >> net.len, side));
+                        local.v4.push((u32::MAX, side));
+                    }
+                }
+                IpAddr::V6(a) => local.v6.push((u128::from(a), side)),
             }
         }
     }

@@ -320,9 +320,10 @@ impl RuleSet {
             return None;
         }
         let w = self.words;
-        let ((src_sum, src), (dst_sum, dst)) = match (flow.src, flow.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => (self.src4.lookup(u32::from(s), w), self.dst4.lookup(u32::from(d), w)),
-            (s, d) => (self.src6.lookup(key(s), w), self.dst6.lookup(key(d), w)),
+        // By reference: a copy of a just-parsed `IpAddr` stalls on store forwarding.
+        let ((src_sum, src), (dst_sum, dst)) = match (&flow.src, &flow.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (self.src4.lookup(u32::from(*s), w), self.dst4.lookup(u32::from(*d), w)),
+            (s, d) => (self.src6.lookup(key(*s), w), self.dst6.lookup(key(*d), w)),
         };
         let p = usize::from(flow.proto);
         let (proto_sum, proto) = (self.proto_summaries[p], &self.proto[p * w..][..w]);
