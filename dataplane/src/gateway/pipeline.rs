@@ -247,10 +247,10 @@ impl Pipeline {
                     return self.frame_for_host(side, frame.src, frame.ethertype, pkt);
                 }
                 match side {
-                    Side::Unprotected => self.unprotected_ingress(pkt, frame.src, flow),
+                    Side::Unprotected => self.unprotected_ingress(pkt, frame.src, &flow),
                     Side::Protected => match self.local_side(&flow.dst, Some(side)) {
                         Some(local) => self.frame_for_host(local, frame.src, frame.ethertype, pkt),
-                        None => self.outbound(pkt, flow, true),
+                        None => self.outbound(pkt, &flow, true),
                     },
                 }
             }
@@ -273,7 +273,7 @@ impl Pipeline {
                     // The gateway's own traffic (IKE, ICMP) needs no rule; a protect rule
                     // still applies to it.
                     None => passthrough(self, pkt),
-                    Some(_) => self.outbound(pkt, flow, false),
+                    Some(_) => self.outbound(pkt, &flow, false),
                 }
             }
             _ => Err(GatewayDrop::UnsupportedEthertype.into()),
@@ -281,7 +281,7 @@ impl Pipeline {
     }
 
     /// Traffic arriving on the unprotected port.
-    fn unprotected_ingress<B: PacketBuf>(&mut self, pkt: &mut B, src_mac: Mac, flow: Flow) -> Result<Verdict, Reason> {
+    fn unprotected_ingress<B: PacketBuf>(&mut self, pkt: &mut B, src_mac: Mac, flow: &Flow) -> Result<Verdict, Reason> {
         let local = self.local_side(&flow.dst, Some(Side::Unprotected));
         let encap = flow.proto == proto::UDP && matches!(flow.ports, Some((_, d)) if self.setup.encap_ports.contains(&d));
         if local.is_some() && (flow.proto == proto::ESP || encap) {
@@ -289,10 +289,10 @@ impl Pipeline {
         }
         // Cleartext: RFC 4301 5.2, it must match an inbound bypass rule; for a protect rule,
         // negotiation discovery ([MS-IKEE] 3.7.4.2) may accept it.
-        let matched = self.classifier.classify(Direction::In, &flow);
+        let matched = self.classifier.classify(Direction::In, flow);
         let nd_accepts = match (&mut self.nd, matched) {
             (Some(nd), Some(m)) if matches!(m.decision, Decision::Protect { .. }) => {
-                nd.inbound_cleartext(m.policy_id, m.flags, &flow, self.now_ns) == InboundVerdict::Accept
+                nd.inbound_cleartext(m.policy_id, m.flags, flow, self.now_ns) == InboundVerdict::Accept
             }
             _ => false,
         };
@@ -360,10 +360,10 @@ impl Pipeline {
     }
 
     /// Outbound SPD processing of a cleartext packet (`transit`: forwarded, not the gateway's own).
-    fn outbound<B: PacketBuf>(&mut self, pkt: &mut B, flow: Flow, transit: bool) -> Result<Verdict, Reason> {
-        let matched = self.classifier.classify(Direction::Out, &flow);
+    fn outbound<B: PacketBuf>(&mut self, pkt: &mut B, flow: &Flow, transit: bool) -> Result<Verdict, Reason> {
+        let matched = self.classifier.classify(Direction::Out, flow);
         // The single decision point where negotiation discovery ([MS-IKEE] 3.7) will plug in.
-        let decision = self.outbound_decision(matched, &flow)?;
+        let decision = self.outbound_decision(matched, flow)?;
         if transit {
             decrement_ttl(pkt.data_mut())?;
         }
@@ -377,7 +377,7 @@ impl Pipeline {
                 let h = self.reader.outbound(reqid).map_err(|_| GatewayDrop::SaChanged)?;
                 // Negotiation discovery rules: [MS-IKEE] 3.7.4.1 (its ACQUIREs are its own).
                 if let (Some(nd), Some(m)) = (&mut self.nd, matched.filter(Matched::nd_outbound)) {
-                    match nd.outbound(&self.reader, m.policy_id, m.flags, &flow, h, self.now_ns) {
+                    match nd.outbound(&self.reader, m.policy_id, m.flags, flow, h, self.now_ns) {
                         OutboundVerdict::SendClear => {
                             bump(&self.counters.bypassed, 1);
                             return self.route(pkt);
@@ -390,7 +390,7 @@ impl Pipeline {
                     Some(h) => h,
                     None => {
                         if let Some(m) = matched {
-                            self.acquire(&m, &flow);
+                            self.acquire(&m, flow);
                         }
                         return Err(GatewayDrop::NoSa.into());
                     }
