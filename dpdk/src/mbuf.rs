@@ -80,6 +80,18 @@ impl Mbuf<'_> {
         unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), len) }
     }
 
+    /// Asks the CPU to start loading the first cache line of the data (what parsing reads
+    /// first), so that a burst's packets arrive in cache while earlier ones are processed.
+    #[inline]
+    pub fn prefetch_data(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint that never faults, whatever the address; SSE is part of
+        // the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.data_ptr().cast::<i8>())
+        };
+    }
+
     /// Free bytes before the data.
     #[inline]
     pub fn headroom(&self) -> usize {

@@ -29,15 +29,17 @@ impl Net {
         }
     }
 
-    pub fn contains(&self, a: IpAddr) -> bool {
-        if self.addr.is_ipv4() != a.is_ipv4() {
-            return false;
-        }
+    /// The prefix as (family is IPv4, masked address, mask) over the mapped 128-bit key.
+    fn masked(&self) -> (bool, u128, u128) {
         let (net, offset) = Net::key(self.addr);
-        let (addr, _) = Net::key(a);
         let len = u32::from(self.len) + u32::from(offset);
         let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-        net & mask == addr & mask
+        (self.addr.is_ipv4(), net & mask, mask)
+    }
+
+    pub fn contains(&self, a: IpAddr) -> bool {
+        let (v4, net, mask) = self.masked();
+        v4 == a.is_ipv4() && Net::key(a).0 & mask == net
     }
 }
 
@@ -66,21 +68,25 @@ pub struct Route {
     pub via: Option<IpAddr>,
 }
 
-/// The routing table, longest prefix first.
+/// The routing table, longest prefix first, with each prefix's mask computed once.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
-    routes: Vec<Route>,
+    routes: Vec<((bool, u128, u128), Route)>,
 }
 
 impl Routes {
     pub fn new(mut routes: Vec<Route>) -> Routes {
         routes.sort_by_key(|r| std::cmp::Reverse(r.net.len));
-        Routes { routes }
+        Routes { routes: routes.into_iter().map(|r| (r.net.masked(), r)).collect() }
     }
 
     /// The side and next-hop address for `dst`.
     pub fn lookup(&self, dst: IpAddr) -> Option<(Side, IpAddr)> {
-        self.routes.iter().find(|r| r.net.contains(dst)).map(|r| (r.side, r.via.unwrap_or(dst)))
+        let (v4, key) = (dst.is_ipv4(), Net::key(dst).0);
+        self.routes
+            .iter()
+            .find(|((net_v4, net, mask), _)| *net_v4 == v4 && key & mask == *net)
+            .map(|(_, r)| (r.side, r.via.unwrap_or(dst)))
     }
 }
 

@@ -59,6 +59,9 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
         for side in Side::BOTH {
             let i = index(side);
             received += q.port_rx[i].rx_burst(&mut rx);
+            for m in rx.iter() {
+                m.prefetch_data();
+            }
             for mut m in rx.drain() {
                 let verdict = if m.is_contiguous() {
                     pipeline.from_port(side, &mut MbufPacket(&mut m))
