@@ -35,14 +35,26 @@ const MODP_3072: &str = concat!(
     "08E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF",
 );
 
-/// RFC 3526 section 8: exponents of twice the group's strength suffice; 512 bits covers both
-/// groups (strength up to about 200 bits for group 15).
-const EXPONENT_BITS: usize = 512;
+/// The longest exponent, in bytes.
+const MAX_EXPONENT_BYTES: usize = 64;
+
+/// RFC 3526 section 8: exponents of twice the group's strength suffice. The upper strength
+/// estimates are 160 bits for group 14 and 210 bits for group 15: 320-bit and 512-bit exponents.
+/// (Each exponent bit costs a modular squaring; 320 instead of 512 bits makes group 14 about
+/// 1.6 times faster.)
+fn exponent_bytes(bits: usize) -> usize {
+    if bits == 2048 {
+        40
+    } else {
+        MAX_EXPONENT_BYTES
+    }
+}
 
 /// A MODP private exponent and its group.
 pub struct ModpKey {
     bits: usize,
-    exponent: Zeroizing<[u8; EXPONENT_BITS / 8]>,
+    /// Big-endian, right-aligned: only the last `exponent_bytes(bits)` bytes are used.
+    exponent: Zeroizing<[u8; MAX_EXPONENT_BYTES]>,
 }
 
 impl std::fmt::Debug for ModpKey {
@@ -58,6 +70,7 @@ fn modexp<const LIMBS: usize>(
     prime_hex: &str,
     peer: Option<&[u8]>,
     exp: &U512,
+    exp_bits: usize,
 ) -> Result<Vec<u8>, CryptoError>
 where
     Uint<LIMBS>: Encoding,
@@ -73,7 +86,7 @@ where
     }
     let params = DynResidueParams::new(&prime);
     let result = DynResidue::new(&base, params)
-        .pow_bounded_exp(exp, EXPONENT_BITS)
+        .pow_bounded_exp(exp, exp_bits)
         .retrieve();
     Ok(result.to_be_bytes().as_ref().to_vec())
 }
@@ -81,16 +94,17 @@ where
 impl ModpKey {
     /// `bits` is 2048 or 3072.
     pub fn generate(bits: usize, rng: &mut dyn Rng) -> ModpKey {
-        let mut exponent = Zeroizing::new([0u8; EXPONENT_BITS / 8]);
-        rng.fill(exponent.as_mut());
+        let mut exponent = Zeroizing::new([0u8; MAX_EXPONENT_BYTES]);
+        rng.fill(&mut exponent[MAX_EXPONENT_BYTES - exponent_bytes(bits)..]);
         ModpKey { bits, exponent }
     }
 
     fn run(&self, base: Option<&[u8]>) -> Result<Vec<u8>, CryptoError> {
         let exp = U512::from_be_slice(self.exponent.as_ref());
+        let exp_bits = exponent_bytes(self.bits) * 8;
         match self.bits {
-            2048 => modexp::<{ U2048::LIMBS }>(MODP_2048, base, &exp),
-            _ => modexp::<{ U3072::LIMBS }>(MODP_3072, base, &exp),
+            2048 => modexp::<{ U2048::LIMBS }>(MODP_2048, base, &exp, exp_bits),
+            _ => modexp::<{ U3072::LIMBS }>(MODP_3072, base, &exp, exp_bits),
         }
     }
 
@@ -103,10 +117,10 @@ impl ModpKey {
     }
 
     #[cfg(test)]
-    pub(crate) fn from_exponent(bits: usize, bytes: [u8; EXPONENT_BITS / 8]) -> ModpKey {
-        ModpKey {
-            bits,
-            exponent: Zeroizing::new(bytes),
-        }
+    /// The exponent whose bytes are all `byte`, of the group's exponent length.
+    pub(crate) fn from_exponent_byte(bits: usize, byte: u8) -> ModpKey {
+        let mut exponent = Zeroizing::new([0u8; MAX_EXPONENT_BYTES]);
+        exponent[MAX_EXPONENT_BYTES - exponent_bytes(bits)..].fill(byte);
+        ModpKey { bits, exponent }
     }
 }
