@@ -169,6 +169,8 @@ impl Key for u16 {
 
 /// Buckets of the jump table that narrows each dimension's search.
 const BUCKETS: usize = 4096;
+/// Up to this many interval starts a dimension is searched whole: cheaper than the jump table.
+const SMALL: usize = 32;
 
 /// A radix jump table over sorted interval starts: the span from the first start above the
 /// minimum to the last is cut into [`BUCKETS`] equal buckets, and `first[b]` is the index of the
@@ -179,14 +181,18 @@ const BUCKETS: usize = 4096;
 struct JumpTable {
     base: u128,
     shift: u32,
+    /// Empty for a small dimension.
     first: Vec<u32>,
+    starts: usize,
 }
 
 impl JumpTable {
     fn build<K: Key>(starts: &[K]) -> JumpTable {
-        let (Some(base), Some(last)) = (starts.get(1), starts.last()) else {
-            return JumpTable::default();
-        };
+        let small = JumpTable { starts: starts.len(), ..JumpTable::default() };
+        let (Some(base), Some(last)) = (starts.get(1), starts.last()) else { return small };
+        if starts.len() <= SMALL {
+            return small;
+        }
         let base = base.wide();
         let span = last.wide() - base;
         let shift = (u128::BITS - span.leading_zeros()).saturating_sub(BUCKETS.trailing_zeros());
@@ -198,17 +204,22 @@ impl JumpTable {
         for b in (0..BUCKETS).rev() {
             first[b] = first[b].min(first[b + 1]);
         }
-        JumpTable { base, shift, first }
+        JumpTable { base, shift, first, starts: starts.len() }
     }
 
-    /// The starts that may hold the last start at or below `k`: the index to search from and to.
+    /// The starts to search for the last one at or below `k`, from index 1 on (start 0 is the
+    /// minimum key, at or below every key): every start before the range is at or below `k`,
+    /// every start after it above.
     #[inline]
-    fn bounds(&self, k: u128) -> Option<(usize, usize)> {
-        if self.first.is_empty() || k < self.base {
-            return None;
+    fn bounds(&self, k: u128) -> (usize, usize) {
+        if self.first.is_empty() {
+            return (1, self.starts.max(1));
+        }
+        if k < self.base {
+            return (1, 1);
         }
         let b = (((k - self.base) >> self.shift) as usize).min(BUCKETS - 1);
-        Some((self.first[b] as usize, self.first[b + 1] as usize))
+        (self.first[b] as usize, self.first[b + 1] as usize)
     }
 }
 
@@ -250,13 +261,9 @@ impl<K: Key> Dimension<K> {
     /// The summary and bit set of the elementary interval holding `k`.
     #[inline]
     fn lookup(&self, k: K, words: usize) -> (u64, &[u64]) {
-        // Interval 0 starts at the minimum key and holds every key below the first other start.
-        let i = match self.jump.bounds(k.wide()) {
-            None => 0,
-            // Every start before `from` is in an earlier bucket, so at or below `k`; `from` is at
-            // least 1, the first start above the minimum.
-            Some((from, to)) => from + self.starts[from..to].partition_point(|s| *s <= k) - 1,
-        };
+        // `from` is at least 1 and start 0 (the minimum) is at or below `k`, so `i` is too.
+        let (from, to) = self.jump.bounds(k.wide());
+        let i = from + self.starts[from..to].partition_point(|s| *s <= k) - 1;
         (self.summaries[i], &self.bits[i * words..(i + 1) * words])
     }
 }
@@ -465,6 +472,67 @@ mod tests {
         assert_eq!(c.classify(Direction::In, &flow("198.18.1.5", "198.18.2.5", 1, None)), None);
         // A port-restricted rule never matches a packet whose ports are not visible.
         assert_eq!(out(&flow("198.18.1.5", "198.18.2.5", 6, None)).map(|m| m.0), Some(2));
+    }
+
+    #[test]
+    fn the_jump_tables_agree_with_a_linear_scan_on_large_rule_sets() {
+        // Enough distinct boundaries per dimension (far more than SMALL) that every lookup goes
+        // through a jump table: random prefixes in 198.18.0.0/15 and 2001:2::/32, random ranges.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut records = Vec::new();
+        for i in 0..600u32 {
+            let v6 = next(4) == 0;
+            let mut prefix = || {
+                let len = 15 + next(18) as u8;
+                if v6 {
+                    Prefix::new(format!("2001:2:{:x}:{:x}::", next(1 << 16), next(1 << 16)).parse().unwrap(), 32 + len * 2)
+                } else {
+                    Prefix::new(format!("198.{}.{}.{}", 18 + next(2), next(256), next(256)).parse().unwrap(), len)
+                }
+            };
+            let (src, dst) = (prefix(), prefix());
+            let (a, b) = (next(65536) as u16, next(65536) as u16);
+            let policy = Policy {
+                priority: i,
+                direction: Direction::Out,
+                selector: Selector {
+                    src,
+                    dst,
+                    proto: [None, Some(6), Some(17)][next(3) as usize],
+                    src_ports: (0, u16::MAX),
+                    dst_ports: (a.min(b), a.max(b)),
+                    icmp_type: None,
+                    icmp_code: None,
+                },
+                action: Action::Bypass,
+                flags: PolicyFlags::default(),
+            };
+            if policy.validate().is_ok() {
+                records.push(PolicyRecord::new(i + 1, &policy));
+            }
+        }
+        let c = Classifier::from_records(1, records);
+        assert!(c.outbound.src4.starts.len() > SMALL && c.outbound.dst_port.starts.len() > SMALL && c.outbound.src6.starts.len() > SMALL);
+        let mut matched = 0;
+        for _ in 0..20_000 {
+            let f = if next(4) == 0 {
+                let a = |n: &mut dyn FnMut(u64) -> u64| format!("2001:2:{:x}:{:x}::{:x}", n(1 << 16), n(1 << 16), n(1 << 16));
+                flow(&a(&mut next), &a(&mut next), [6, 17][next(2) as usize], Some((next(65536) as u16, next(65536) as u16)))
+            } else {
+                let a = |n: &mut dyn FnMut(u64) -> u64| format!("198.{}.{}.{}", 18 + n(2), n(256), n(256));
+                flow(&a(&mut next), &a(&mut next), [6, 17][next(2) as usize], Some((next(65536) as u16, next(65536) as u16)))
+            };
+            let indexed = c.classify(Direction::Out, &f);
+            assert_eq!(indexed, c.classify_linear(Direction::Out, &f), "{f:?}");
+            matched += usize::from(indexed.is_some());
+        }
+        assert!(matched > 100, "the flows must hit rules, not only fall through ({matched})");
     }
 
     #[test]
