@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use dataplane::gateway::config::Config;
 use dataplane::gateway::counters::{GatewayDrop, LcoreCounters, Reason};
-use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use dataplane::gateway::pipeline::{Pipeline, Shared, Verdict};
 use dataplane::gateway::{provision, Side};
 use dataplane::wire::ipv4::{Ipv4Fields, Ipv4Packet};
@@ -105,7 +105,11 @@ impl Drop for Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
-    let config = Config::parse(Path::new("test.toml"), CONFIG).unwrap();
+    fixture_with(name, CONFIG)
+}
+
+fn fixture_with(name: &str, config: &str) -> Fixture {
+    let config = Config::parse(Path::new("test.toml"), config).unwrap();
     let path = std::env::temp_dir().join(format!("gw-pipeline-{name}-{}", std::process::id()));
     let _ = Region::remove(&path);
     let region = Arc::new(Region::create(&path, Capacities { sas: 16, policies: 16, readers: 4, reqids: 16, ..Capacities::default() }).unwrap());
@@ -187,4 +191,105 @@ fn local_and_cleartext_traffic_takes_the_exception_path_or_is_dropped() {
     let (v, out) = run(p, Side::Unprotected, &frame(None, [198, 18, 0, 1], [198, 18, 0, 2], 17, 64, 500), true);
     assert_eq!(v, Verdict::Transmit(Side::Unprotected));
     assert_eq!(Frame::parse(&out).unwrap().vlan, Some(7));
+}
+
+const CONFIG_V6: &str = r#"
+[ports.protected]
+device = "net_null0"
+exception = "net_tap0,iface=t0"
+addresses = ["2001:db8:1::1/64"]
+
+[ports.unprotected]
+device = "net_null1"
+exception = "net_tap1,iface=t1"
+addresses = ["198.18.0.1/30", "2001:db8::1/64"]
+
+[[routes]]
+prefix = "2001:db8:2::/48"
+via = "2001:db8::2"
+
+[[policies]]
+direction = "out"
+src = "2001:db8:1::/64"
+dst = "2001:db8:2::/48"
+action = "bypass"
+"#;
+
+/// Runs a Python script with Scapy: hex frames in, its answer (hex) out.
+fn scapy(script: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/setup.sh installs python3-scapy)");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "scapy: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+const NS_CHECK: &str = r#"
+import sys
+from scapy.all import Ether, IPv6, ICMPv6ND_NS, ICMPv6ND_NA, ICMPv6NDOptSrcLLAddr, ICMPv6NDOptDstLLAddr
+frame = bytes.fromhex(sys.stdin.read().strip())
+p = Ether(frame)
+ns = p[ICMPv6ND_NS]
+sent = ns.cksum
+del p[ICMPv6ND_NS].cksum
+assert Ether(bytes(p))[ICMPv6ND_NS].cksum == sent, "checksum"
+assert p[IPv6].hlim == 255 and p[IPv6].dst == "ff02::1:ff00:2" and p.dst == "33:33:ff:00:00:02"
+assert ns.tgt == "2001:db8::2" and p[ICMPv6NDOptSrcLLAddr].lladdr == p.src
+na = Ether(src="02:00:00:00:00:09", dst=p.src) / IPv6(src="2001:db8::2", dst=p[IPv6].src, hlim=255) \
+    / ICMPv6ND_NA(tgt="2001:db8::2", R=0, S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:09")
+print(bytes(na).hex())
+"#;
+
+/// An IPv6 next hop nobody configured: the first packet is dropped and solicits it (RFC 4861
+/// 7.2.2, checked by Scapy); the advertisement Scapy answers with is learned and the next
+/// packet goes to the advertised MAC.
+#[test]
+fn ipv6_next_hops_are_solicited_and_learned_from_the_advertisement() {
+    let mut f = fixture_with("ns", CONFIG_V6);
+    let p = &mut f.pipeline;
+    let mut packet = vec![0u8; 40 + 8];
+    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) = ("2001:db8:1::5".parse().unwrap(), "2001:db8:2::7".parse().unwrap());
+    let mut header = [0u8; 40];
+    dataplane::wire::ipv6::emit(&mut header, 0, 8, 17, 64, &src, &dst);
+    packet[..40].copy_from_slice(&header);
+    packet[40..44].copy_from_slice(&[0x13, 0x88, 0x00, 0x35]);
+    packet[44..46].copy_from_slice(&8u16.to_be_bytes());
+    let mut frame = vec![0u8; 14];
+    Frame::emit(&mut frame, GW_P, HOST, None, ETHERTYPE_IPV6);
+    frame.extend_from_slice(&packet);
+
+    let (v, _) = run(p, Side::Protected, &frame, false);
+    assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::NoNeighbour)));
+    let wanted = p.take_solicitations();
+    assert_eq!(wanted, vec![(Side::Unprotected, "2001:db8::2".parse().unwrap())]);
+
+    let mut mem = vec![0u8; 256];
+    let mut ns = SliceBuf::with_packet(&mut mem, 64, &[]).unwrap();
+    assert!(p.solicitation(Side::Unprotected, wanted[0].1, &mut ns));
+    let advertisement = scapy(NS_CHECK, &to_hex(dataplane::PacketBuf::data(&ns)));
+
+    let (v, _) = run(p, Side::Unprotected, &unhex(&advertisement), false);
+    assert_eq!(v, Verdict::Exception(Side::Unprotected), "the kernel sees neighbour discovery too");
+    let (v, out) = run(p, Side::Protected, &frame, false);
+    assert_eq!(v, Verdict::Transmit(Side::Unprotected));
+    assert_eq!(Frame::parse(&out).unwrap().dst, Mac([2, 0, 0, 0, 0, 9]));
+    // An IPv4 next hop on a side without IPv4 addresses cannot be solicited.
+    let mut mem = vec![0u8; 256];
+    let mut none = SliceBuf::with_packet(&mut mem, 64, &[]).unwrap();
+    assert!(!p.solicitation(Side::Protected, "198.18.1.9".parse().unwrap(), &mut none));
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }

@@ -23,6 +23,7 @@ use shared::sa::Direction;
 
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use super::neighbour_solicitation;
 use super::routing::{NeighbourCache, Neighbours, Net, Routes};
 use super::sa_cache::{PreparedSas, SaCache};
 use super::spd_classifier::{Classifier, Decision, Matched};
@@ -183,22 +184,42 @@ impl Pipeline {
         std::mem::take(&mut self.solicit)
     }
 
-    /// Builds, into `pkt` (empty, with room for 64 bytes), the ARP request for `target` on `side`;
-    /// false if the side has no IPv4 address or the target is IPv6 (resolved by learning only).
-    pub fn arp_request<B: PacketBuf>(&self, side: Side, target: IpAddr, pkt: &mut B) -> bool {
+    /// Builds, into `pkt` (empty, with room for 90 bytes), the request for the link-layer address
+    /// of `target` on `side`: an ARP request (RFC 826) for IPv4, a Neighbor Solicitation
+    /// (RFC 4861 7.2.2) for IPv6. False if the side has no address of the target's family.
+    pub fn solicitation<B: PacketBuf>(&self, side: Side, target: IpAddr, pkt: &mut B) -> bool {
         let s = self.setup.side(side);
-        let (IpAddr::V4(target), Some(IpAddr::V4(ours))) = (target, s.addresses.iter().map(|n| n.addr).find(IpAddr::is_ipv4)) else {
-            return false;
-        };
         let l2 = Frame::len_for(s.vlan);
-        if !pkt.append(l2 + super::ether::ARP_LEN) {
-            return false;
+        // RFC 4861 7.2.2: a source on the target's link if there is one, else any of ours.
+        let source = |v4: bool| {
+            let ours = || s.addresses.iter().filter(move |n| n.addr.is_ipv4() == v4);
+            ours().find(|n| n.contains(target)).or_else(|| ours().next()).map(|n| n.addr)
+        };
+        match (target, source(target.is_ipv4())) {
+            (IpAddr::V4(target), Some(IpAddr::V4(ours))) => {
+                if !pkt.append(l2 + super::ether::ARP_LEN) {
+                    return false;
+                }
+                let data = pkt.data_mut();
+                Frame::emit(&mut data[..l2], Mac::BROADCAST, s.mac, s.vlan, ETHERTYPE_ARP);
+                let arp = Arp { op: super::ether::ARP_REQUEST, sender_mac: s.mac, sender_ip: ours, target_mac: Mac::default(), target_ip: target };
+                arp.emit(&mut data[l2..]);
+                true
+            }
+            (IpAddr::V6(target), Some(IpAddr::V6(ours))) => {
+                if !pkt.append(l2 + neighbour_solicitation::PACKET_LEN) {
+                    return false;
+                }
+                let data = pkt.data_mut();
+                let group = neighbour_solicitation::solicited_node(target);
+                Frame::emit(&mut data[..l2], neighbour_solicitation::multicast_mac(group), s.mac, s.vlan, ETHERTYPE_IPV6);
+                let mut packet = [0u8; neighbour_solicitation::PACKET_LEN];
+                neighbour_solicitation::emit(&mut packet, ours, s.mac, target);
+                data[l2..].copy_from_slice(&packet);
+                true
+            }
+            _ => false,
         }
-        let data = pkt.data_mut();
-        Frame::emit(&mut data[..l2], Mac::BROADCAST, s.mac, s.vlan, ETHERTYPE_ARP);
-        let arp = Arp { op: super::ether::ARP_REQUEST, sender_mac: s.mac, sender_ip: ours, target_mac: Mac::default(), target_ip: target };
-        arp.emit(&mut data[l2..]);
-        true
     }
 
     /// A frame received on the port of `side`.

@@ -87,7 +87,7 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
         }
         for (side, target) in pipeline.take_solicitations() {
             if let Ok(mut m) = pool.alloc() {
-                if pipeline.arp_request(side, target, &mut MbufPacket(&mut m)) {
+                if pipeline.solicitation(side, target, &mut MbufPacket(&mut m)) {
                     forward(&mut q, &mut out, &pipeline, Verdict::Transmit(side), m);
                 }
             }
