@@ -32,6 +32,16 @@ struct DaemonSection {
     region: Option<PathBuf>,
     #[serde(default)]
     log_keys: bool,
+    /// Engine threads (default: one per core).
+    workers: Option<usize>,
+    /// Rekey IKE SAs after this many seconds (RFC 7296 2.8); 0 never.
+    #[serde(default = "default_ike_lifetime")]
+    ike_lifetime_secs: u64,
+}
+
+/// strongSwan's default IKE SA rekey time, 4 hours.
+fn default_ike_lifetime() -> u64 {
+    4 * 3600
 }
 
 fn default_ike_port() -> u16 {
@@ -128,6 +138,8 @@ pub struct DaemonConfig {
     pub region: Option<PathBuf>,
     /// Print child SA keys (for interoperability tests only).
     pub log_keys: bool,
+    /// Engine threads.
+    pub workers: usize,
     pub engine: EngineConfig,
     /// Peers to start an IKE SA with at startup.
     pub initiate: Vec<String>,
@@ -398,7 +410,15 @@ impl DaemonConfig {
             control_socket: file.daemon.control_socket,
             region: file.daemon.region,
             log_keys: file.daemon.log_keys,
-            engine: EngineConfig::new(peers),
+            workers: file
+                .daemon
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            engine: EngineConfig {
+                ike_lifetime: (file.daemon.ike_lifetime_secs > 0)
+                    .then(|| std::time::Duration::from_secs(file.daemon.ike_lifetime_secs)),
+                ..EngineConfig::new(peers)
+            },
             initiate,
         })
     }

@@ -3,6 +3,7 @@
 //! `terminate-child <ike spi hex> <inbound spi hex>`, `rekey-child <ike spi hex> <inbound spi hex>`,
 //! `rekey-ike <ike spi hex>`. An IKE SA is named by our SPI (SPIi if we initiated it, else SPIr).
 use super::Daemon;
+use crate::ikev2::Engine;
 use mio::net::UnixListener;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -39,29 +40,7 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
     let mut words = line.split_whitespace();
     let result: Result<Value, String> = match words.next() {
         Some("list") => Ok(list(daemon)),
-        Some("stats") => {
-            let s = daemon.engine.stats();
-            Ok(json!({
-                "datagrams_received": s.datagrams_received,
-                "malformed": s.malformed,
-                "unknown_spi": s.unknown_spi,
-                "unexpected_message_id": s.unexpected_message_id,
-                "integrity_failures": s.integrity_failures,
-                "retransmissions_sent": s.retransmissions_sent,
-                "retransmitted_requests_answered": s.retransmitted_requests_answered,
-                "cookies_sent": s.cookies_sent,
-                "ike_sas_established": s.ike_sas_established,
-                "child_sas_established": s.child_sas_established,
-                "negotiations_failed": s.negotiations_failed,
-                "config_attributes_ignored": s.config_attributes_ignored,
-                "unknown_vendor_ids": s.unknown_vendor_ids,
-                "liveness_answered_by_peer": s.liveness_answered_by_peer,
-                "liveness_answered": s.liveness_answered,
-                "invalid_spi_sent": s.invalid_spi_sent,
-                "invalid_spi_rate_limited": s.invalid_spi_rate_limited,
-                "invalid_spi_received": s.invalid_spi_received,
-            }))
-        }
+        Some("stats") => Ok(sum(daemon.shards.call_all(|e| stats(e.stats())))),
         Some("initiate") => match words.next() {
             Some(peer) => daemon
                 .initiate(peer)
@@ -69,21 +48,21 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
             None => Err("usage: initiate <peer>".into()),
         },
         Some("liveness") => hex_u64(words.next()).and_then(|spi| {
-            if daemon.engine.check_liveness(Instant::now(), spi) {
+            if on_sa(daemon, spi, move |e| e.check_liveness(Instant::now(), spi)) {
                 Ok(json!({ "liveness": format!("{spi:016x}") }))
             } else {
                 Err(format!("no established IKE SA {spi:016x}"))
             }
         }),
         Some("rekey-ike") => hex_u64(words.next()).and_then(|spi| {
-            if daemon.engine.rekey_ike(Instant::now(), spi) {
+            if on_sa(daemon, spi, move |e| e.rekey_ike(Instant::now(), spi)) {
                 Ok(json!({ "rekey-ike": format!("{spi:016x}") }))
             } else {
                 Err(format!("no established IKE SA {spi:016x} that is not being replaced"))
             }
         }),
         Some("terminate") => hex_u64(words.next()).and_then(|spi| {
-            if daemon.engine.terminate(Instant::now(), spi) {
+            if on_sa(daemon, spi, move |e| e.terminate(Instant::now(), spi)) {
                 Ok(json!({ "terminating": format!("{spi:016x}") }))
             } else {
                 Err(format!("no established IKE SA {spi:016x}"))
@@ -94,12 +73,14 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 .next()
                 .and_then(|t| u32::from_str_radix(t, 16).ok())
                 .ok_or("expected an inbound SPI")?;
-            let now = Instant::now();
-            let queued = if verb == "rekey-child" {
-                daemon.engine.rekey_child(now, ike, child)
-            } else {
-                daemon.engine.terminate_child(now, ike, child)
-            };
+            let rekey = verb == "rekey-child";
+            let queued = on_sa(daemon, ike, move |e| {
+                if rekey {
+                    e.rekey_child(Instant::now(), ike, child)
+                } else {
+                    e.terminate_child(Instant::now(), ike, child)
+                }
+            });
             if queued {
                 Ok(json!({ verb: format!("{child:08x}") }))
             } else {
@@ -113,11 +94,24 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
     result.unwrap_or_else(|error| json!({ "error": error }))
 }
 
+/// Runs `job` on the engine that holds IKE SA `spi`.
+fn on_sa(
+    daemon: &Daemon,
+    spi: u64,
+    job: impl FnOnce(&mut Engine) -> bool + Send + 'static,
+) -> bool {
+    daemon
+        .shards
+        .call(daemon.shards.of_spi(spi), job)
+        .unwrap_or(false)
+}
+
 fn list(daemon: &Daemon) -> Value {
     let sas: Vec<Value> = daemon
-        .engine
-        .ike_sas()
+        .shards
+        .call_all(|e| e.ike_sas())
         .into_iter()
+        .flatten()
         .map(|sa| {
             let children: Vec<Value> = sa
                 .children
@@ -147,4 +141,40 @@ fn list(daemon: &Daemon) -> Value {
         })
         .collect();
     json!(sas)
+}
+
+/// The counters of one engine.
+fn stats(s: &crate::ikev2::Stats) -> Value {
+    json!({
+        "datagrams_received": s.datagrams_received,
+        "malformed": s.malformed,
+        "unknown_spi": s.unknown_spi,
+        "unexpected_message_id": s.unexpected_message_id,
+        "integrity_failures": s.integrity_failures,
+        "retransmissions_sent": s.retransmissions_sent,
+        "retransmitted_requests_answered": s.retransmitted_requests_answered,
+        "cookies_sent": s.cookies_sent,
+        "ike_sas_established": s.ike_sas_established,
+        "child_sas_established": s.child_sas_established,
+        "negotiations_failed": s.negotiations_failed,
+        "config_attributes_ignored": s.config_attributes_ignored,
+        "unknown_vendor_ids": s.unknown_vendor_ids,
+        "liveness_answered_by_peer": s.liveness_answered_by_peer,
+        "liveness_answered": s.liveness_answered,
+        "invalid_spi_sent": s.invalid_spi_sent,
+        "invalid_spi_rate_limited": s.invalid_spi_rate_limited,
+        "invalid_spi_received": s.invalid_spi_received,
+    })
+}
+
+/// The engines' counters added up.
+fn sum(per_engine: Vec<Value>) -> Value {
+    let mut total = serde_json::Map::new();
+    for engine in per_engine {
+        for (name, value) in engine.as_object().into_iter().flatten() {
+            let count = total.get(name).and_then(Value::as_u64).unwrap_or(0);
+            total.insert(name.clone(), json!(count + value.as_u64().unwrap_or(0)));
+        }
+    }
+    Value::Object(total)
 }

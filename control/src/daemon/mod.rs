@@ -1,28 +1,31 @@
-//! The IKE daemon: a mio loop around the sans-IO engine, UDP sockets on ports 500 and 4500
-//! (RFC 3948 non-ESP marker on 4500), the SA manager writing into the shared region, and a
-//! management socket. Inbound SPIs come from the region's `get_spi`; the dataplane's reports of
-//! ESP on unknown SPIs become INVALID_SPI notifications. Diffie-Hellman runs on the loop thread
-//! (no worker pool yet).
+//! The IKE daemon: a mio loop doing the I/O (UDP sockets on ports 500 and 4500 with the RFC 3948
+//! non-ESP marker on 4500, a management socket), the sans-IO engines on worker threads
+//! (`shards`, so that Diffie-Hellman never blocks the loop), and the SA manager writing into the
+//! shared region. Inbound SPIs come from the region's `get_spi`; the dataplane's reports of ESP
+//! on unknown SPIs become INVALID_SPI notifications.
 pub mod config;
 mod management;
+mod shards;
 
-use crate::crypto::SystemRng;
-use crate::ikev2::{Engine, Event, RandomSpis, SpiSource, Transmit, NAT_KEEPALIVE};
+use crate::ikev2::{Event, RandomSpis, SpiSource, NAT_KEEPALIVE};
 use crate::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager};
 use config::DaemonConfig;
 use mio::net::{UdpSocket, UnixListener};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
+use shards::{Outbound, Shards};
 use shared::layout::Capacities;
 use shared::ops::Writer;
 use shared::region::Region;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 const IKE: Token = Token(0);
 const NAT_T: Token = Token(1);
 const CONTROL: Token = Token(2);
+/// An engine has events for the loop.
+const WAKE: Token = Token(3);
 /// RFC 3948 2.2: IKE on port 4500 starts with four zero bytes; ESP never does.
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
 /// The loop wakes at least this often.
@@ -46,28 +49,14 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
 
 pub(crate) struct Daemon {
     pub config: DaemonConfig,
-    pub engine: Engine,
+    pub shards: Shards,
     pub manager: Option<SaManager>,
+    events: mpsc::Receiver<Event>,
     ike: UdpSocket,
     nat_t: UdpSocket,
 }
 
 impl Daemon {
-    fn send(&self, transmit: &Transmit) {
-        let result = if transmit.bytes == NAT_KEEPALIVE {
-            self.nat_t.send_to(&transmit.bytes, transmit.remote)
-        } else if transmit.local.port() == self.config.nat_t_port {
-            let mut datagram = NON_ESP_MARKER.to_vec();
-            datagram.extend_from_slice(&transmit.bytes);
-            self.nat_t.send_to(&datagram, transmit.remote)
-        } else {
-            self.ike.send_to(&transmit.bytes, transmit.remote)
-        };
-        if let Err(e) = result {
-            eprintln!("iked: send to {} failed: {e}", transmit.remote);
-        }
-    }
-
     fn receive(&mut self, nat_t: bool, buf: &mut [u8]) {
         loop {
             let socket = if nat_t { &self.nat_t } else { &self.ike };
@@ -92,8 +81,7 @@ impl Daemon {
                 (self.config.ike_port, &buf[..len])
             };
             let local = SocketAddr::new(self.config.listen, port);
-            self.engine
-                .handle_datagram(Instant::now(), local, from, datagram);
+            self.shards.deliver(local, from, datagram);
         }
     }
 
@@ -105,7 +93,7 @@ impl Daemon {
     }
 
     fn handle_events(&mut self) {
-        while let Some(event) = self.engine.poll_event() {
+        while let Ok(event) = self.events.try_recv() {
             match &event {
                 Event::IkeSaEstablished { spi, peer } => {
                     eprintln!("iked: IKE SA {spi:016x} with {peer} established")
@@ -207,26 +195,29 @@ impl Daemon {
                         .iter()
                         .find(|p| p.remote_addr == Some(template.dst));
                     if let Some(peer) = peer.map(|p| p.name.clone()) {
-                        let local = SocketAddr::new(self.config.listen, self.config.ike_port);
-                        let remote = SocketAddr::new(template.dst, self.config.ike_port);
-                        if let Err(e) = self.engine.initiate(Instant::now(), &peer, local, remote) {
+                        if let Err(e) = self.initiate(&peer) {
                             eprintln!("iked: ACQUIRE for {}: {e}", template.dst);
                         }
                     }
                 }
                 Action2Engine::Delete(id) => {
-                    self.engine
-                        .terminate_child(Instant::now(), id.ike_spi, id.inbound_spi);
+                    self.shards.post(self.shards.of_spi(id.ike_spi), move |e| {
+                        e.terminate_child(Instant::now(), id.ike_spi, id.inbound_spi);
+                    });
                 }
                 Action2Engine::Rekey(id) => {
-                    self.engine
-                        .rekey_child(Instant::now(), id.ike_spi, id.inbound_spi);
+                    self.shards.post(self.shards.of_spi(id.ike_spi), move |e| {
+                        e.rekey_child(Instant::now(), id.ike_spi, id.inbound_spi);
+                    });
                 }
+                // The engine that holds an IKE SA with the peer tells it.
                 Action2Engine::InvalidSpi { peer, spi } => {
-                    if self.engine.report_invalid_spi(Instant::now(), peer, spi) {
-                        eprintln!(
-                            "iked: ESP from {peer} on unknown SPI {spi:08x}: INVALID_SPI sent"
-                        );
+                    for shard in 0..self.shards.count() {
+                        self.shards.post(shard, move |e| {
+                            if e.report_invalid_spi(Instant::now(), peer, spi) {
+                                eprintln!("iked: ESP from {peer} on unknown SPI {spi:08x}: INVALID_SPI sent");
+                            }
+                        });
                     }
                 }
             }
@@ -244,20 +235,35 @@ impl Daemon {
             .ok_or_else(|| format!("no peer {peer:?} with a remote address"))?;
         let local = SocketAddr::new(self.config.listen, self.config.ike_port);
         let remote = SocketAddr::new(remote, self.config.ike_port);
-        self.engine
-            .initiate(Instant::now(), peer, local, remote)
-            .map_err(|e| e.to_string())
+        let peer = peer.to_string();
+        let shard = self.shards.next_initiator();
+        self.shards
+            .call(shard, move |e| {
+                e.initiate(Instant::now(), &peer, local, remote)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_or_else(|| Err("the engine did not answer".into()))
     }
 }
 
 /// Runs until the process is killed.
 pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let bind = |port| {
-        UdpSocket::bind(SocketAddr::new(config.listen, port))
-            .map_err(io(format!("bind {}:{port}", config.listen)))
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(config.listen, port))
+            .map_err(io(format!("bind {}:{port}", config.listen)))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(io("non-blocking socket"))?;
+        Ok::<_, DaemonError>(socket)
     };
-    let mut ike = bind(config.ike_port)?;
-    let mut nat_t = bind(config.nat_t_port)?;
+    let outbound = Outbound {
+        ike: bind(config.ike_port)?,
+        nat_t: bind(config.nat_t_port)?,
+        nat_t_port: config.nat_t_port,
+    };
+    let clone = |s: &std::net::UdpSocket| s.try_clone().map_err(io("clone socket"));
+    let mut ike = UdpSocket::from_std(clone(&outbound.ike)?);
+    let mut nat_t = UdpSocket::from_std(clone(&outbound.nat_t)?);
     let _ = std::fs::remove_file(&config.control_socket);
     let mut control = UnixListener::bind(&config.control_socket)
         .map_err(io(format!("bind {}", config.control_socket.display())))?;
@@ -283,16 +289,29 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     };
     // With a region, inbound SPIs are reserved in it so that the dataplane finds each SA in its
     // SPI's own slot.
-    let spis: Box<dyn SpiSource> = match &manager {
-        Some(manager) => Box::new(manager.spi_source()),
-        None => Box::new(RandomSpis),
+    let spis = || -> Box<dyn SpiSource> {
+        match &manager {
+            Some(manager) => Box::new(manager.spi_source()),
+            None => Box::new(RandomSpis),
+        }
     };
-    let engine = Engine::new(config.engine.clone(), Box::new(SystemRng), spis);
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(io("waker"))?);
+    let (events_to_loop, engine_events) = mpsc::channel();
+    let shards = Shards::start(
+        &config.engine,
+        config.workers,
+        spis,
+        &outbound,
+        &events_to_loop,
+        &waker,
+    )
+    .map_err(io("engine threads"))?;
     let initiate = config.initiate.clone();
     let mut daemon = Daemon {
         config,
-        engine,
+        shards,
         manager,
+        events: engine_events,
         ike,
         nat_t,
     };
@@ -302,21 +321,17 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         }
     }
     eprintln!(
-        "iked: listening on {} ports {} and {}",
-        daemon.config.listen, daemon.config.ike_port, daemon.config.nat_t_port
+        "iked: listening on {} ports {} and {}, {} engine threads",
+        daemon.config.listen,
+        daemon.config.ike_port,
+        daemon.config.nat_t_port,
+        daemon.shards.count()
     );
     let mut events = Events::with_capacity(64);
     let mut buf = vec![0u8; 65536];
     loop {
-        while let Some(transmit) = daemon.engine.poll_transmit() {
-            daemon.send(&transmit);
-        }
         daemon.handle_events();
-        let now = Instant::now();
-        let sleep = daemon.engine.poll_timeout().map_or(MAX_SLEEP, |t| {
-            t.saturating_duration_since(now).min(MAX_SLEEP)
-        });
-        if let Err(e) = poll.poll(&mut events, Some(sleep)) {
+        if let Err(e) = poll.poll(&mut events, Some(MAX_SLEEP)) {
             if e.kind() != ErrorKind::Interrupted {
                 return Err(io("poll")(e));
             }
@@ -329,7 +344,6 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
                 _ => {}
             }
         }
-        daemon.engine.handle_timeout(Instant::now());
         daemon.handle_region_actions();
     }
 }

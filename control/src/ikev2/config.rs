@@ -76,6 +76,16 @@ pub struct EngineConfig {
     pub ike_lifetime: Option<Duration>,
     /// At most one INVALID_SPI notification per peer in this interval (RFC 7296 2.21.4).
     pub invalid_spi_interval: Duration,
+    /// Which of several engines this is (see [`SpiShard`]).
+    pub spi_shard: SpiShard,
+}
+
+/// Our IKE SPIs are `index` modulo `count`, so that a daemon running `count` engines in parallel
+/// routes each message to the engine that holds its IKE SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpiShard {
+    pub index: u64,
+    pub count: u64,
 }
 
 impl EngineConfig {
@@ -88,6 +98,7 @@ impl EngineConfig {
             wall_clock: WallClock::system(),
             ike_lifetime: None,
             invalid_spi_interval: Duration::from_secs(1),
+            spi_shard: SpiShard { index: 0, count: 1 },
         }
     }
 }

@@ -167,11 +167,14 @@ impl Ctx<'_> {
         bytes
     }
 
+    /// A random IKE SPI of this engine's shard (`EngineConfig::spi_shard`).
     pub fn random_spi(&mut self) -> u64 {
+        let shard = self.config.spi_shard;
         loop {
             let mut bytes = [0u8; 8];
             self.rng.fill(&mut bytes);
-            let spi = u64::from_be_bytes(bytes);
+            let random = u64::from_be_bytes(bytes);
+            let spi = random - random % shard.count + shard.index;
             if spi != 0 {
                 return spi;
             }

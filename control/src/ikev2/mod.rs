@@ -29,7 +29,7 @@ mod ts;
 mod vendor;
 
 pub use config::{
-    ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy, WallClock,
+    ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy, SpiShard, WallClock,
 };
 pub use engine::{Engine, Event, IkeSaInfo, RandomSpis, SpiSource, Stats, Transmit, NAT_KEEPALIVE};
 pub use error::Failure;
