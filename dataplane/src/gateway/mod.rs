@@ -8,6 +8,7 @@ pub mod ether;
 pub mod neighbour_solicitation;
 pub mod pipeline;
 pub mod provision;
+pub mod round_traffic;
 pub mod routing;
 pub mod sa_cache;
 pub mod spd_classifier;

@@ -24,6 +24,7 @@ use shared::sa::Direction;
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::neighbour_solicitation;
+use super::round_traffic::RoundTraffic;
 use super::routing::{NeighbourCache, Neighbours, Net, Routes};
 use super::sa_cache::{PreparedSas, SaCache};
 use super::spd_classifier::{Classifier, Decision, Matched};
@@ -104,9 +105,8 @@ pub struct Pipeline {
     last_acquire: HashMap<u32, u64>,
     /// The addresses whose packets go to an exception interface, and which one.
     local: LocalAddresses,
-    /// Packets and bytes per SA this round, added to the SA's shared counters once per round
-    /// (not per packet: the counters of an SA that several lcores use share one cache line).
-    sa_traffic: Vec<(SaHandle, u64, u64)>,
+    /// Packets and bytes per SA this round, added to the region at the round's end.
+    sa_traffic: RoundTraffic,
     nd: Option<NdHook>,
 }
 
@@ -138,7 +138,7 @@ impl Pipeline {
             last_solicit: HashMap::new(),
             last_acquire: HashMap::new(),
             local,
-            sa_traffic: Vec::new(),
+            sa_traffic: RoundTraffic::default(),
             nd: shared.nd.clone().map(NdHook::new),
         }
     }
@@ -162,21 +162,15 @@ impl Pipeline {
 
     /// Call after each round: the lcore holds nothing from the region's SPD any more (QSBR).
     pub fn end_round(&mut self) {
-        for (h, packets, bytes) in self.sa_traffic.drain(..) {
-            self.reader.runtime(h).count(packets, bytes, self.now_ns);
-        }
+        let (reader, now_ns) = (&self.reader, self.now_ns);
+        self.sa_traffic.drain(|h, packets, bytes| reader.runtime(h).count(packets, bytes, now_ns));
         self.reader.quiescent();
     }
 
     /// Counts one packet of `bytes` for the SA behind `h` (added to the region at the round's end).
     fn count_sa(&mut self, h: SaHandle, bytes: u64) {
-        match self.sa_traffic.iter_mut().find(|(x, _, _)| *x == h) {
-            Some((_, packets, total)) => {
-                *packets += 1;
-                *total += bytes;
-            }
-            None => self.sa_traffic.push((h, 1, bytes)),
-        }
+        let (reader, now_ns) = (&self.reader, self.now_ns);
+        self.sa_traffic.count(h, bytes, |old, packets, bytes| reader.runtime(old).count(packets, bytes, now_ns));
     }
 
     /// Next hops the I/O loop should send a solicitation for.
