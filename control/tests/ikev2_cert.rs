@@ -97,7 +97,10 @@ fn establish(mut pair: Pair) -> Pair {
     pair.initiate();
     pair.run(3, false);
     pair.assert_established();
-    assert_eq!(pair.sent, 4);
+    // IKE_SA_INIT and IKE_AUTH, request and response; an IKE_AUTH with an RSA certificate may
+    // come in fragments (RFC 7383).
+    assert!(pair.sent >= 4);
+    assert_eq!(pair.a.stats().retransmissions_sent, 0);
     pair
 }
 

@@ -69,6 +69,9 @@ pub struct EngineConfig {
     pub retransmit: RetransmitPolicy,
     /// A half-open responder SA that gets no IKE_AUTH within this time is dropped.
     pub half_open_timeout: Duration,
+    /// RFC 7383: announce fragmentation, and fragment encrypted messages longer than this many
+    /// bytes (IKE header included, UDP and IP headers not); `None` disables it.
+    pub fragment_size: Option<usize>,
     /// Wall-clock time for certificate validity periods, as seen from the engine's clock.
     pub wall_clock: WallClock,
     /// Rekey every IKE SA after about this long, less up to a tenth at random so that both ends
@@ -95,6 +98,8 @@ impl EngineConfig {
             cookie_threshold: 1000,
             retransmit: RetransmitPolicy::default(),
             half_open_timeout: Duration::from_secs(30),
+            // 1280-byte IPv6 datagrams (RFC 7383 2.5.1) less IPv6, UDP and the non-ESP marker.
+            fragment_size: Some(1280 - 40 - 8 - 4),
             wall_clock: WallClock::system(),
             ike_lifetime: None,
             invalid_spi_interval: Duration::from_secs(1),

@@ -186,31 +186,32 @@ impl Ctx<'_> {
     }
 
     /// Sends a request with the SA's current message ID and arms retransmission.
-    pub fn send_request(&mut self, sa: &mut IkeSa, request: Request, datagram: Vec<u8>) {
+    pub fn send_request(&mut self, sa: &mut IkeSa, request: Request, datagrams: Vec<Vec<u8>>) {
         sa.outstanding = Some(super::sa::Outstanding {
             request,
             message_id: sa.next_request_id,
-            datagram: datagram.clone(),
+            datagrams: datagrams.clone(),
             sends: 1,
         });
         sa.timers
             .set(Timer::Retransmit, self.now + self.config.retransmit.base);
         sa.timers.clear(Timer::Liveness);
-        self.transmits.push_back(Transmit {
-            local: sa.local,
-            remote: sa.remote,
-            bytes: datagram,
-        });
+        self.send_all(sa.local, sa.remote, datagrams);
+    }
+
+    /// The datagrams of one message (several when it is fragmented, RFC 7383).
+    pub fn send_all(&mut self, local: SocketAddr, remote: SocketAddr, datagrams: Vec<Vec<u8>>) {
+        self.transmits.extend(datagrams.into_iter().map(|bytes| Transmit {
+            local,
+            remote,
+            bytes,
+        }));
     }
 
     /// Sends a response and keeps it for retransmitted requests.
-    pub fn send_response(&mut self, sa: &mut IkeSa, message_id: u32, datagram: Vec<u8>) {
-        sa.cached_response = Some((message_id, datagram.clone()));
-        self.transmits.push_back(Transmit {
-            local: sa.local,
-            remote: sa.remote,
-            bytes: datagram,
-        });
+    pub fn send_response(&mut self, sa: &mut IkeSa, message_id: u32, datagrams: Vec<Vec<u8>>) {
+        sa.cached_response = Some((message_id, datagrams.clone()));
+        self.send_all(sa.local, sa.remote, datagrams);
     }
 
     /// The outstanding request got its answer: the next request takes the next message ID.
@@ -610,12 +611,12 @@ impl Engine {
             if outstanding.request == Request::SaInit {
                 return tasks::ike_init_initiator::handle_response(&mut ctx, sa, &message, bytes);
             }
-            let Ok(inner) = sa.open(&message, bytes) else {
-                ctx.stats.integrity_failures += 1;
+            let request = outstanding.request;
+            let Some(inner) = open(&mut ctx, sa, &message, bytes) else {
                 return Keep::Yes;
             };
             sa.last_heard = now;
-            return match outstanding.request {
+            return match request {
                 Request::Auth => tasks::ike_auth_initiator::handle_response(&mut ctx, sa, &inner),
                 Request::RekeyChild { .. } => {
                     tasks::create_child_initiator::handle_response(&mut ctx, sa, &inner)
@@ -628,14 +629,17 @@ impl Engine {
         }
         // A request from the peer (RFC 7296 2.2: a window of one).
         if header.message_id.wrapping_add(1) == sa.expected_request_id {
+            // RFC 7383 2.6.1: a request retransmitted in fragments is answered once, on its
+            // first fragment.
+            let first_fragment = !matches!(
+                message.payloads.last(),
+                Some(Payload::EncryptedFragment(f)) if f.number != 1
+            );
             if let Some((id, response)) = &sa.cached_response {
-                if *id == header.message_id {
+                if *id == header.message_id && first_fragment {
                     ctx.stats.retransmitted_requests_answered += 1;
-                    ctx.transmits.push_back(Transmit {
-                        local,
-                        remote,
-                        bytes: response.clone(),
-                    });
+                    let response = response.clone();
+                    ctx.send_all(local, remote, response);
                 }
             }
             return Keep::Yes;
@@ -644,8 +648,7 @@ impl Engine {
             ctx.stats.unexpected_message_id += 1;
             return Keep::Yes;
         }
-        let Ok(inner) = sa.open(&message, bytes) else {
-            ctx.stats.integrity_failures += 1;
+        let Some(inner) = open(&mut ctx, sa, &message, bytes) else {
             return Keep::Yes;
         };
         // RFC 7296 2.11/2.23: answer where the request came from; a NAT may have moved it.
@@ -824,10 +827,23 @@ fn retransmit(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Keep {
     ctx.stats.retransmissions_sent += 1;
     let delay = policy.base * 2u32.saturating_pow(outstanding.sends - 1);
     sa.timers.set(Timer::Retransmit, ctx.now + delay);
-    ctx.transmits.push_back(Transmit {
-        local: sa.local,
-        remote: sa.remote,
-        bytes: outstanding.datagram.clone(),
-    });
+    let datagrams = outstanding.datagrams.clone();
+    ctx.send_all(sa.local, sa.remote, datagrams);
     Keep::Yes
+}
+
+/// The inner payloads of a protected message, counting what fails; `None` also while the
+/// fragments of a message are still coming in (RFC 7383 2.6).
+fn open(ctx: &mut Ctx<'_>, sa: &mut IkeSa, message: &Message, bytes: &[u8]) -> Option<Vec<Payload>> {
+    match sa.open(message, bytes) {
+        Ok(inner) => inner,
+        Err(Failure::Crypto(_)) => {
+            ctx.stats.integrity_failures += 1;
+            None
+        }
+        Err(_) => {
+            ctx.stats.malformed += 1;
+            None
+        }
+    }
 }

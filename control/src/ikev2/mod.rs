@@ -16,6 +16,7 @@ pub mod config;
 mod correlation;
 mod engine;
 pub mod error;
+mod fragmentation;
 mod nat;
 mod payloads;
 mod proposal;

@@ -122,6 +122,7 @@ pub fn successor(ctx: &mut Ctx<'_>, old: &IkeSa, new: NewIkeSa<'_>) -> Result<Ik
         correlated_with: old.correlated_with,
         timers: Timers::default(),
         last_heard: ctx.now,
+        fragmentation: old.fragmentation.successor(),
         rekey: RekeyState::default(),
     };
     sa.install_keys(&seed)?;

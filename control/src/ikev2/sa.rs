@@ -97,7 +97,8 @@ pub(crate) struct PendingChild {
 pub(crate) struct Outstanding {
     pub request: Request,
     pub message_id: u32,
-    pub datagram: Vec<u8>,
+    /// The request's datagrams: one, or its fragments (RFC 7383).
+    pub datagrams: Vec<Vec<u8>>,
     pub sends: u32,
 }
 
@@ -122,7 +123,7 @@ pub(crate) struct IkeSa {
     pub next_request_id: u32,
     pub expected_request_id: u32,
     /// The last response we sent, for retransmitted requests (RFC 7296 2.1).
-    pub cached_response: Option<(u32, Vec<u8>)>,
+    pub cached_response: Option<(u32, Vec<Vec<u8>>)>,
     pub outstanding: Option<Outstanding>,
     pub queued: VecDeque<Request>,
     pub children: Vec<ChildSa>,
@@ -133,6 +134,8 @@ pub(crate) struct IkeSa {
     pub correlated_with: Option<u64>,
     pub timers: Timers,
     pub last_heard: Instant,
+    /// RFC 7383: the negotiated fragment size and the fragments being received.
+    pub fragmentation: super::fragmentation::Fragmentation,
     /// Rekeying of this IKE SA (RFC 7296 2.18) and its collisions (2.8.2).
     pub rekey: super::rekey::RekeyState,
 }
@@ -194,7 +197,8 @@ impl IkeSa {
         Ok(())
     }
 
-    /// An encrypted message: HDR, SK { inner }.
+    /// An encrypted message: HDR, SK { inner }, or its fragments HDR, SKF { part } when it is
+    /// longer than the negotiated fragment size (RFC 7383 2.5).
     pub fn seal(
         &mut self,
         exchange: ExchangeType,
@@ -202,7 +206,7 @@ impl IkeSa {
         message_id: u32,
         inner: &[Payload],
         rng: &mut dyn Rng,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<Vec<Vec<u8>>, Failure> {
         let header = self.header(exchange, response, message_id);
         let keys = self.keys.as_mut().ok_or(Failure::Missing("keys"))?;
         let mut plaintext = Zeroizing::new(Vec::new());
@@ -218,18 +222,39 @@ impl IkeSa {
                 data: placeholder,
             })],
         };
+        if let Some(size) = self.fragmentation.size.filter(|s| message.buffer_len() > *s) {
+            return Ok(super::fragmentation::seal_fragments(
+                &mut keys.outbound,
+                header,
+                first_inner,
+                &plaintext,
+                size,
+                rng,
+            )?);
+        }
         let mut bytes = message.to_bytes()?;
         keys.outbound.seal(&mut bytes, &plaintext, rng)?;
-        Ok(bytes)
+        Ok(vec![bytes])
     }
 
-    /// The payloads inside the SK payload of a received message (which must be its last).
-    pub fn open(&self, message: &Message, bytes: &[u8]) -> Result<Vec<Payload>, Failure> {
+    /// The payloads inside the SK payload of a received message (which must be its last), or,
+    /// once all fragments are in, inside its SKF payloads (RFC 7383 2.6); `None` while fragments
+    /// are missing.
+    pub fn open(&mut self, message: &Message, bytes: &[u8]) -> Result<Option<Vec<Payload>>, Failure> {
         let keys = self.keys.as_ref().ok_or(Failure::Missing("keys"))?;
-        let Some(Payload::Encrypted(sk)) = message.payloads.last() else {
-            return Err(Failure::Missing("Encrypted"));
-        };
-        let plaintext = keys.inbound.open(bytes, sk.data.len())?;
-        Ok(parse_chain(sk.first_inner, &plaintext)?)
+        match message.payloads.last() {
+            Some(Payload::Encrypted(sk)) => {
+                let plaintext = keys.inbound.open(bytes, sk.data.len())?;
+                Ok(Some(parse_chain(sk.first_inner, &plaintext)?))
+            }
+            Some(Payload::EncryptedFragment(skf)) => self
+                .fragmentation
+                .receive(&keys.inbound, &message.header, skf, bytes)
+                .map_err(|e| match e {
+                    super::fragmentation::FragmentError::Crypto(c) => Failure::Crypto(c),
+                    _ => Failure::Wire(crate::wire::ikev2::Error::Invalid("fragment")),
+                }),
+            _ => Err(Failure::Missing("Encrypted")),
+        }
     }
 }

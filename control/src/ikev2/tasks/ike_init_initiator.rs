@@ -4,6 +4,7 @@ use crate::crypto::DhKey;
 use crate::ikev2::engine::{Ctx, Keep};
 use crate::ikev2::error::Failure;
 use crate::ikev2::nat::{nat_detected, nat_notifies};
+use crate::ikev2::fragmentation;
 use crate::ikev2::payloads::{error_notify, ke, nonce, notifies, sa_payload};
 use crate::ikev2::proposal::{accept_ike_answer, ike_sa_payload};
 use crate::ikev2::sa::{IkeSa, Phase, Request};
@@ -63,6 +64,7 @@ pub fn start(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        fragmentation: Default::default(),
         rekey: Default::default(),
     };
     send_request(ctx, &mut sa)?;
@@ -91,13 +93,14 @@ fn send_request(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
     payloads.push(Payload::Nonce(sa.ni.clone()));
     payloads.extend(nat_notifies(sa.spi_i, 0, sa.local, sa.remote));
     payloads.extend(crate::ikev2::auth::sa_init_payloads(config, false));
+    payloads.extend(fragmentation::announce(ctx.config));
     let bytes = Message {
         header: sa.header(ExchangeType::IkeSaInit, false, 0),
         payloads,
     }
     .to_bytes()?;
     sa.init_request = bytes.clone();
-    ctx.send_request(sa, Request::SaInit, bytes);
+    ctx.send_request(sa, Request::SaInit, vec![bytes]);
     Ok(())
 }
 
@@ -171,6 +174,7 @@ fn process(
     sa.algorithms = Some(algorithms);
     sa.init_response = bytes.to_vec();
     sa.nat = nat_detected(payloads, sa.spi_i, sa.spi_r, sa.local, sa.remote);
+    sa.fragmentation = fragmentation::negotiated(ctx.config, payloads);
     sa.derive_keys(&g_ir)?;
     ctx.request_done(sa);
     if sa.nat {

@@ -2,6 +2,7 @@
 //! NAT detection (2.23). Refusals keep no state.
 use crate::crypto::DhKey;
 use crate::ikev2::engine::{Ctx, Engine, Transmit};
+use crate::ikev2::fragmentation;
 use crate::ikev2::nat::{nat_detected, nat_notifies};
 use crate::ikev2::payloads::{ke, nonce, notifies, sa_payload};
 use crate::ikev2::proposal::{ike_answer, select_ike};
@@ -188,6 +189,7 @@ pub fn handle(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        fragmentation: fragmentation::negotiated(ctx.config, payloads),
         rekey: Default::default(),
     };
     let mut answer = vec![
@@ -200,6 +202,7 @@ pub fn handle(
     ];
     answer.extend(nat_notifies(sa.spi_i, sa.spi_r, local, remote));
     answer.extend(crate::ikev2::auth::sa_init_payloads(config, true));
+    answer.extend(fragmentation::announce(ctx.config));
     let response = Message {
         header: sa.header(ExchangeType::IkeSaInit, true, 0),
         payloads: answer,
