@@ -198,6 +198,8 @@ impl NegotiationDiscovery {
         std::hint::black_box(loaded);
     }
 
+    // Kept out of line: the pipeline inlines the cached Secure path around it.
+    #[inline(never)]
     fn outbound_hashed(&self, lcore: &mut NdLcore, sink: &impl EventSink, pkt: &OutboundPacket, h: &FlowHash, now: u32) -> OutboundVerdict {
         if !pkt.rule.nd_outbound {
             let d = outbound(pkt.rule, pkt.sa, FlowView::Unrecorded);

@@ -17,6 +17,7 @@ use super::inbound::{Arrival, InboundVerdict};
 use super::outbound::{OutboundVerdict, SaMatch};
 use super::report::{publish, Slot};
 use super::stats::RuleCounts;
+use super::table::FlowTable;
 use crate::esp::selector::Flow;
 
 /// A policy record's PFLAG_* bits as [MS-IKEE] 3.7.1 policy flags.
@@ -58,19 +59,29 @@ pub struct NdHook {
     engine: Arc<NegotiationDiscovery>,
     lcore: NdLcore,
     sa_flags: SaFlagsCache,
-    /// The next bucket this lcore ages.
+    /// The next bucket this lcore ages, and how many it ages each AGE_NS.
     age_cursor: usize,
+    age_slice: usize,
+    next_age_ns: u64,
     /// Cleartext decisions by SPD rule (policy id).
     rules: BTreeMap<u32, RuleCounts>,
     slot: Slot,
     next_publish_ns: u64,
 }
 
-/// Buckets aged per round by each lcore (aging is safe from any number of lcores at once).
-const AGE_BUCKETS_PER_ROUND: usize = 64;
+/// How often an lcore ages a slice of the flow table (aging is safe from any number of lcores
+/// at once). Not every round: a round is a few dozen packets, and aging reads table lines.
+const AGE_NS: u64 = 1_000_000;
 
 /// How often an lcore publishes its counters.
 const PUBLISH_NS: u64 = 100_000_000;
+
+/// Buckets to age each AGE_NS so that an lcore sweeps the whole table once per idle timeout: an
+/// idle flow that is not Secure is removed between one and two timeouts after its last packet.
+fn age_slice(table: &FlowTable) -> usize {
+    let sweeps_per_timeout = u64::from(table.idle_timeout().max(1)) * (1_000_000_000 / AGE_NS);
+    (table.buckets() as u64).div_ceil(sweeps_per_timeout) as usize
+}
 
 /// The table's tick: seconds.
 fn tick(now_ns: u64) -> u32 {
@@ -80,11 +91,14 @@ fn tick(now_ns: u64) -> u32 {
 impl NdHook {
     pub fn new(engine: Arc<NegotiationDiscovery>) -> NdHook {
         let slot = engine.board().register();
+        let age_slice = age_slice(engine.table());
         NdHook {
             engine,
             lcore: NdLcore::default(),
             sa_flags: SaFlagsCache([(u32::MAX, u64::MAX, SaMatch::default()); 64]),
             age_cursor: 0,
+            age_slice,
+            next_age_ns: 0,
             rules: BTreeMap::new(),
             slot,
             next_publish_ns: 0,
@@ -95,12 +109,16 @@ impl NdHook {
         &self.lcore
     }
 
-    /// Ages the next slice of the flow table and, every PUBLISH_NS, publishes this lcore's
-    /// counters; call once per round of bursts.
+    /// Every AGE_NS, ages the next slice of the flow table; every PUBLISH_NS, publishes this
+    /// lcore's counters. Call once per round of bursts.
     pub fn age_step(&mut self, now_ns: u64) {
+        if now_ns < self.next_age_ns {
+            return;
+        }
+        self.next_age_ns = now_ns + AGE_NS;
         let table = self.engine.table();
-        table.age(tick(now_ns), self.age_cursor, AGE_BUCKETS_PER_ROUND);
-        self.age_cursor = (self.age_cursor + AGE_BUCKETS_PER_ROUND) % table.buckets();
+        table.age(tick(now_ns), self.age_cursor, self.age_slice);
+        self.age_cursor = (self.age_cursor + self.age_slice) % table.buckets();
         if now_ns >= self.next_publish_ns && publish(&self.slot, &self.lcore.stats, &self.rules) {
             self.next_publish_ns = now_ns + PUBLISH_NS;
         }

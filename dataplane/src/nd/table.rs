@@ -435,4 +435,9 @@ impl FlowTable {
     pub fn buckets(&self) -> usize {
         self.buckets.len()
     }
+
+    /// Ticks without a packet after which [`FlowTable::age`] removes an entry that is not Secure.
+    pub fn idle_timeout(&self) -> u32 {
+        self.idle_timeout
+    }
 }
