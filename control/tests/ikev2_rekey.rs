@@ -397,3 +397,39 @@ fn invalid_spi_is_reported_to_the_peer_rate_limited() {
     // The SAs are untouched.
     assert_agree(&mut pair);
 }
+
+#[test]
+fn reauthentication_replaces_the_ike_sa_make_before_break() {
+    for nat in [false, true] {
+        let mut pair = Pair::default_pair();
+        pair.nat = nat;
+        pair.initiate();
+        pair.run(3, false);
+        pair.assert_established();
+        let old = only_ike_sa(&pair.a);
+        let old_child = old.children[0].clone();
+        let new_spi = pair.a.reauthenticate(pair.now, our_spi(&old)).unwrap();
+        pair.run(5, false);
+        let ((a, ac), _) = assert_agree(&mut pair);
+        assert_eq!(our_spi(&a), new_spi, "nat {nat}");
+        assert_ne!((a.spi_i, a.spi_r), (old.spi_i, old.spi_r));
+        assert_ne!(ac.inbound_spi, old_child.inbound_spi);
+        // The new child SA came up before the old one went (make before break).
+        let position = |pred: &dyn Fn(&Event) -> bool| pair.a_events.iter().position(pred);
+        let new_up = position(
+            &|e| matches!(e, Event::ChildSaEstablished(c) if c.inbound_spi == ac.inbound_spi),
+        );
+        let old_gone = position(
+            &|e| matches!(e, Event::ChildSaDeleted { inbound_spi, .. } if *inbound_spi == old_child.inbound_spi),
+        );
+        assert!(new_up.unwrap() < old_gone.unwrap(), "nat {nat}");
+        assert!(child_deleted(&pair.b_events, old_child.outbound_spi));
+        assert_eq!(
+            count(&pair.a_events, |e| matches!(
+                e,
+                Event::IkeSaEstablished { .. }
+            )),
+            2
+        );
+    }
+}

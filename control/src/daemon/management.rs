@@ -1,7 +1,7 @@
 //! The management socket: one command per connection, one JSON answer.
 //! Commands: `list`, `stats`, `initiate <peer>`, `liveness <ike spi hex>`, `terminate <ike spi hex>`,
 //! `terminate-child <ike spi hex> <inbound spi hex>`, `rekey-child <ike spi hex> <inbound spi hex>`,
-//! `rekey-ike <ike spi hex>`. An IKE SA is named by our SPI (SPIi if we initiated it, else SPIr).
+//! `rekey-ike <ike spi hex>`, `reauth <ike spi hex>`. An IKE SA is named by our SPI (SPIi if we initiated it, else SPIr).
 use super::Daemon;
 use crate::ikev2::Engine;
 use mio::net::UnixListener;
@@ -61,6 +61,16 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 Err(format!("no established IKE SA {spi:016x} that is not being replaced"))
             }
         }),
+        Some("reauth") => hex_u64(words.next()).and_then(|spi| {
+            daemon
+                .shards
+                .call(daemon.shards.of_spi(spi), move |e| {
+                    e.reauthenticate(Instant::now(), spi)
+                        .map_err(|e| format!("IKE SA {spi:016x}: {e}"))
+                })
+                .unwrap_or_else(|| Err("the engine did not answer".into()))
+                .map(|new| json!({ "reauth": format!("{spi:016x}"), "ike_spi": format!("{new:016x}") }))
+        }),
         Some("terminate") => hex_u64(words.next()).and_then(|spi| {
             if on_sa(daemon, spi, move |e| e.terminate(Instant::now(), spi)) {
                 Ok(json!({ "terminating": format!("{spi:016x}") }))
@@ -88,7 +98,7 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
             }
         }),
         other => Err(format!(
-            "unknown command {other:?}; try list, stats, initiate, liveness, terminate, terminate-child, rekey-child, rekey-ike"
+            "unknown command {other:?}; try list, stats, initiate, liveness, terminate, terminate-child, rekey-child, rekey-ike, reauth"
         )),
     };
     result.unwrap_or_else(|error| json!({ "error": error }))

@@ -437,6 +437,23 @@ impl Engine {
         self.queue_request(now, spi, Request::RekeyIke)
     }
 
+    /// Reauthenticates the peer (RFC 7296 2.8.3): a new IKE SA with IKE_SA_INIT and IKE_AUTH
+    /// between the same endpoints, its child SA made from the configuration; the old IKE SA and
+    /// its children are deleted once the new one is up. Returns the new IKE SA's SPI.
+    pub fn reauthenticate(&mut self, now: Instant, spi: u64) -> Result<u64, Failure> {
+        let (peer, local, remote) = self
+            .sas
+            .get(&spi)
+            .filter(|sa| matches!(sa.phase, Phase::Established) && sa.rekey.successor.is_none())
+            .map(|sa| (self.config.peers[sa.peer].name.clone(), sa.local, sa.remote))
+            .ok_or(Failure::Missing("established IKE SA"))?;
+        let new = self.initiate(now, &peer, local, remote)?;
+        if let Some(sa) = self.sas.get_mut(&new) {
+            sa.rekey.reauth_of = Some(spi);
+        }
+        Ok(new)
+    }
+
     /// The dataplane got ESP from `peer` on an SPI it does not know: tell the peer in an
     /// INFORMATIONAL exchange if we have an IKE SA with it, at most once per
     /// `invalid_spi_interval` per peer (RFC 7296 2.21.4). Returns whether one was queued.
@@ -551,7 +568,13 @@ impl Engine {
                     sa.timers.set(Timer::Rekey, now + lifetime - early);
                     sa.rekey.lifetime_armed = true;
                 }
+                let replaced = matches!(sa.phase, Phase::Established)
+                    .then(|| sa.rekey.reauth_of.take())
+                    .flatten();
                 self.sas.insert(sa.our_spi, sa);
+                if let Some(old) = replaced {
+                    self.terminate(now, old);
+                }
             }
             Keep::Remove => {
                 // Inbound SPIs reserved for child SAs that will never exist.

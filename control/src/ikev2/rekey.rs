@@ -35,6 +35,9 @@ pub(crate) struct RekeyState {
     pub successor: Option<u64>,
     /// The lifetime timer was set once; it is not set again for this SA.
     pub lifetime_armed: bool,
+    /// Our SPI of the IKE SA this one reauthenticates, deleted once this one is up (RFC 7296
+    /// 2.8.3: make before break).
+    pub reauth_of: Option<u64>,
     /// Requests the peer refused with TEMPORARY_FAILURE, sent again on `Timer::Retry`.
     pub deferred: Vec<Request>,
 }
