@@ -156,20 +156,31 @@ impl NegotiationDiscovery {
 
     /// [MS-IKEE] 3.7.4.1 for one packet; emits the ACQUIRE it calls for.
     pub fn outbound(&self, lcore: &mut NdLcore, sink: &impl EventSink, pkt: &OutboundPacket, now: u32) -> OutboundVerdict {
-        match self.outbound_secure_cached(lcore, pkt) {
+        match self.outbound_secure_cached(lcore, &pkt.key, pkt.rule, pkt.sa) {
             Some(verdict) => verdict,
-            None => self.outbound_hashed(lcore, sink, pkt, &self.table.hash(&pkt.key), now),
+            None => self.outbound_uncached(lcore, sink, pkt, now),
         }
     }
 
-    /// The decision for a flow this lcore knows Secure, when it needs no flag update and no ACQUIRE.
-    fn outbound_secure_cached(&self, lcore: &mut NdLcore, pkt: &OutboundPacket) -> Option<OutboundVerdict> {
-        let flags = lcore.secure.get(&pkt.key).filter(|_| pkt.rule.nd_outbound)?;
-        let d = outbound(pkt.rule, pkt.sa, FlowView::Recorded(flags));
+    /// [`Self::outbound`] for a flow this lcore knows Secure, when that needs no flag update and
+    /// no ACQUIRE; `None` otherwise (then [`Self::outbound_uncached`]). The rule and SA flags come
+    /// by value: a caller that has just built them should not store them to read them back (a
+    /// wider load of bytes just stored stalls on store forwarding).
+    #[inline]
+    pub fn outbound_secure_cached(&self, lcore: &mut NdLcore, key: &FlowKey, rule: PolicyFlags, sa: Option<SaMatch>) -> Option<OutboundVerdict> {
+        let flags = lcore.secure.get(key).filter(|_| rule.nd_outbound)?;
+        let d = outbound(rule, sa, FlowView::Recorded(flags));
         (flags.contains(d.set) && d.acquire == Acquire::None).then(|| {
             lcore.stats.outbound[d.branch.index()] += 1;
             d.verdict
         })
+    }
+
+    /// [`Self::outbound`] through the shared table. Out of line: the pipeline inlines the cached
+    /// path around it.
+    #[inline(never)]
+    pub fn outbound_uncached(&self, lcore: &mut NdLcore, sink: &impl EventSink, pkt: &OutboundPacket, now: u32) -> OutboundVerdict {
+        self.outbound_hashed(lcore, sink, pkt, &self.table.hash(&pkt.key), now)
     }
 
     /// [`Self::outbound`] over a burst: hashes and starts every packet's table loads first.
@@ -178,7 +189,7 @@ impl NegotiationDiscovery {
             let mut hashes = [FlowHash::default(); BURST];
             self.warm(chunk.iter().map(|p| (p.rule.nd_outbound, &p.key)), &mut hashes);
             for ((p, h), v) in chunk.iter().zip(&hashes).zip(out) {
-                *v = match self.outbound_secure_cached(lcore, p) {
+                *v = match self.outbound_secure_cached(lcore, &p.key, p.rule, p.sa) {
                     Some(verdict) => verdict,
                     None => self.outbound_hashed(lcore, sink, p, h, now),
                 };
@@ -198,8 +209,6 @@ impl NegotiationDiscovery {
         std::hint::black_box(loaded);
     }
 
-    // Kept out of line: the pipeline inlines the cached Secure path around it.
-    #[inline(never)]
     fn outbound_hashed(&self, lcore: &mut NdLcore, sink: &impl EventSink, pkt: &OutboundPacket, h: &FlowHash, now: u32) -> OutboundVerdict {
         if !pkt.rule.nd_outbound {
             let d = outbound(pkt.rule, pkt.sa, FlowView::Unrecorded);

@@ -43,7 +43,7 @@ fn icmp_exchange_type(proto: u8, ty: u8) -> u8 {
 
 /// A connection entry. Addresses are stored IPv4-mapped, so IPv4 and IPv6 entries share a layout;
 /// the last word holds ports (or ICMP type and code), protocol and the entry kind, and is never 0.
-#[derive(Debug, Clone, Copy, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Eq)]
 pub struct FlowKey {
     pub(crate) words: [u64; KEY_WORDS],
 }
@@ -53,6 +53,12 @@ impl PartialEq for FlowKey {
     #[inline]
     fn eq(&self, other: &FlowKey) -> bool {
         self.words.iter().zip(&other.words).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
     }
 }
 

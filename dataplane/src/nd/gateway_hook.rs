@@ -128,8 +128,11 @@ impl NdHook {
     /// `rule_bits`; `sa` is the rule's outbound SA, if installed. ACQUIREs go to the event ring.
     pub fn outbound(&mut self, reader: &Reader, policy_id: u32, rule_bits: u8, flow: &Flow, sa: Option<SaHandle>, now_ns: u64) -> OutboundVerdict {
         let sa = sa.and_then(|h| self.sa_flags.get(reader, h));
-        let pkt = OutboundPacket { key: FlowKey::of_flow(Direction::Out, flow), policy_id, rule: policy_flags(rule_bits), sa };
-        let verdict = self.engine.outbound(&mut self.lcore, reader, &pkt, tick(now_ns));
+        let (key, rule) = (FlowKey::of_flow(Direction::Out, flow), policy_flags(rule_bits));
+        let verdict = match self.engine.outbound_secure_cached(&mut self.lcore, &key, rule, sa) {
+            Some(verdict) => verdict,
+            None => self.engine.outbound_uncached(&mut self.lcore, reader, &OutboundPacket { key, policy_id, rule, sa }, tick(now_ns)),
+        };
         match verdict {
             OutboundVerdict::SendClear => self.rule(policy_id).cleartext_sent += 1,
             OutboundVerdict::Hold => self.rule(policy_id).held += 1,
