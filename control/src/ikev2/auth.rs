@@ -205,9 +205,13 @@ pub fn peer_proves(
         proof.peer_sk_p,
         &proof.id.to_body(),
     );
-    credentials.authenticate_peer(&proof.certs, proof.id, unix_now, |cert| {
-        Ok(signature::verify(cert.public_key(), proof.auth, &octets)?)
-    })?;
+    certificate::authenticate_peer(
+        &credentials.trust_anchors,
+        &proof.certs,
+        proof.id,
+        unix_now,
+        |cert| Ok(signature::verify(cert.public_key(), proof.auth, &octets)?),
+    )?;
     Ok(())
 }
 

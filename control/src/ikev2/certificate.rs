@@ -60,7 +60,7 @@ pub struct PubkeyAuth {
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err("trailing bytes".into()),
         Err(e) => Err(e.to_string()),
     }
@@ -182,39 +182,35 @@ impl PubkeyAuth {
             })
             .collect()
     }
+}
 
-    /// Authenticates the peer: its first X.509 certificate chains to one of our trust anchors
-    /// (through the other certificates it sent), every certificate on the way is valid at
-    /// `unix_now`, `id` is in the end-entity certificate, and `check_signature` accepts its key.
-    pub fn authenticate_peer(
-        &self,
-        certs: &[&Cert],
-        id: &Identification,
-        unix_now: i64,
-        check_signature: impl FnOnce(&X509Certificate<'_>) -> Result<(), CertError>,
-    ) -> Result<(), CertError> {
-        let x509: Vec<&[u8]> = certs
-            .iter()
-            .filter(|c| c.encoding == CertEncoding::X509Signature)
-            .map(|c| c.data.as_slice())
-            .collect();
-        let (end_entity, others) = x509.split_first().ok_or(CertError::NoCertificate)?;
-        let end_entity = parse(end_entity).map_err(|_| CertError::Malformed)?;
-        let others: Vec<X509Certificate<'_>> =
-            others.iter().filter_map(|d| parse(d).ok()).collect();
-        let anchors: Vec<X509Certificate<'_>> = self
-            .trust_anchors
-            .iter()
-            .filter_map(|d| parse(d).ok())
-            .collect();
-        validate_chain(&end_entity, &others, &anchors, unix_now)?;
-        if !id_in_certificate(id, &end_entity) {
-            return Err(CertError::IdMismatch {
-                subject: end_entity.subject().to_string(),
-            });
-        }
-        check_signature(&end_entity)
+/// Authenticates the peer: its first X.509 certificate chains to one of `trust_anchors`
+/// (through the other certificates it sent), every certificate on the way is valid at
+/// `unix_now`, `id` is in the end-entity certificate, and `check_signature` accepts its key.
+pub fn authenticate_peer(
+    trust_anchors: &[Vec<u8>],
+    certs: &[&Cert],
+    id: &Identification,
+    unix_now: i64,
+    check_signature: impl FnOnce(&X509Certificate<'_>) -> Result<(), CertError>,
+) -> Result<(), CertError> {
+    let x509: Vec<&[u8]> = certs
+        .iter()
+        .filter(|c| c.encoding == CertEncoding::X509Signature)
+        .map(|c| c.data.as_slice())
+        .collect();
+    let (end_entity, others) = x509.split_first().ok_or(CertError::NoCertificate)?;
+    let end_entity = parse(end_entity).map_err(|_| CertError::Malformed)?;
+    let others: Vec<X509Certificate<'_>> = others.iter().filter_map(|d| parse(d).ok()).collect();
+    let anchors: Vec<X509Certificate<'_>> =
+        trust_anchors.iter().filter_map(|d| parse(d).ok()).collect();
+    validate_chain(&end_entity, &others, &anchors, unix_now)?;
+    if !id_in_certificate(id, &end_entity) {
+        return Err(CertError::IdMismatch {
+            subject: end_entity.subject().to_string(),
+        });
     }
+    check_signature(&end_entity)
 }
 
 fn valid_at(cert: &X509Certificate<'_>, unix_now: i64) -> Result<(), CertError> {

@@ -1,7 +1,8 @@
 //! The IKEv2 protocol engine (RFC 7296), sans-IO.
 //!
 //! Implemented: IKE_SA_INIT (COOKIE, INVALID_KE_PAYLOAD retry, NAT detection and the float to
-//! port 4500), IKE_AUTH with pre-shared keys and the first child SA (traffic selector narrowing),
+//! port 4500), IKE_AUTH with pre-shared keys or X.509 certificates (RSA, ECDSA, RFC 7427
+//! signatures) and the first child SA (traffic selector narrowing), RFC 7383 fragmentation,
 //! INFORMATIONAL (delete of IKE and child SAs, liveness checks), retransmission with exponential
 //! backoff and a message ID window of one; from [MS-IKEE], IKE SA correlation (3.10), the
 //! INTERNAL_IP4/6_SERVER configuration attributes (3.11) and recognition of Windows vendor IDs
