@@ -1,7 +1,8 @@
 //! Interoperability with strongSwan 5.9 (Debian's charon with kernel-libipsec, which forces NAT-T):
 //! charon in one network namespace, our daemon (`iked`) in another, a veth between them
 //! (198.18.0.0/15 only). Our daemon as initiator and as responder, pre-shared keys, AES-GCM and
-//! AES-CBC/SHA-256 child SAs; in each case child SA and IKE SA rekeys started by each side,
+//! AES-CBC/SHA-256 child SAs; in each case child SA and IKE SA rekeys and reauthentication
+//! started by each side,
 //! liveness checks both ways, a child SA deleted by one side and the IKE SA by the other. Asserts
 //! that SPIs agree with charon's `swanctl --list-sas`, that the child keys equal those charon logs
 //! at level 4, that a rekeyed IKE SA answers liveness checks (its keys agree), and that the child
@@ -382,6 +383,10 @@ fn run_case(case: Case) {
         rekey_ike(&lab, we_rekey);
     }
     rekey_child(&lab, &region, case.we_initiate);
+    // Reauthentication from either side: a new IKE SA and child SA replace the old ones.
+    for we_reauth in [case.we_initiate, !case.we_initiate] {
+        reauthenticate(&lab, &region, we_reauth);
+    }
 
     // Delete the child SA from one side and the IKE SA from the other.
     let list = lab.ctl("list");
@@ -462,6 +467,56 @@ fn rekey_child(lab: &Lab, region: &Region, we_rekey: bool) {
             && charon_sas.contains(&format!("out {new_in}")),
         "{charon_sas}"
     );
+    let mut found: Vec<u32> = inspect::list_sas(region)
+        .iter()
+        .filter_map(|s| s.config.as_ref().map(|c| c.spi))
+        .collect();
+    let mut expected = vec![
+        u32::from_str_radix(new_in, 16).unwrap(),
+        u32::from_str_radix(new_out, 16).unwrap(),
+    ];
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected, "only the new pair is in the region");
+}
+
+/// Reauthenticates from our side (`reauth`) or charon's (`swanctl --rekey --reauth`): both ends
+/// then hold one new IKE SA with one new child SA, which the region holds, and nothing else.
+fn reauthenticate(lab: &Lab, region: &Region, we_reauth: bool) {
+    let list = lab.ctl("list");
+    let old_spi_i = list[0]["spi_i"].as_str().unwrap().to_string();
+    let old_child = list[0]["children"][0]["inbound_spi"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if we_reauth {
+        let answer = lab.ctl(&format!("reauth {}", our_spi(&list[0])));
+        assert!(answer.get("error").is_none(), "{answer}");
+    } else {
+        lab.swanctl("--rekey --ike ours --reauth");
+    }
+    lab.wait_for("the reauthenticated IKE SA with its child SA", || {
+        let list = lab.ctl("list");
+        list.as_array().is_some_and(|sas| sas.len() == 1)
+            && list[0]["spi_i"].as_str() != Some(old_spi_i.as_str())
+            && list[0]["children"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1 && c[0]["inbound_spi"] != old_child.as_str())
+    });
+    let list = lab.ctl("list");
+    let sa = &list[0];
+    let child = &sa["children"][0];
+    let (new_in, new_out) = (
+        child["inbound_spi"].as_str().unwrap(),
+        child["outbound_spi"].as_str().unwrap(),
+    );
+    lab.wait_for("charon to hold only the new IKE SA", || {
+        let charon = lab.swanctl("--list-sas");
+        charon.contains(sa["spi_i"].as_str().unwrap())
+            && !charon.contains(&old_spi_i)
+            && charon.contains(&format!("in  {new_out}"))
+            && charon.contains(&format!("out {new_in}"))
+    });
     let mut found: Vec<u32> = inspect::list_sas(region)
         .iter()
         .filter_map(|s| s.config.as_ref().map(|c| c.spi))
