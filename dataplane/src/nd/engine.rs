@@ -260,7 +260,21 @@ impl NegotiationDiscovery {
 
     /// [MS-IKEE] 3.7.4.2 for one packet.
     pub fn inbound(&self, lcore: &mut NdLcore, pkt: &InboundPacket, now: u32) -> InboundVerdict {
-        self.inbound_hashed(lcore, pkt, &self.table.hash(&pkt.key), now)
+        match self.inbound_secure_cached(lcore, pkt) {
+            Some(verdict) => verdict,
+            None => self.inbound_hashed(lcore, pkt, &self.table.hash(&pkt.key), now),
+        }
+    }
+
+    /// The decision for a flow this lcore knows Secure, when it needs no flag update (a packet
+    /// that arrived in ESP, or cleartext to discard).
+    fn inbound_secure_cached(&self, lcore: &mut NdLcore, pkt: &InboundPacket) -> Option<InboundVerdict> {
+        let flags = lcore.secure.get(&pkt.key)?;
+        let d = inbound(pkt.arrival, pkt.rule, pkt.sa_guaranteed_encryption, InboundFlow::Existing(flags));
+        flags.contains(d.set).then(|| {
+            lcore.stats.inbound[d.branch.index()] += 1;
+            d.verdict
+        })
     }
 
     /// [`Self::inbound`] over a burst: hashes and starts every packet's table loads first.
@@ -269,7 +283,10 @@ impl NegotiationDiscovery {
             let mut hashes = [FlowHash::default(); BURST];
             self.warm(chunk.iter().map(|p| (true, &p.key)), &mut hashes);
             for ((p, h), v) in chunk.iter().zip(&hashes).zip(out) {
-                *v = self.inbound_hashed(lcore, p, h, now);
+                *v = match self.inbound_secure_cached(lcore, p) {
+                    Some(verdict) => verdict,
+                    None => self.inbound_hashed(lcore, p, h, now),
+                };
             }
         }
     }
@@ -277,11 +294,15 @@ impl NegotiationDiscovery {
     fn inbound_hashed(&self, lcore: &mut NdLcore, pkt: &InboundPacket, h: &FlowHash, now: u32) -> InboundVerdict {
         let mut entry = self.table.lookup_hashed(&pkt.key, h, now);
         let mut view = entry.map_or(InboundFlow::New, |r| InboundFlow::Existing(r.flags));
-        let d = loop {
+        // The decision, and the flags the flow is known to have after it (if recorded).
+        let (d, known) = loop {
             let d = inbound(pkt.arrival, pkt.rule, pkt.sa_guaranteed_encryption, view);
             // Only an accepted packet creates an entry: discarded packets must not fill the table.
             if d.verdict == InboundVerdict::Discard || (entry.is_some() && d.set == FlowFlags::NONE) {
-                break d;
+                break (d, entry.and(match view {
+                    InboundFlow::Existing(f) => Some(f),
+                    _ => None,
+                }));
             }
             if entry.is_none() && view != InboundFlow::Unrecorded {
                 match self.table.lookup_or_insert_hashed(&pkt.key, h, now) {
@@ -304,16 +325,18 @@ impl NegotiationDiscovery {
             };
             match self.set(&pkt.key, entry, current, d.set, now) {
                 Ok(before) if before != current && view != InboundFlow::New => view = InboundFlow::Existing(before),
-                Ok(_) => break d,
+                Ok(before) => break (d, Some(before | d.set)),
                 Err(TableFull) if view != InboundFlow::Unrecorded => {
                     view = InboundFlow::Unrecorded;
                     entry = None;
                 }
-                Err(TableFull) => break d,
+                Err(TableFull) => break (d, None),
             }
         };
-        if view == InboundFlow::Unrecorded {
-            lcore.stats.unrecorded += 1;
+        match known {
+            Some(flags) => lcore.secure.put(&pkt.key, flags),
+            None if view == InboundFlow::Unrecorded => lcore.stats.unrecorded += 1,
+            None => {}
         }
         lcore.stats.inbound[d.branch.index()] += 1;
         d.verdict
