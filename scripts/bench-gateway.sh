@@ -9,7 +9,8 @@
 # ("one"). Sizes are cleartext Ethernet frames without FCS; Gbit/s counts those bytes. The rate is
 # the output port's opackets read through the EAL telemetry socket, median of SAMPLES one-second
 # rates after WARMUP seconds, as in scripts/bench-io-baseline.sh, which this script then runs for
-# the references measured in the same run (testpmd io, ipsec-secgw AES-256-GCM encrypt, one core).
+# the references measured in the same run, before and after the gateway cells (testpmd io,
+# ipsec-secgw AES-256-GCM encrypt, one core).
 # Decryption runs with the anti-replay check off (replay_window = 0): the pcap repeats itself.
 # Exception interfaces (net_tap) live in a namespace this script creates and deletes.
 #
@@ -131,6 +132,17 @@ avg_bytes() { # size
   if [ "$1" = imix ]; then echo "347.33"; else echo "$1"; fi
 }
 
+# The references (testpmd io, ipsec-secgw) on the same sizes. They run before and after the
+# gateway cells: on a shared machine the load drifts, and the two runs show by how much.
+references() {
+  SIZES="$(printf '%s ' "${SIZES[@]}" | sed 's/imix//')" WARMUP=$WARMUP SAMPLES=$SAMPLES ./scripts/bench-io-baseline.sh
+}
+if [ "$BASELINE" = 1 ]; then
+  echo "references in the same run, before the gateway cells (scripts/bench-io-baseline.sh):"
+  references
+  echo
+fi
+
 echo "gateway pipeline, net_pcap -> gateway -> net_null, median of $SAMPLES one-second samples after ${WARMUP}s"
 printf '| direction | suite | SAs | frame (B) | cores | Mpps | Gbit/s | Mpps per core |\n|---|---|---|---|---|---|---|---|\n'
 for dir in "${DIRS[@]}"; do
@@ -151,6 +163,6 @@ done
 
 if [ "$BASELINE" = 1 ]; then
   echo
-  echo "references in the same run (scripts/bench-io-baseline.sh):"
-  SIZES="$(printf '%s ' "${SIZES[@]}" | sed 's/imix//')" WARMUP=$WARMUP SAMPLES=$SAMPLES ./scripts/bench-io-baseline.sh
+  echo "references in the same run, after the gateway cells (scripts/bench-io-baseline.sh):"
+  references
 fi
