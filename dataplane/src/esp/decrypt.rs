@@ -56,6 +56,8 @@ pub struct Decapsulated {
     /// The full (ESN-inferred) sequence number.
     pub seq: u64,
     pub next_header: u8,
+    /// The inner packet's flow, as checked against the SA's selectors.
+    pub flow: Flow,
 }
 
 fn outer_error(e: WireError) -> DropReason {
@@ -147,7 +149,7 @@ pub fn decapsulate<B: PacketBuf>(sa: &InboundSa, loc: &EspLocation, pkt: &mut B)
     if !flow.inbound_allowed(&sa.ts_local, &sa.ts_remote) {
         return Err(DropReason::SelectorMismatch);
     }
-    Ok(Decapsulated { seq, next_header })
+    Ok(Decapsulated { seq, next_header, flow })
 }
 
 /// Tunnel mode: the payload is an IP packet of the family the next header names.

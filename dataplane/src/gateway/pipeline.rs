@@ -361,9 +361,9 @@ impl Pipeline {
         runtime.raise_replay_top(decapsulated.seq);
         self.count_sa(h, len);
         bump(&self.counters.decrypted, 1);
-        let flow = flow_of(pkt.data())?;
+        let flow = &decapsulated.flow;
         if let Some(nd) = &mut self.nd {
-            nd.inbound_protected(&self.reader, h, &flow, self.now_ns);
+            nd.inbound_protected(&self.reader, h, flow, self.now_ns);
         }
         match self.local_side(&flow.dst, None) {
             Some(side) => self.frame_for_host(side, src_mac, ethertype_of(pkt.data()), pkt),
