@@ -10,7 +10,7 @@
 # the output port's opackets read through the EAL telemetry socket, median of SAMPLES one-second
 # rates after WARMUP seconds, as in scripts/bench-io-baseline.sh, which this script then runs for
 # the references measured in the same run, before and after the gateway cells (testpmd io,
-# ipsec-secgw AES-256-GCM encrypt, one core).
+# ipsec-secgw AES-256-GCM encrypt and decrypt, one core).
 # Decryption runs with the anti-replay check off (replay_window = 0): the pcap repeats itself.
 # Exception interfaces (net_tap) live in a namespace this script creates and deletes.
 #

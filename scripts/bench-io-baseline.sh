@@ -2,10 +2,13 @@
 # I/O and ipsec-secgw baselines for the gateway benchmark (BENCHMARKS.md, "I/O and ipsec-secgw
 # baselines"). One process, one forwarding core, no NIC and no hugepages:
 #   net_pcap (rx_pcap=FILE,infinite_rx=1: a Scapy-made pcap replayed from memory)
-#     -> forwarder (dpdk-testpmd io forwarding, or DPDK's ipsec-secgw encrypting AES-256-GCM
-#        with the crypto_aesni_gcm PMD) -> net_null (no-rx=1)
-# The rate is read from port 1's opackets through the EAL telemetry socket, once a second in
-# steady state; the median of SAMPLES one-second rates is printed, in Mpps.
+#     -> forwarder (dpdk-testpmd io forwarding, or DPDK's ipsec-secgw encrypting or decrypting
+#        AES-256-GCM with the crypto_aesni_gcm PMD) -> net_null (no-rx=1)
+# The rate is read from the output port's opackets through the EAL telemetry socket, once a
+# second in steady state; the median of SAMPLES one-second rates is printed, in Mpps. Decryption
+# replays Scapy-made ESP frames (one SA, anti-replay off as in ipsec-secgw's default, since the
+# pcap repeats itself) whose cleartext frames have the size of the row, as the gateway benchmark
+# counts them.
 #
 # ipsec-secgw is built at run time in a temporary directory from Debian's dpdk-doc copy
 # (/usr/share/dpdk/examples/ipsec-secgw), patched to request RX checksum offload only where the
@@ -38,12 +41,14 @@ trap cleanup EXIT
 command -v dpdk-testpmd >/dev/null || { echo "dpdk-testpmd missing: run scripts/setup.sh" >&2; exit 1; }
 [ -d "$SECGW_SRC" ] || { echo "$SECGW_SRC missing: run scripts/setup.sh (dpdk-doc)" >&2; exit 1; }
 
-# 64 UDP/IPv4 frames per size (length without FCS), 64 flows, dst 198.19.0.1.
+# 64 UDP/IPv4 frames per size (length without FCS), 64 flows, dst 198.19.0.1; and 64 ESP frames
+# per size for decryption.
 make_pcaps() {
-  "$PY" - "$WORK" "${SIZES[@]}" <<'PYEOF'
+  "$PY" - "$WORK" "$SECGW_KEY" "${SIZES[@]}" <<'PYEOF'
 import sys
 from scapy.all import Ether, IP, UDP, Raw, wrpcap
-work, sizes = sys.argv[1], [int(s) for s in sys.argv[2:]]
+from scapy.layers.ipsec import ESP, SecurityAssociation
+work, key, sizes = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), [int(s) for s in sys.argv[3:]]
 for size in sizes:
     frames = []
     for i in range(64):
@@ -54,6 +59,15 @@ for size in sizes:
         assert len(p) == size
         frames.append(p)
     wrpcap("%s/udp%d.pcap" % (work, size), frames)
+    # The inbound SA 105 of secgw.cfg: ESP from 198.18.1.2 to the tunnel, inner to 198.18.2.0/24.
+    sa = SecurityAssociation(ESP, spi=105, crypt_algo="AES-GCM", crypt_key=key,
+                             tunnel_header=IP(src="198.18.1.2", dst="198.18.1.1"))
+    esp = []
+    for i in range(64):
+        inner = IP(src="198.19.0.1", dst="198.18.2.%d" % (1 + i)) / UDP(sport=4096, dport=1024 + i)
+        inner = inner / Raw(b"\x00" * (size - 14 - len(inner)))
+        esp.append(Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01") / sa.encrypt(inner, seq_num=1 + i))
+    wrpcap("%s/esp-in%d.pcap" % (work, size), esp)
 PYEOF
 }
 
@@ -70,14 +84,15 @@ open(path, "w").write(src.replace(anchor, anchor + patch))
 PYEOF
   make -C "$WORK/secgw" -j2 >"$WORK/secgw-build.log" 2>&1 \
     || { tail -20 "$WORK/secgw-build.log" >&2; exit 1; }
-  # Port 0 (plain traffic in) is protected, port 1 unprotected: ipsec-secgw encrypts what
-  # enters a protected port. -u needs an inbound SA as well; no test traffic matches it.
+  # Port 0 (plain traffic) is protected, port 1 unprotected: ipsec-secgw encrypts what enters a
+  # protected port and decrypts what enters an unprotected one.
   cat >"$WORK/secgw.cfg" <<CFG
 sp ipv4 out esp protect 5 pri 1 dst 198.19.0.0/16 sport 0:65535 dport 0:65535
 sa out 5 aead_algo aes-256-gcm aead_key $SECGW_KEY mode ipv4-tunnel src 198.18.1.1 dst 198.18.1.2
 sp ipv4 in esp protect 105 pri 1 dst 198.18.2.0/24 sport 0:65535 dport 0:65535
 sa in 105 aead_algo aes-256-gcm aead_key $SECGW_KEY mode ipv4-tunnel src 198.18.1.2 dst 198.18.1.1
 rt ipv4 dst 198.18.1.2/32 port 1
+rt ipv4 dst 198.18.2.0/24 port 0
 CFG
 }
 
@@ -87,26 +102,26 @@ testpmd_cmd() { # pcap-vdev-args prefix
     -- --forward-mode=io --nb-cores=1 --auto-start --stats-period=1
 }
 
-secgw_cmd() { # pcap-vdev-args prefix [port-1-vdev]
-  echo "$WORK/secgw/build/ipsec-secgw" -l "$CPU" "${EAL_COMMON[@]}" --file-prefix="$2" \
-    --vdev="net_pcap0,$1" --vdev="${3:-net_null0,no-rx=1}" --vdev=crypto_aesni_gcm0 \
+secgw_cmd() { # port-0-vdev port-1-vdev prefix
+  echo "$WORK/secgw/build/ipsec-secgw" -l "$CPU" "${EAL_COMMON[@]}" --file-prefix="$3" \
+    --vdev="$1" --vdev="$2" --vdev=crypto_aesni_gcm0 \
     -- -p 0x3 -P -u 0x2 "--config=(0,0,$CPU),(1,0,$CPU)" -f "$WORK/secgw.cfg"
 }
 
 # Runs a command line (word-split; no argument contains spaces) in the background and prints
-# the median rate of port 1's TX.
-measure() { # prefix command...
-  local prefix=$1; shift
+# the median rate of port PORT's TX.
+measure() { # prefix port command...
+  local prefix=$1 port=$2; shift 2
   "$@" >"$WORK/$prefix.log" 2>&1 &
   APP_PID=$!
-  "$PY" "$SCRIPTS/telemetry-rate.py" "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$WARMUP" "$SAMPLES" "$APP_PID" 1 || { tail -20 "$WORK/$prefix.log" >&2; exit 1; }
+  "$PY" "$SCRIPTS/telemetry-rate.py" "/var/run/dpdk/$prefix/dpdk_telemetry.v2" "$WARMUP" "$SAMPLES" "$APP_PID" "$port" || { tail -20 "$WORK/$prefix.log" >&2; exit 1; }
   kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
 }
 
 # ipsec-secgw must really emit ESP: replay each pcap once into a pcap-writing port 1 and check.
 verify_secgw_output() { # size
   local out="$WORK/esp$1.pcap"
-  $(secgw_cmd "rx_pcap=$WORK/udp$1.pcap" "verify$1" "net_pcap1,tx_pcap=$out") >"$WORK/verify$1.log" 2>&1 &
+  $(secgw_cmd "net_pcap0,rx_pcap=$WORK/udp$1.pcap" "net_pcap1,tx_pcap=$out" "verify$1") >"$WORK/verify$1.log" 2>&1 &
   APP_PID=$!
   sleep 4; kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
   "$PY" - "$out" "$1" "$SECGW_KEY" <<'PYEOF'
@@ -128,13 +143,34 @@ print("  ESP check %d B: 64 frames, SPI 5, outer dst 198.18.1.2, %d B each, decr
 PYEOF
 }
 
+# ... and really decrypt: replay each ESP pcap once into port 1, port 0 writing a pcap, and check.
+verify_secgw_decryption() { # size
+  local out="$WORK/dec$1.pcap"
+  $(secgw_cmd "net_pcap0,tx_pcap=$out" "net_pcap1,rx_pcap=$WORK/esp-in$1.pcap" "verifydec$1") >"$WORK/verifydec$1.log" 2>&1 &
+  APP_PID=$!
+  sleep 4; kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
+  "$PY" - "$out" "$1" <<'PYEOF'
+import sys
+from scapy.all import rdpcap, IP, UDP
+frames = rdpcap(sys.argv[1])
+size = int(sys.argv[2])
+assert len(frames) == 64, "expected 64 cleartext frames, got %d" % len(frames)
+for i, f in enumerate(frames):
+    assert f[IP].src == "198.19.0.1" and f[IP].dst.startswith("198.18.2.") and f[UDP].sport == 4096, f.summary()
+    assert len(f) == size, len(f)
+print("  decryption check %d B: 64 cleartext frames of %d B to 198.18.2.0/24" % (size, size))
+PYEOF
+}
+
 make_pcaps
 build_secgw
 echo "one forwarding core (CPU $CPU), median of $SAMPLES one-second samples after ${WARMUP}s, Mpps"
-printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt |\n|---|---|---|\n'
+printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt |\n|---|---|---|---|\n'
 for size in "${SIZES[@]}"; do
-  io=$(measure "io$size" $(testpmd_cmd "rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" "io$size"))
-  esp=$(measure "esp$size" $(secgw_cmd "rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" "esp$size"))
-  printf '| %s | %s | %s |\n' "$size" "$io" "$esp"
+  io=$(measure "io$size" 1 $(testpmd_cmd "rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" "io$size"))
+  esp=$(measure "esp$size" 1 $(secgw_cmd "net_pcap0,rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" net_null0,no-rx=1 "esp$size"))
+  # Decryption: ESP into port 1 (unprotected), cleartext out of port 0.
+  dec=$(measure "dec$size" 0 $(secgw_cmd net_null0,no-rx=1 "net_pcap0,rx_pcap=$WORK/esp-in$size.pcap,infinite_rx=1" "dec$size"))
+  printf '| %s | %s | %s | %s |\n' "$size" "$io" "$esp" "$dec"
 done
-for size in "${SIZES[@]}"; do verify_secgw_output "$size"; done
+for size in "${SIZES[@]}"; do verify_secgw_output "$size"; verify_secgw_decryption "$size"; done
