@@ -112,6 +112,18 @@ impl Neighbours {
     }
 }
 
+/// Entries of the per-lcore cache of recent neighbour answers.
+const RECENT: usize = 64;
+
+/// The cache entry for `ip`: its last byte, where hosts of one subnet differ.
+fn recent_index(ip: &IpAddr) -> usize {
+    let last = match ip {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    };
+    usize::from(last) % RECENT
+}
+
 /// An lcore's neighbour table: configured entries (which learning never overrides) plus its copy
 /// of the learned ones. The copy is hashed with FxHash, several times cheaper per packet than
 /// SipHash; its keys are next hops, which only on-link senders (ARP, neighbour discovery) add.
@@ -121,14 +133,15 @@ pub struct NeighbourCache {
     configured: HashMap<(Side, IpAddr), Mac>,
     entries: FxHashMap<(Side, IpAddr), Mac>,
     seen_version: u64,
-    /// The last answer: most packets of a burst go to the same next hop.
-    last: Cell<Option<((Side, IpAddr), Mac)>>,
+    /// Recent answers, direct-mapped by the address's low bits: a gateway forwards to a few
+    /// next hops, or (towards a connected subnet) to many hosts in a row, and both mostly hit.
+    recent: [Cell<Option<((Side, IpAddr), Mac)>>; RECENT],
 }
 
 impl NeighbourCache {
     pub fn new(shared: Arc<Neighbours>, configured: HashMap<(Side, IpAddr), Mac>) -> NeighbourCache {
         let entries = configured.iter().map(|(&k, &v)| (k, v)).collect();
-        NeighbourCache { shared, configured, entries, seen_version: 0, last: Cell::new(None) }
+        NeighbourCache { shared, configured, entries, seen_version: 0, recent: [const { Cell::new(None) }; RECENT] }
     }
 
     /// Picks up what other lcores learned (one atomic load when nothing changed).
@@ -140,18 +153,25 @@ impl NeighbourCache {
                 self.entries.entry((side, ip)).or_insert(mac);
             }
             self.seen_version = version;
-            self.last.set(None);
+            self.forget_recent();
         }
     }
 
     pub fn lookup(&self, side: Side, ip: IpAddr) -> Option<Mac> {
-        match self.last.get() {
+        let recent = &self.recent[recent_index(&ip)];
+        match recent.get() {
             Some((key, mac)) if key == (side, ip) => Some(mac),
             _ => {
                 let mac = self.entries.get(&(side, ip)).copied()?;
-                self.last.set(Some(((side, ip), mac)));
+                recent.set(Some(((side, ip), mac)));
                 Some(mac)
             }
+        }
+    }
+
+    fn forget_recent(&self) {
+        for r in &self.recent {
+            r.set(None);
         }
     }
 
@@ -162,7 +182,7 @@ impl NeighbourCache {
         }
         self.shared.learn(side, ip, mac);
         self.entries.insert((side, ip), mac);
-        self.last.set(None);
+        self.forget_recent();
     }
 }
 
