@@ -433,3 +433,38 @@ fn reauthentication_replaces_the_ike_sa_make_before_break() {
         );
     }
 }
+
+#[test]
+fn ms_ikee_correlated_sa_follows_its_rekeyed_original() {
+    let mut pair = Pair::default_pair();
+    let original = pair.initiate();
+    pair.run(3, false);
+    pair.assert_established();
+    let correlated = pair
+        .a
+        .initiate_correlated(pair.now, "to-b", addr(A_ADDR), addr(B_ADDR), original)
+        .unwrap();
+    pair.run(3, false);
+    assert_eq!((pair.a.ike_sas().len(), pair.b.ike_sas().len()), (2, 2));
+    // Rekeying the original (from B) keeps the correlated SA on both sides.
+    let b_original = pair
+        .b
+        .ike_sas()
+        .into_iter()
+        .find(|sa| sa.spi_i == original)
+        .unwrap();
+    assert!(pair.b.rekey_ike(pair.now, our_spi(&b_original)));
+    pair.run(5, false);
+    assert_eq!((pair.a.ike_sas().len(), pair.b.ike_sas().len()), (2, 2));
+    assert!(pair.a.ike_sas().iter().any(|sa| sa.spi_i == correlated));
+    // Deleting the new original still takes the correlated SA with it on both sides.
+    let new_original = pair
+        .a
+        .ike_sas()
+        .into_iter()
+        .find(|sa| sa.spi_i != correlated)
+        .unwrap();
+    assert!(pair.a.terminate(pair.now, our_spi(&new_original)));
+    pair.run(5, false);
+    assert!(pair.a.ike_sas().is_empty() && pair.b.ike_sas().is_empty());
+}

@@ -588,7 +588,8 @@ impl Engine {
                 if !sa.initiator {
                     self.by_initiator.retain(|_, ours| *ours != spi);
                 }
-                // [MS-IKEE] 3.10: the correlating IKE SAs go with the original.
+                // [MS-IKEE] 3.10: the correlating IKE SAs go with the original, unless the
+                // original was rekeyed: then they follow it to its successor (RFC 7296 2.18).
                 let correlated: Vec<u64> = self
                     .sas
                     .values()
@@ -597,9 +598,11 @@ impl Engine {
                     .collect();
                 for other in correlated {
                     if let Some(s) = self.sas.get_mut(&other) {
-                        s.correlated_with = None;
+                        s.correlated_with = sa.rekey.successor;
                     }
-                    self.terminate(now, other);
+                    if sa.rekey.successor.is_none() {
+                        self.terminate(now, other);
+                    }
                 }
             }
         }
