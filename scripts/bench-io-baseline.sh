@@ -164,13 +164,19 @@ PYEOF
 
 make_pcaps
 build_secgw
-echo "one forwarding core (CPU $CPU), median of $SAMPLES one-second samples after ${WARMUP}s, Mpps"
+echo "one forwarding core (CPU $CPU), median of $SAMPLES one-second samples after ${WARMUP}s:"
+echo "Mpps @ CPUs the process used meanwhile = Mpps per CPU used"
+# "Mpps @ CPUs used = Mpps per CPU": telemetry-rate.py prints the rate and the CPU used.
+cell() { # "mpps cpu"
+  local mpps=${1% *} cpu=${1#* }
+  printf '%s @ %s = %s' "$mpps" "$cpu" "$("$PY" -c "print('%.3f' % ($mpps / max($cpu, 0.01)))")"
+}
 printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt |\n|---|---|---|---|\n'
 for size in "${SIZES[@]}"; do
   io=$(measure "io$size" 1 $(testpmd_cmd "rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" "io$size"))
   esp=$(measure "esp$size" 1 $(secgw_cmd "net_pcap0,rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" net_null0,no-rx=1 "esp$size"))
   # Decryption: ESP into port 1 (unprotected), cleartext out of port 0.
   dec=$(measure "dec$size" 0 $(secgw_cmd net_null0,no-rx=1 "net_pcap0,rx_pcap=$WORK/esp-in$size.pcap,infinite_rx=1" "dec$size"))
-  printf '| %s | %s | %s | %s |\n' "$size" "$io" "$esp" "$dec"
+  printf '| %s | %s | %s | %s |\n' "$size" "$(cell "$io")" "$(cell "$esp")" "$(cell "$dec")"
 done
 for size in "${SIZES[@]}"; do verify_secgw_output "$size"; verify_secgw_decryption "$size"; done
