@@ -64,10 +64,11 @@ impl std::hash::Hash for FlowKey {
 
 pub(crate) const KEY_WORDS: usize = 5;
 
-fn addr_words(a: IpAddr) -> [u64; 2] {
+/// By reference: a copy of a just-parsed `IpAddr` stalls on store forwarding.
+fn addr_words(a: &IpAddr) -> [u64; 2] {
     let v6 = match a {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
+        IpAddr::V6(v6) => *v6,
     };
     let b = u128::from(v6);
     [(b >> 64) as u64, b as u64]
@@ -84,6 +85,11 @@ fn words_addr(hi: u64, lo: u64) -> IpAddr {
 impl FlowKey {
     /// The entry of a connection between `local` and `remote` (of one address family).
     pub fn new(local: IpAddr, remote: IpAddr, proto: u8, transport: Transport) -> FlowKey {
+        FlowKey::of_addresses(&local, &remote, proto, transport)
+    }
+
+    #[inline]
+    fn of_addresses(local: &IpAddr, remote: &IpAddr, proto: u8, transport: Transport) -> FlowKey {
         let (kind, a, b) = match transport {
             Transport::Ports { local, remote } => (KIND_PORTS, local, remote),
             Transport::Icmp { ty, code } => (KIND_ICMP, u16::from(icmp_exchange_type(proto, ty)), u16::from(code)),
@@ -96,10 +102,11 @@ impl FlowKey {
     }
 
     /// The entry of a packet travelling in `direction`, from the fields the SPD looks at.
+    #[inline]
     pub fn of_flow(direction: Direction, flow: &Flow) -> FlowKey {
         let (local, remote) = match direction {
-            Direction::Out => (flow.src, flow.dst),
-            Direction::In => (flow.dst, flow.src),
+            Direction::Out => (&flow.src, &flow.dst),
+            Direction::In => (&flow.dst, &flow.src),
         };
         let transport = match (flow.proto, flow.ports) {
             // `Flow` carries ICMP type and code as type * 256 + code in both fields.
@@ -110,7 +117,7 @@ impl FlowKey {
             },
             (_, None) => Transport::ProtocolOnly,
         };
-        FlowKey::new(local, remote, flow.proto, transport)
+        FlowKey::of_addresses(local, remote, flow.proto, transport)
     }
 
     pub fn local(&self) -> IpAddr {
