@@ -5,6 +5,7 @@
 pub mod config;
 pub mod counters;
 pub mod ether;
+pub mod event_limit;
 pub mod neighbour_solicitation;
 pub mod pipeline;
 pub mod provision;

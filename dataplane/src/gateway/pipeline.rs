@@ -24,6 +24,7 @@ use shared::sa::Direction;
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::neighbour_solicitation;
+use super::event_limit::UnknownSpiLimit;
 use super::round_traffic::RoundTraffic;
 use super::routing::{NeighbourCache, Neighbours, Net, Routes};
 use super::sa_cache::{PreparedSas, SaCache};
@@ -86,7 +87,8 @@ pub struct Shared {
     pub nd: Option<Arc<NegotiationDiscovery>>,
 }
 
-/// How often (per lcore and next hop) a missing neighbour is solicited, and an ACQUIRE repeated.
+/// How often (per lcore and next hop) a missing neighbour is solicited, an ACQUIRE repeated, and
+/// a packet for the same unknown SPI reported.
 const RETRY_NS: u64 = 200_000_000;
 
 /// One lcore's pipeline.
@@ -103,6 +105,7 @@ pub struct Pipeline {
     solicit: Vec<(Side, IpAddr)>,
     last_solicit: HashMap<(Side, IpAddr), u64>,
     last_acquire: HashMap<u32, u64>,
+    unknown_spi: UnknownSpiLimit,
     /// The addresses whose packets go to an exception interface, and which one.
     local: LocalAddresses,
     /// Packets and bytes per SA this round, added to the region at the round's end.
@@ -137,6 +140,7 @@ impl Pipeline {
             solicit: Vec::new(),
             last_solicit: HashMap::new(),
             last_acquire: HashMap::new(),
+            unknown_spi: UnknownSpiLimit::new(RETRY_NS),
             local,
             sa_traffic: RoundTraffic::default(),
             nd: shared.nd.clone().map(NdHook::new),
@@ -341,7 +345,10 @@ impl Pipeline {
         let h = match self.reader.lookup(loc.spi, &loc.dst.into()) {
             Ok(Some(h)) => h,
             Ok(None) => {
-                let _ = self.reader.emit(&Event::UnknownSpi { sa: SaKey { spi: loc.spi, dst: loc.dst }, src: loc.src });
+                // Rate-limited (event_limit); the drop itself is always counted.
+                if self.unknown_spi.allow(loc.spi, self.now_ns) {
+                    let _ = self.reader.emit(&Event::UnknownSpi { sa: SaKey { spi: loc.spi, dst: loc.dst }, src: loc.src });
+                }
                 return Err(crate::DropReason::UnknownSpi.into());
             }
             Err(_) => return Err(GatewayDrop::SaChanged.into()),
