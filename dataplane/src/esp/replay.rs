@@ -139,7 +139,11 @@ impl ReplayWindow {
                 }
             }
         }
-        self.top.fetch_max(seq, Ordering::AcqRel);
+        // Only a new highest number writes the shared line: a locked read-modify-write that
+        // changes nothing would still take the line from the other lcores receiving on the SA.
+        if seq > self.top.load(Ordering::Acquire) {
+            self.top.fetch_max(seq, Ordering::AcqRel);
+        }
         Ok(())
     }
 
