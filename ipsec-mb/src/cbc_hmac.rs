@@ -124,7 +124,7 @@ impl CbcHmacKey {
     /// decryption of `layout.cipher` in place.
     fn run(&self, src: *mut u8, len: usize, iv: Option<&[u8; AES_BLOCK]>, layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
         let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= len;
-        if !in_buf(&layout.cipher) || !in_buf(&layout.hash) || layout.cipher.len() % AES_BLOCK != 0 {
+        if !in_buf(&layout.cipher) || !in_buf(&layout.hash) || !layout.cipher.len().is_multiple_of(AES_BLOCK) {
             return Err(Error::Layout);
         }
         let mut tag = [0u8; MAX_DIGEST];

@@ -11,7 +11,16 @@ mod cbc_hmac;
 mod gcm;
 mod manager;
 
-#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all, missing_debug_implementations)]
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    missing_debug_implementations,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
+)]
 mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }

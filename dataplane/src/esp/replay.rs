@@ -59,7 +59,7 @@ impl ReplayWindow {
             let Some(block) = top_block.checked_sub(back) else { break };
             let seen = if back == 0 { u64::MAX >> (63 - top % BLOCK_BITS) } else { 0xffff_ffff };
             let first = block * BLOCK_BITS;
-            self.slots[self.slot_index(first)].store((first / BLOCK_BITS & 0xffff_ffff) << 32 | seen, Ordering::Release);
+            self.slots[self.slot_index(first)].store(((first / BLOCK_BITS) & 0xffff_ffff) << 32 | seen, Ordering::Release);
         }
         self.top.store(top, Ordering::Release);
     }

@@ -250,7 +250,7 @@ impl Transform {
                 icv_matches(&tag, received)
             }
             Kind::CbcHmac(c) => {
-                if (icv_at - payload_at) % AES_BLOCK != 0 {
+                if !(icv_at - payload_at).is_multiple_of(AES_BLOCK) {
                     return Err(OpenError::Truncated);
                 }
                 let iv: [u8; CBC_IV_LEN] = pkt[iv_at..payload_at].try_into().map_err(|_| OpenError::Truncated)?;

@@ -112,6 +112,9 @@ impl Neighbours {
     }
 }
 
+/// A neighbour answer: the next hop (side and address) and its link-layer address.
+type Answer = ((Side, IpAddr), Mac);
+
 /// Entries of the per-lcore cache of recent neighbour answers.
 const RECENT: usize = 64;
 
@@ -135,7 +138,7 @@ pub struct NeighbourCache {
     seen_version: u64,
     /// Recent answers, direct-mapped by the address's low bits: a gateway forwards to a few
     /// next hops, or (towards a connected subnet) to many hosts in a row, and both mostly hit.
-    recent: [Cell<Option<((Side, IpAddr), Mac)>>; RECENT],
+    recent: [Cell<Option<Answer>>; RECENT],
 }
 
 impl NeighbourCache {
