@@ -129,48 +129,51 @@ impl CbcHmacKey {
         }
         let mut tag = [0u8; MAX_DIGEST];
         manager::with_job_manager(|m| {
+            let raw = m.raw();
+            let (Some(next), Some(submit), Some(flush)) = (raw.get_next_job, raw.submit_job, raw.flush_job) else {
+                return Err(Error::NoManager);
+            };
             let mgr = m.raw_mut();
-            // SAFETY: `mgr` is this thread's initialised manager; its function pointers were set
-            // by its init function. The job it hands out is ours until submitted; every pointer
-            // stored in it (`src` with the ranges checked against `len` above, written only when
-            // the caller gave a mutable buffer and an IV, the IV, the keys, `tag`) outlives this
-            // closure, which does not return before the library has completed the job (one job
-            // in flight per thread: submit, then flush until it comes back).
-            unsafe {
-                let (Some(next), Some(submit), Some(flush)) = ((*mgr).get_next_job, (*mgr).submit_job, (*mgr).flush_job) else {
-                    return Err(Error::NoManager);
-                };
-                let job = &mut *next(mgr);
-                job.enc_keys = self.encrypt_keys.0.as_ptr().cast();
-                job.dec_keys = self.decrypt_keys.0.as_ptr().cast();
-                job.key_len_in_bytes = self.key_len as u64;
-                job.__bindgen_anon_1.src = src;
-                job.__bindgen_anon_2.dst = src.add(layout.cipher.start);
-                job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = layout.cipher.start as u64;
-                job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = layout.cipher.len() as u64;
-                job.hash_start_src_offset_in_bytes = layout.hash.start as u64;
-                job.__bindgen_anon_5.msg_len_to_hash_in_bytes = layout.hash.len() as u64;
-                job.iv = iv.map_or(std::ptr::null(), |iv| iv.as_ptr());
-                job.iv_len_in_bytes = AES_BLOCK as u64;
-                job.auth_tag_output = tag.as_mut_ptr();
-                job.auth_tag_output_len_in_bytes = self.tag_len as u64;
-                job.u.HMAC._hashed_auth_key_xor_ipad = self.inner.0.as_ptr();
-                job.u.HMAC._hashed_auth_key_xor_opad = self.outer.0.as_ptr();
-                job.cipher_mode = if iv.is_some() { sys::IMB_CIPHER_CBC } else { sys::IMB_CIPHER_NULL };
-                job.cipher_direction = sys::IMB_DIR_DECRYPT;
-                job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
-                job.hash_alg = match self.hmac {
-                    Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
-                    Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,
-                };
+            // SAFETY: `mgr` is this thread's initialised manager; the job it hands out is ours
+            // (and valid) until it is submitted.
+            let job = unsafe { &mut *next(mgr) };
+            job.enc_keys = self.encrypt_keys.0.as_ptr().cast();
+            job.dec_keys = self.decrypt_keys.0.as_ptr().cast();
+            job.key_len_in_bytes = self.key_len as u64;
+            job.__bindgen_anon_1.src = src;
+            job.__bindgen_anon_2.dst = src.wrapping_add(layout.cipher.start);
+            job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = layout.cipher.start as u64;
+            job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = layout.cipher.len() as u64;
+            job.hash_start_src_offset_in_bytes = layout.hash.start as u64;
+            job.__bindgen_anon_5.msg_len_to_hash_in_bytes = layout.hash.len() as u64;
+            job.iv = iv.map_or(std::ptr::null(), |iv| iv.as_ptr());
+            job.iv_len_in_bytes = AES_BLOCK as u64;
+            job.auth_tag_output = tag.as_mut_ptr();
+            job.auth_tag_output_len_in_bytes = self.tag_len as u64;
+            job.u.HMAC._hashed_auth_key_xor_ipad = self.inner.0.as_ptr();
+            job.u.HMAC._hashed_auth_key_xor_opad = self.outer.0.as_ptr();
+            job.cipher_mode = if iv.is_some() { sys::IMB_CIPHER_CBC } else { sys::IMB_CIPHER_NULL };
+            job.cipher_direction = sys::IMB_DIR_DECRYPT;
+            job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
+            job.hash_alg = match self.hmac {
+                Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
+                Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,
+            };
+            // SAFETY: every pointer in the job (`src` with the ranges checked against `len`
+            // above, written only when the caller gave a mutable buffer and an IV, the IV, the
+            // keys, `tag`) outlives this closure, which does not return before the library has
+            // completed the job: one job in flight per thread, submitted, then flushed until it
+            // comes back; the returned job is a valid job of this manager.
+            let status = unsafe {
                 let mut done = submit(mgr);
                 while done.is_null() {
                     done = flush(mgr);
                 }
-                match (*done).status {
-                    sys::IMB_STATUS_COMPLETED => Ok(()),
-                    status => Err(Error::Job(status)),
-                }
+                (*done).status
+            };
+            match status {
+                sys::IMB_STATUS_COMPLETED => Ok(()),
+                status => Err(Error::Job(status)),
             }
         })??;
         Ok(tag)
