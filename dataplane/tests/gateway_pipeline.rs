@@ -1,6 +1,8 @@
 //! The gateway pipeline without DPDK: frames in byte buffers through `Pipeline::from_port` and
 //! `from_host`, with SAs and rules loaded from a configuration into a real region.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
@@ -273,9 +275,9 @@ fn ipv6_next_hops_are_solicited_and_learned_from_the_advertisement() {
     let mut mem = vec![0u8; 256];
     let mut ns = SliceBuf::with_packet(&mut mem, 64, &[]).unwrap();
     assert!(p.solicitation(Side::Unprotected, wanted[0].1, &mut ns));
-    let advertisement = scapy(NS_CHECK, &to_hex(dataplane::PacketBuf::data(&ns)));
+    let advertisement = scapy(NS_CHECK, &common::hex(dataplane::PacketBuf::data(&ns)));
 
-    let (v, _) = run(p, Side::Unprotected, &unhex(&advertisement), false);
+    let (v, _) = run(p, Side::Unprotected, &common::unhex(&advertisement), false);
     assert_eq!(v, Verdict::Exception(Side::Unprotected), "the kernel sees neighbour discovery too");
     let (v, out) = run(p, Side::Protected, &frame, false);
     assert_eq!(v, Verdict::Transmit(Side::Unprotected));
@@ -284,12 +286,4 @@ fn ipv6_next_hops_are_solicited_and_learned_from_the_advertisement() {
     let mut mem = vec![0u8; 256];
     let mut none = SliceBuf::with_packet(&mut mem, 64, &[]).unwrap();
     assert!(!p.solicitation(Side::Protected, "198.18.1.9".parse().unwrap(), &mut none));
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
