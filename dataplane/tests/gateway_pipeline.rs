@@ -217,22 +217,6 @@ dst = "2001:db8:2::/48"
 action = "bypass"
 "#;
 
-/// Runs a Python script with Scapy: hex frames in, its answer (hex) out.
-fn scapy(script: &str, input: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (scripts/setup.sh installs python3-scapy)");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "scapy: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 const NS_CHECK: &str = r#"
 import sys
 from scapy.all import Ether, IPv6, ICMPv6ND_NS, ICMPv6ND_NA, ICMPv6NDOptSrcLLAddr, ICMPv6NDOptDstLLAddr
@@ -275,9 +259,9 @@ fn ipv6_next_hops_are_solicited_and_learned_from_the_advertisement() {
     let mut mem = vec![0u8; 256];
     let mut ns = SliceBuf::with_packet(&mut mem, 64, &[]).unwrap();
     assert!(p.solicitation(Side::Unprotected, wanted[0].1, &mut ns));
-    let advertisement = scapy(NS_CHECK, &common::hex(dataplane::PacketBuf::data(&ns)));
+    let advertisement = common::python(&["-c", NS_CHECK], &common::hex(dataplane::PacketBuf::data(&ns)));
 
-    let (v, _) = run(p, Side::Unprotected, &common::unhex(&advertisement), false);
+    let (v, _) = run(p, Side::Unprotected, &common::unhex(advertisement.trim()), false);
     assert_eq!(v, Verdict::Exception(Side::Unprotected), "the kernel sees neighbour discovery too");
     let (v, out) = run(p, Side::Protected, &frame, false);
     assert_eq!(v, Verdict::Transmit(Side::Unprotected));

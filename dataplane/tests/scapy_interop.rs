@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 use dataplane::esp::decrypt::inbound;
 use dataplane::{encapsulate, Inbound};
@@ -33,17 +30,7 @@ fn case(op: &str, suite: shared::sa::Suite, shape: Shape, esn: bool, encap: Opti
 /// Runs the helper on all lines at once (one Python start-up) and returns its answers.
 fn run_scapy(input: &str) -> Vec<Result<Vec<u8>, String>> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/esp_scapy.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("/usr/bin/python3 must exist (scripts/setup.sh installs python3-scapy)");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "helper failed (is python3-scapy installed?)");
-    String::from_utf8(out.stdout)
-        .unwrap()
+    python(&[script], input)
         .lines()
         .map(|l| match l.split_once(' ') {
             Some(("ok", h)) => Ok(unhex(h)),

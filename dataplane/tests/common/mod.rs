@@ -153,6 +153,23 @@ pub fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
+/// Runs Debian's Python (where scripts/setup.sh installs Scapy) with `args`, `input` on its
+/// standard input, and returns its standard output; fails the test if Python fails.
+pub fn python(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 must exist (scripts/setup.sh installs python3-scapy)");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3 {args:?} failed (is python3-scapy installed?): {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Scapy / tshark names of a suite.
 pub fn suite_label(s: Suite) -> String {
     match s {
