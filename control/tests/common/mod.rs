@@ -1,6 +1,10 @@
 //! Two IKEv2 engines wired back to back through an in-memory network with a virtual clock, with
-//! the network's fate of each datagram (loss, duplication, delay, corruption) and a NAT.
+//! the network's fate of each datagram (loss, duplication, delay, corruption) and a NAT. `lab`:
+//! real `iked` and charon processes in network namespaces.
 #![allow(dead_code)]
+
+pub mod lab;
+
 use control::crypto::{Integ, Prf, SeededRng, SkEncryption};
 use control::ikev2::{
     ChildConfig, Engine, EngineConfig, Event, IkeProposal, PeerConfig, RandomSpis, Transmit,

@@ -1,0 +1,353 @@
+//! End to end with strongSwan: host A behind our gateway, host B behind strongSwan 5.9 (Debian's
+//! charon with kernel-libipsec, which forces UDP encapsulation), in the namespaces of
+//! scripts/topology.sh (198.18.0.0/15 only):
+//!
+//! ```text
+//! host A ---- gateway A: `gateway run` (DPDK, af_packet) ==== charon (kernel-libipsec) ---- host B
+//! 198.18.1.2  + `iked` on its exception interface   ESP-in-UDP   198.18.0.2, 198.18.2.1   198.18.2.2
+//!             198.18.1.1 | 198.18.0.1
+//! ```
+//!
+//! Our `iked` negotiates with charon (pre-shared keys, AES-256-GCM child SA) over the gateway's
+//! exception path (IKE on 500, then on 4500 behind the non-ESP marker) and writes the child SAs
+//! and their policies into the region the gateway reads; the gateway does the ESP, in UDP on
+//! port 4500. Either side initiates. Asserts: nothing passes before the SA; then ping both ways
+//! and a TCP transfer from host A to host B; the link carries only IKE and ESP-in-UDP, which
+//! tshark decrypts (with the keys `iked` logs) to the hosts' ICMP and TCP; the gateway's SA
+//! counters (`gateway stats`), charon's (`swanctl --list-sas`) and the capture agree packet for
+//! packet; no SA dropped anything.
+//!
+//! Needs root, DPDK, charon and tshark (scripts/setup.sh) and the dataplane's `gateway` binary
+//! next to `iked` (`cargo test --workspace` builds both); fails, does not skip, without any.
+mod common;
+#[path = "../../dataplane/tests/common/sites.rs"]
+mod sites;
+
+use common::lab::{sh, Lab};
+use sites::{tshark, Sites};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The cases share the machine's two cores: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const OURS: &str = "198.18.0.1";
+const THEIRS: &str = "198.18.0.2";
+const HOST_A: &str = "198.18.1.2";
+const HOST_B: &str = "198.18.2.2";
+const PSK: &str = "end-to-end pre-shared key 0123456789";
+const MEGABYTES: u32 = 4;
+
+/// The dataplane's `gateway` binary: built into the same directory as `iked`.
+fn gateway_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_iked")).with_file_name("gateway");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace --release` builds it (or `cargo build --release -p dataplane --bin gateway`)",
+        path.display()
+    );
+    path
+}
+
+/// The lab: declared first, so that charon and `iked` stop before the sites (the gateway, the
+/// namespaces) go.
+struct EndToEnd {
+    lab: Lab,
+    sites: Sites,
+}
+
+impl EndToEnd {
+    /// The namespaces, gateway A without any rule or SA, `iked` on its exception interface,
+    /// charon in gateway B's namespace (which becomes a plain router with addresses).
+    fn up(tag: &str) -> EndToEnd {
+        let lab = Lab::new("e2e", tag);
+        let gateway = gateway_binary();
+        let mut sites = Sites::up("e2e", &gateway);
+        let gb = sites.ns("gb");
+        sh(&format!(
+            "ip netns exec {gb} sysctl -qw net.ipv4.ip_forward=1 \
+               net.ipv4.conf.u0.rp_filter=0 net.ipv4.conf.u0.arp_ignore=0 \
+               net.ipv4.conf.p0.rp_filter=0 net.ipv4.conf.p0.arp_ignore=0 && \
+             ip -n {gb} addr add {THEIRS}/30 dev u0 && ip -n {gb} addr add 198.18.2.1/24 dev p0"
+        ));
+        // Ports, addresses, routes and neighbours only: the SPD and SAD are iked's to fill.
+        std::fs::write(sites.config("a"), sites.topology_config_head("a")).unwrap();
+        sites.start_gateway(0);
+        let mut e2e = EndToEnd { lab, sites };
+        e2e.start_iked();
+        e2e.start_charon();
+        e2e
+    }
+
+    fn start_iked(&mut self) {
+        let config = format!(
+            "[daemon]\nlisten = \"{OURS}\"\ncontrol_socket = \"{sock}\"\nregion = \"{region}\"\nlog_keys = true\n\n\
+             [[peer]]\nname = \"charon\"\nremote = \"{THEIRS}\"\nlocal_id = \"fqdn:gateway-a.example\"\nremote_id = \"fqdn:charon.example\"\n\
+             psk = \"{PSK}\"\nike = [\"aes256gcm16-prfsha256-ecp256\"]\nesp = [\"aes256gcm16\"]\n\
+             local_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\n",
+            sock = self.lab.iked_socket().display(),
+            region = self.sites.region_path("a").display(),
+        );
+        let ga = self.sites.ns("ga");
+        self.lab.start_iked(&ga, &config);
+    }
+
+    fn start_charon(&mut self) {
+        let swanctl = format!(
+            "connections {{\n gw {{\n  version = 2\n  local_addrs = {THEIRS}\n  remote_addrs = {OURS}\n  \
+             proposals = aes256gcm16-prfsha256-ecp256\n  \
+             local {{\n   auth = psk\n   id = charon.example\n  }}\n  remote {{\n   auth = psk\n   id = gateway-a.example\n  }}\n  \
+             children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = aes256gcm16\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
+             secrets {{\n ike-1 {{\n  id-1 = gateway-a.example\n  id-2 = charon.example\n  secret = \"{PSK}\"\n }}\n}}\n"
+        );
+        let gb = self.sites.ns("gb");
+        self.lab.start_charon(&gb, "", &swanctl);
+        // Host A's subnet through kernel-libipsec's TUN device, from charon's own address in
+        // its protected subnet.
+        sh(&format!(
+            "ip -n {gb} route add 198.18.1.0/24 dev ipsec0 src 198.18.2.1"
+        ));
+    }
+
+    /// The logs of iked, charon and the gateway.
+    fn logs(&self) -> String {
+        let gateway = std::fs::read_to_string(self.sites.log_path("a")).unwrap_or_default();
+        format!("{}--- gateway a\n{gateway}", self.lab.logs())
+    }
+}
+
+/// The packet count charon's `swanctl --list-sas` gives for SPI `spi` in `direction` ("in" or
+/// "out"), from a line "in  877f5709,    252 bytes,     3 packets, ...".
+fn charon_packets(list: &str, direction: &str, spi: &str) -> Option<u64> {
+    let line = list
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(direction) && l.contains(&format!(" {spi},")))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| w.starts_with("packets"))?;
+    words.get(at - 1)?.parse().ok()
+}
+
+/// The `packets` of SA `spi` (hex) in `gateway stats`.
+fn gateway_packets(stats: &str, spi: &str) -> Option<u64> {
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("sa spi 0x{spi} ")))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "packets")?;
+    words.get(at + 1)?.parse().ok()
+}
+
+/// UDP datagrams dropped for a full socket receive buffer (RcvbufErrors in /proc/net/snmp).
+fn udp_receive_buffer_errors(snmp: &std::process::Output) -> u64 {
+    let text = String::from_utf8_lossy(&snmp.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        panic!("no Udp counters in /proc/net/snmp: {text}")
+    };
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "RcvbufErrors")
+        .unwrap();
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Initiator {
+    /// `iked ctl initiate`.
+    Ours,
+    /// `swanctl --initiate`.
+    Charon,
+}
+
+fn host_to_host(initiator: Initiator, tag: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut e = EndToEnd::up(tag);
+    let link = e.sites.capture("gb", "u0", "link");
+
+    // No SA, no policy: gateway A forwards nothing (RFC 4301 4.4.1: the SPD's default).
+    let out = e.sites.ping("ha", HOST_B, 1);
+    assert!(!out.status.success(), "a ping passed before any SA");
+    e.sites
+        .wait_for_stats("a", "the ping dropped for want of a rule", |s| {
+            s.lines()
+                .any(|l| l.starts_with("drop no_policy ") && l != "drop no_policy 0")
+        });
+
+    match initiator {
+        Initiator::Ours => {
+            let answer = e.lab.ctl("initiate charon");
+            assert!(answer.get("error").is_none(), "{answer}");
+        }
+        Initiator::Charon => {
+            e.lab
+                .swanctl("--initiate --child net --ike gw --timeout 10");
+        }
+    }
+    e.lab
+        .wait_for("a child SA in iked", Duration::from_secs(15), || {
+            e.lab.ctl("list").as_array().is_some_and(|sas| {
+                sas.iter()
+                    .any(|sa| sa["children"].as_array().is_some_and(|c| !c.is_empty()))
+            })
+        });
+    let list = e.lab.ctl("list");
+    let sa = &list[0];
+    assert_eq!(sa["initiator"], initiator == Initiator::Ours, "{list}");
+    assert_eq!(sa["nat"], true, "kernel-libipsec forces NAT-T: {list}");
+    assert_eq!(sa["local"], format!("{OURS}:4500"), "IKE floated to 4500");
+    let child = &sa["children"][0];
+    assert_eq!(child["encap"], serde_json::json!([4500, 4500]), "{list}");
+    let spi = |field: &str| child[field].as_str().unwrap().to_string();
+    let (ours_in, ours_out) = (spi("inbound_spi"), spi("outbound_spi"));
+    let charon_sas = e.lab.swanctl("--list-sas");
+    assert!(
+        charon_sas.contains("TUNNEL-in-UDP")
+            && charon_sas.contains(&format!("in  {ours_out},"))
+            && charon_sas.contains(&format!("out {ours_in},")),
+        "{charon_sas}"
+    );
+    // The SAs iked installed are the gateway's.
+    let stats = e.sites.stats("a");
+    for spi in [&ours_in, &ours_out] {
+        assert!(
+            gateway_packets(&stats, spi).is_some(),
+            "SA {spi} not in the gateway's region:\n{stats}\n{}",
+            e.logs()
+        );
+    }
+
+    // Traffic, both ways.
+    e.sites.assert_ping("ha", HOST_B);
+    e.sites.assert_ping("hb", HOST_A);
+    assert_eq!(
+        e.sites.tcp_transfer(MEGABYTES),
+        u64::from(MEGABYTES) << 20,
+        "TCP transfer incomplete\n{}",
+        e.logs()
+    );
+    e.sites.stop_captures();
+
+    // On the link: IKE (UDP 500, then 4500) and ESP in UDP 4500, nothing else in IP apart from
+    // IPv6 neighbour discovery and MLD of gateway A's exception interface.
+    let frames = tshark(
+        &link,
+        &[],
+        "ip || ipv6",
+        &[
+            "frame.number",
+            "ip.proto",
+            "udp.srcport",
+            "udp.dstport",
+            "icmpv6.type",
+        ],
+    );
+    let mut ike = 0;
+    for line in &frames {
+        let f: Vec<&str> = line.split('|').collect();
+        let nd = f[4]
+            .parse::<u8>()
+            .is_ok_and(|t| (133..=137).contains(&t) || t == 143);
+        let udp = f[1] == "17";
+        let port = |p: &str| udp && f[2] == p && f[3] == p;
+        assert!(
+            port("500") || port("4500") || nd,
+            "not IKE or ESP-in-UDP on the link: {line}"
+        );
+        ike += usize::from(port("500"));
+    }
+    let count = |filter: &str| tshark(&link, &[], filter, &["frame.number"]).len();
+    let ike_4500 = count("udp.port == 4500 && isakmp");
+    let esp_in_udp = count("udp.port == 4500 && esp");
+    assert!(ike >= 2, "IKE_SA_INIT on port 500: {ike} frames");
+    assert!(ike_4500 >= 2, "IKE_AUTH on 4500: {ike_4500} frames");
+    assert!(
+        esp_in_udp > 1000,
+        "only {esp_in_udp} ESP-in-UDP frames for {MEGABYTES} MB"
+    );
+
+    // tshark decrypts every ESP packet, with iked's keys, to the hosts' ICMP and TCP.
+    let keys = e.lab.iked_keys();
+    assert_eq!(
+        (keys[0].0.as_str(), keys[1].0.as_str()),
+        (ours_in.as_str(), ours_out.as_str())
+    );
+    let mut uat = vec!["esp.enable_encryption_decode:TRUE".to_string()];
+    for (spi, encr, _) in &keys {
+        uat.push(format!(
+            "uat:esp_sa:\"IPv4\",\"*\",\"*\",\"0x{spi}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{encr}\",\"NULL\",\"\""
+        ));
+    }
+    let decrypted = |filter: &str| tshark(&link, &uat, filter, &["frame.number"]).len();
+    assert_eq!(
+        decrypted("esp && (icmp || tcp)"),
+        esp_in_udp,
+        "ESP packets tshark did not decrypt to ICMP or TCP"
+    );
+    let to_b = format!("esp.spi == 0x{ours_out} && ip.src == {HOST_A} && ip.dst == {HOST_B}");
+    let to_a = format!("esp.spi == 0x{ours_in} && ip.src == {HOST_B} && ip.dst == {HOST_A}");
+    assert!(
+        decrypted(&format!("{to_b} && icmp")) >= 6,
+        "pings and replies to host B"
+    );
+    assert!(
+        decrypted(&format!("{to_a} && icmp")) >= 6,
+        "pings and replies to host A"
+    );
+    assert!(
+        decrypted(&format!("{to_b} && tcp.dstport == 5001")) > 1000,
+        "the TCP transfer"
+    );
+    assert!(
+        decrypted(&format!("{to_a} && tcp.srcport == 5001")) > 100,
+        "its acknowledgements"
+    );
+
+    // The gateway's SA counters, charon's and the capture agree packet for packet. kernel-libipsec
+    // reads its UDP socket in one thread: what the gateway sends faster than that overflows the
+    // socket's receive buffer (TCP retransmits it), counted by charon's kernel.
+    let captured = |spi: &str| count(&format!("esp.spi == 0x{spi}")) as u64;
+    let (sent, received) = (captured(&ours_out), captured(&ours_in));
+    let counters = || {
+        let (stats, charon) = (e.sites.stats("a"), e.lab.swanctl("--list-sas"));
+        let overflowed = udp_receive_buffer_errors(&e.sites.exec("gb", &["cat", "/proc/net/snmp"]));
+        [
+            gateway_packets(&stats, &ours_out),
+            charon_packets(&charon, "in", &ours_out).map(|n| n + overflowed),
+            gateway_packets(&stats, &ours_in),
+            charon_packets(&charon, "out", &ours_in),
+        ]
+    };
+    let expected = [Some(sent), Some(sent), Some(received), Some(received)];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counters() != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        counters(),
+        expected,
+        "packets to host B (gateway; charon + its socket's overflows), to host A (gateway, charon)"
+    );
+    let stats = e.sites.stats("a");
+    for line in stats.lines().filter(|l| l.starts_with("sa spi ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2).filter(|w| w[0].starts_with("drop_")) {
+            assert_eq!(pair[1], "0", "an SA dropped packets: {line}");
+        }
+    }
+    eprintln!(
+        "{initiator:?} initiated: {ike} IKE frames on 500, {ike_4500} on 4500, {sent} ESP-in-UDP packets to host B, {received} back; {}",
+        stats.lines().filter(|l| l.starts_with("sa spi ")).collect::<Vec<_>>().join("; ")
+    );
+}
+
+#[test]
+fn iked_initiates_and_the_gateway_carries_ping_and_tcp() {
+    host_to_host(Initiator::Ours, "i");
+}
+
+#[test]
+fn charon_initiates_and_the_gateway_carries_ping_and_tcp() {
+    host_to_host(Initiator::Charon, "r");
+}
