@@ -7,51 +7,19 @@
 //! that SPIs agree with charon's `swanctl --list-sas`, that the child keys equal those charon logs
 //! at level 4, that a rekeyed IKE SA answers liveness checks (its keys agree), and that the child
 //! SAs sit in our shared region with those keys. Fails (does not skip) without charon.
+mod common;
+
+use common::lab::{charon_keys, Lab};
 use shared::inspect;
 use shared::region::Region;
 use shared::sa::Direction;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const CHARON: &str = "/usr/lib/ipsec/charon";
 const OURS: &str = "198.18.0.1";
 const THEIRS: &str = "198.18.0.2";
 const PSK: &str = "interop pre-shared key 0123456789";
-
-fn sh(command: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(command).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{command}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Two namespaces, a veth, charon and our daemon; all removed on drop, pass or fail.
-struct Lab {
-    name: String,
-    dir: PathBuf,
-    processes: Vec<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for p in &mut self.processes {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &format!("{}a", self.name)])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &format!("{}b", self.name)])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// How long a step may take.
+const WAIT: Duration = Duration::from_secs(15);
 
 struct Case {
     tag: &'static str,
@@ -60,242 +28,42 @@ struct Case {
     we_initiate: bool,
 }
 
-impl Lab {
-    fn new(tag: &str) -> Lab {
-        assert!(
-            Path::new(CHARON).exists(),
-            "{CHARON} is missing: scripts/setup.sh installs strongswan-charon"
-        );
-        let name = format!("ik{}{}", std::process::id() % 100000, tag);
-        let dir = std::env::temp_dir().join(format!("ike-interop-{name}"));
-        let lab = Lab {
-            name,
-            dir,
-            processes: Vec::new(),
-        };
-        let _ = std::fs::remove_dir_all(&lab.dir);
-        std::fs::create_dir_all(lab.dir.join("run")).unwrap();
-        let (a, b) = (format!("{}a", lab.name), format!("{}b", lab.name));
-        // Each side also holds an address inside its protected subnet: kernel-libipsec routes
-        // the remote subnet through its TUN device from such a source address.
-        sh(&format!(
-            "ip netns add {a} && ip netns add {b} && ip link add {a}v type veth peer name {b}v && \
-             ip link set {a}v netns {a} && ip link set {b}v netns {b} && \
-             ip -n {a} addr add {OURS}/24 dev {a}v && ip -n {b} addr add {THEIRS}/24 dev {b}v && \
-             ip -n {a} link set {a}v up && ip -n {b} link set {b}v up && \
-             ip -n {a} link set lo up && ip -n {b} link set lo up && \
-             ip -n {a} addr add 198.18.1.1/32 dev lo && ip -n {b} addr add 198.18.2.1/32 dev lo"
-        ));
-        lab
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    fn vici(&self) -> String {
-        format!("unix://{}", self.path("run/charon.vici").display())
-    }
-
-    fn start_charon(&mut self, case: &Case) {
-        let conf = format!(
-            "charon {{\n load_modular = no\n load = random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici\n \
-             install_routes = no\n retransmit_tries = 3\n \
-             filelog {{\n  interop {{\n   path = {log}\n   default = 1\n   chd = 4\n   ike = 4\n   flush_line = yes\n  }}\n }}\n \
-             plugins {{\n  vici {{\n   socket = {vici}\n  }}\n }}\n}}\n",
-            log = self.path("charon.log").display(),
-            vici = self.vici()
-        );
-        std::fs::write(self.path("strongswan.conf"), conf).unwrap();
-        let swanctl = format!(
-            "connections {{\n ours {{\n  version = 2\n  local_addrs = {THEIRS}\n  remote_addrs = {OURS}\n  proposals = {ike}\n  \
-             local {{\n   auth = psk\n   id = charon.example\n  }}\n  remote {{\n   auth = psk\n   id = ours.example\n  }}\n  \
-             dpd_delay = {dpd}\n  children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
-             secrets {{\n ike-1 {{\n  id-1 = ours.example\n  id-2 = charon.example\n  secret = \"{PSK}\"\n }}\n}}\n",
-            ike = case.ike,
-            esp = case.esp,
-            dpd = if case.we_initiate { "0s" } else { "1s" }
-        );
-        std::fs::write(self.path("swanctl.conf"), swanctl).unwrap();
-        let charon = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("{}b", self.name),
-                "unshare",
-                "--mount",
-                "sh",
-                "-c",
-            ])
-            .arg(format!(
-                "mount --bind {run} /run && exec {CHARON}",
-                run = self.path("run").display()
-            ))
-            .env("STRONGSWAN_CONF", self.path("strongswan.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.processes.push(charon);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.path("run/charon.vici").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "charon did not open its vici socket"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sh(&format!(
-            "STRONGSWAN_CONF={conf} swanctl --load-all --file {file} --uri {uri}",
-            conf = self.path("strongswan.conf").display(),
-            file = self.path("swanctl.conf").display(),
-            uri = self.vici()
-        ));
-    }
-
-    fn start_iked(&mut self, case: &Case) {
-        let config = format!(
-            "[daemon]\nlisten = \"{OURS}\"\ncontrol_socket = \"{sock}\"\nregion = \"{region}\"\nlog_keys = true\n\n\
-             [[peer]]\nname = \"charon\"\nremote = \"{THEIRS}\"\nlocal_id = \"fqdn:ours.example\"\nremote_id = \"fqdn:charon.example\"\n\
-             psk = \"{PSK}\"\nike = [\"{ike}\"]\nesp = [\"{esp}\"]\nlocal_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\ninitiate = {init}\n",
-            sock = self.path("iked.sock").display(),
-            region = self.path("region").display(),
-            ike = case.ike,
-            esp = case.esp,
-            init = case.we_initiate
-        );
-        std::fs::write(self.path("iked.toml"), config).unwrap();
-        let log = std::fs::File::create(self.path("iked.log")).unwrap();
-        let iked = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("{}a", self.name),
-                env!("CARGO_BIN_EXE_iked"),
-                "run",
-            ])
-            .arg(self.path("iked.toml"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.processes.push(iked);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.path("iked.sock").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "iked did not start: {}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn ctl(&self, command: &str) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_iked"))
-            .arg("ctl")
-            .arg(self.path("iked.sock"))
-            .args(command.split_whitespace())
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{command}: {e}: {}", self.logs()))
-    }
-
-    fn swanctl(&self, args: &str) -> String {
-        sh(&format!(
-            "STRONGSWAN_CONF={conf} swanctl {args} --uri {uri}",
-            conf = self.path("strongswan.conf").display(),
-            uri = self.vici()
-        ))
-    }
-
-    fn logs(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.path(f)).unwrap_or_default();
-        format!(
-            "--- iked.log\n{}\n--- charon.log (tail)\n{}",
-            read("iked.log"),
-            {
-                let c = read("charon.log");
-                let kernel: Vec<&str> = c
-                    .lines()
-                    .filter(|l| l.contains("[KNL]") || l.contains("[LIB]"))
-                    .collect();
-                let tail: Vec<&str> = c
-                    .lines()
-                    .rev()
-                    .take(40)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                format!("{}\n...\n{}", kernel.join("\n"), tail.join("\n"))
-            }
-        )
-    }
-
-    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Every key charon dumped at log level 4: a "... key => N bytes @ ..." line followed by lines
-/// "NN[CHD]    0: 0A 1B ...  ascii".
-fn charon_keys(log: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut current: Option<String> = None;
-    for line in log.lines() {
-        if line.contains(" key => ") {
-            keys.extend(current.take());
-            current = Some(String::new());
-            continue;
-        }
-        let Some(key) = current.as_mut() else {
-            continue;
-        };
-        let body = line
-            .split_once(']')
-            .map_or(line, |(_, rest)| rest)
-            .trim_start();
-        match body.split_once(": ") {
-            Some((offset, bytes)) if offset.chars().all(|c| c.is_ascii_digit()) => {
-                for byte in bytes
-                    .split(' ')
-                    .take_while(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_hexdigit()))
-                {
-                    key.push_str(&byte.to_lowercase());
-                }
-            }
-            _ => keys.extend(current.take()),
-        }
-    }
-    keys.extend(current);
-    keys
-}
-
-/// The value after `name=` in a log line.
-fn field<'a>(line: &'a str, name: &str) -> Vec<&'a str> {
-    line.split_whitespace()
-        .filter_map(|w| w.strip_prefix(name))
-        .collect()
+/// Two namespaces ("ik" + pid + tag, a: ours, b: charon's) joined by a veth, charon and `iked`.
+fn lab(case: &Case) -> Lab {
+    let mut lab = Lab::new("ik", case.tag);
+    lab.two_namespaces(OURS, THEIRS);
+    let swanctl = format!(
+        "connections {{\n ours {{\n  version = 2\n  local_addrs = {THEIRS}\n  remote_addrs = {OURS}\n  proposals = {ike}\n  \
+         local {{\n   auth = psk\n   id = charon.example\n  }}\n  remote {{\n   auth = psk\n   id = ours.example\n  }}\n  \
+         dpd_delay = {dpd}\n  children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
+         secrets {{\n ike-1 {{\n  id-1 = ours.example\n  id-2 = charon.example\n  secret = \"{PSK}\"\n }}\n}}\n",
+        ike = case.ike,
+        esp = case.esp,
+        dpd = if case.we_initiate { "0s" } else { "1s" }
+    );
+    let b = format!("{}b", lab.name);
+    lab.start_charon(&b, "", &swanctl);
+    let config = format!(
+        "[daemon]\nlisten = \"{OURS}\"\ncontrol_socket = \"{sock}\"\nregion = \"{region}\"\nlog_keys = true\n\n\
+         [[peer]]\nname = \"charon\"\nremote = \"{THEIRS}\"\nlocal_id = \"fqdn:ours.example\"\nremote_id = \"fqdn:charon.example\"\n\
+         psk = \"{PSK}\"\nike = [\"{ike}\"]\nesp = [\"{esp}\"]\nlocal_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\ninitiate = {init}\n",
+        sock = lab.iked_socket().display(),
+        region = lab.path("region").display(),
+        ike = case.ike,
+        esp = case.esp,
+        init = case.we_initiate
+    );
+    let a = format!("{}a", lab.name);
+    lab.start_iked(&a, &config);
+    lab
 }
 
 fn run_case(case: Case) {
-    let mut lab = Lab::new(case.tag);
-    lab.start_charon(&case);
-    lab.start_iked(&case);
+    let lab = lab(&case);
     if !case.we_initiate {
         lab.swanctl("--initiate --child net --ike ours --timeout 10");
     }
-    lab.wait_for("a child SA in iked", || {
+    lab.wait_for("a child SA in iked", WAIT, || {
         lab.ctl("list").as_array().is_some_and(|sas| {
             sas.iter()
                 .any(|sa| sa["children"].as_array().is_some_and(|c| !c.is_empty()))
@@ -320,16 +88,12 @@ fn run_case(case: Case) {
     );
 
     // Keys: ours (log_keys) against charon's level-4 dumps.
-    let iked_log = std::fs::read_to_string(lab.path("iked.log")).unwrap();
-    let keys_line = iked_log
-        .lines()
-        .find(|l| l.contains("iked: keys"))
-        .unwrap()
-        .to_string();
-    let encr = field(&keys_line, "encr=");
-    let integ = field(&keys_line, "integ=");
+    let [(_, in_encr, in_integ), (_, out_encr, out_integ)] = lab.iked_keys();
     let charon = charon_keys(&std::fs::read_to_string(lab.path("charon.log")).unwrap());
-    for key in encr.iter().chain(integ.iter()).filter(|k| !k.is_empty()) {
+    for key in [&in_encr, &in_integ, &out_encr, &out_integ]
+        .into_iter()
+        .filter(|k| !k.is_empty())
+    {
         assert!(
             charon.iter().any(|c| c == key),
             "key {key} not in charon's log ({} keys found)\n{}",
@@ -351,10 +115,10 @@ fn run_case(case: Case) {
     let inbound = find(&ours_in, Direction::In);
     let outbound = find(&ours_out, Direction::Out);
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    assert_eq!(hex(&inbound.enc_key), encr[0]);
-    assert_eq!(hex(&outbound.enc_key), encr[1]);
-    assert_eq!(hex(&inbound.auth_key), integ[0]);
-    assert_eq!(hex(&outbound.auth_key), integ[1]);
+    assert_eq!(hex(&inbound.enc_key), in_encr);
+    assert_eq!(hex(&outbound.enc_key), out_encr);
+    assert_eq!(hex(&inbound.auth_key), in_integ);
+    assert_eq!(hex(&outbound.auth_key), out_integ);
     assert!(
         inbound.encap.is_some() && outbound.encap.is_some(),
         "UDP-encapsulated ESP"
@@ -365,11 +129,11 @@ fn run_case(case: Case) {
     if case.we_initiate {
         let spi = sa["spi_i"].as_str().unwrap();
         assert!(lab.ctl(&format!("liveness {spi}")).get("error").is_none());
-        lab.wait_for("charon to answer our liveness check", || {
+        lab.wait_for("charon to answer our liveness check", WAIT, || {
             lab.ctl("stats")["liveness_answered_by_peer"] == 1
         });
     } else {
-        lab.wait_for("a liveness check from charon", || {
+        lab.wait_for("a liveness check from charon", WAIT, || {
             lab.ctl("stats")["liveness_answered"].as_u64() >= Some(1)
         });
     }
@@ -400,7 +164,7 @@ fn run_case(case: Case) {
         let answer = lab.ctl(&format!("terminate-child {} {child_in}", our_spi(&list[0])));
         assert!(answer.get("error").is_none(), "{answer}");
     }
-    lab.wait_for("the child SA to go away on both sides", || {
+    lab.wait_for("the child SA to go away on both sides", WAIT, || {
         lab.ctl("list")[0]["children"]
             .as_array()
             .is_some_and(|c| c.is_empty())
@@ -417,7 +181,7 @@ fn run_case(case: Case) {
     } else {
         lab.swanctl("--terminate --ike ours --timeout 10");
     }
-    lab.wait_for("the IKE SA to go away on both sides", || {
+    lab.wait_for("the IKE SA to go away on both sides", WAIT, || {
         lab.ctl("list").as_array().is_some_and(|sas| sas.is_empty())
             && !lab.swanctl("--list-sas").contains("ESTABLISHED")
     });
@@ -447,7 +211,7 @@ fn rekey_child(lab: &Lab, region: &Region, we_rekey: bool) {
     } else {
         lab.swanctl("--rekey --child net");
     }
-    lab.wait_for("the rekeyed child SA", || {
+    lab.wait_for("the rekeyed child SA", WAIT, || {
         let list = lab.ctl("list");
         let children = list[0]["children"].as_array().cloned().unwrap_or_default();
         children.len() == 1 && children[0]["inbound_spi"].as_str() != Some(old_in.as_str())
@@ -458,7 +222,7 @@ fn rekey_child(lab: &Lab, region: &Region, we_rekey: bool) {
         rekeyed["inbound_spi"].as_str().unwrap(),
         rekeyed["outbound_spi"].as_str().unwrap(),
     );
-    lab.wait_for("charon to drop the old child SA", || {
+    lab.wait_for("charon to drop the old child SA", WAIT, || {
         !lab.swanctl("--list-sas").contains(&format!("out {old_in}"))
     });
     let charon_sas = lab.swanctl("--list-sas");
@@ -495,7 +259,7 @@ fn reauthenticate(lab: &Lab, region: &Region, we_reauth: bool) {
     } else {
         lab.swanctl("--rekey --ike ours --reauth");
     }
-    lab.wait_for("the reauthenticated IKE SA with its child SA", || {
+    lab.wait_for("the reauthenticated IKE SA with its child SA", WAIT, || {
         let list = lab.ctl("list");
         list.as_array().is_some_and(|sas| sas.len() == 1)
             && list[0]["spi_i"].as_str() != Some(old_spi_i.as_str())
@@ -510,7 +274,7 @@ fn reauthenticate(lab: &Lab, region: &Region, we_reauth: bool) {
         child["inbound_spi"].as_str().unwrap(),
         child["outbound_spi"].as_str().unwrap(),
     );
-    lab.wait_for("charon to hold only the new IKE SA", || {
+    lab.wait_for("charon to hold only the new IKE SA", WAIT, || {
         let charon = lab.swanctl("--list-sas");
         charon.contains(sa["spi_i"].as_str().unwrap())
             && !charon.contains(&old_spi_i)
@@ -546,7 +310,7 @@ fn rekey_ike(lab: &Lab, we_rekey: bool) {
     } else {
         lab.swanctl("--rekey --ike ours");
     }
-    lab.wait_for("the rekeyed IKE SA", || {
+    lab.wait_for("the rekeyed IKE SA", WAIT, || {
         let list = lab.ctl("list");
         list.as_array().is_some_and(|sas| sas.len() == 1)
             && list[0]["spi_i"].as_str() != Some(old.0.as_str())
@@ -562,7 +326,7 @@ fn rekey_ike(lab: &Lab, we_rekey: bool) {
     assert_ne!(new.1, old.1);
     assert_eq!(sa["children"].as_array().map(Vec::len), Some(1));
     assert_eq!(sa["children"][0], child, "the child SA moved unchanged");
-    lab.wait_for("charon to hold only the new IKE SA", || {
+    lab.wait_for("charon to hold only the new IKE SA", WAIT, || {
         let charon = lab.swanctl("--list-sas");
         charon.contains(new.0) && charon.contains(new.1) && !charon.contains(&old.0)
     });
@@ -578,6 +342,7 @@ fn rekey_ike(lab: &Lab, we_rekey: bool) {
     assert!(lab.ctl(&format!("liveness {spi}")).get("error").is_none());
     lab.wait_for(
         "charon to answer a liveness check on the new IKE SA",
+        WAIT,
         || lab.ctl("stats")["liveness_answered_by_peer"].as_u64() > Some(answered),
     );
 }
