@@ -3,219 +3,41 @@
 //! Needs root, DPDK, python3-scapy and tshark (scripts/setup.sh); fails if any is missing. The
 //! scenarios run one at a time (they share the machine's two cores).
 
+mod common;
+
+use common::sites::{run, signal_and_wait, text, Sites, PYTHON};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
-const TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/topology.sh");
-/// Debian's Python, which has python3-scapy (another python3 may come first in PATH).
-const PYTHON: &str = "/usr/bin/python3";
 const GCM: &str = "aes-gcm-256";
 const CBC: &str = "aes-cbc-256-hmac-sha256";
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
+/// The two sites with both gateways running and their static SAs and rules loaded.
+fn two_sites(suite: &str) -> Sites {
+    let mut s = Sites::up("gw", Path::new(GATEWAY));
+    for g in ["a", "b"] {
+        std::fs::write(s.config(g), s.topology_config(g, suite)).unwrap();
+    }
+    s.start_gateway(0);
+    s.start_gateway(1);
+    for g in ["a", "b"] {
+        let out = s.load(g);
+        assert!(out.contains("6 SAs added"), "{out}");
+    }
+    s
 }
 
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The two sites; everything is torn down on drop, also when a test fails.
-struct Sites {
-    prefix: String,
-    work: PathBuf,
-    gateways: [Option<Child>; 2],
-    others: Vec<Child>,
-}
-
-impl Sites {
-    fn up(suite: &str) -> Sites {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let prefix = format!("gw{}{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let work = std::env::temp_dir().join(format!("{prefix}.work"));
-        std::fs::create_dir_all(&work).unwrap();
-        let mut sites = Sites { prefix, work, gateways: [None, None], others: Vec::new() };
-        run(Command::new(TOPOLOGY).args(["up", &sites.prefix]));
-        for g in ["a", "b"] {
-            let cfg = run(Command::new(TOPOLOGY).args(["config", &sites.prefix, g, suite]));
-            std::fs::write(sites.config(g), cfg.stdout).unwrap();
-        }
-        sites.start_gateway(0);
-        sites.start_gateway(1);
-        for g in ["a", "b"] {
-            let out = run(Command::new(GATEWAY).arg("load").arg(sites.config(g)));
-            assert!(text(&out).contains("6 SAs added"), "{}", text(&out));
-        }
-        sites
-    }
-
-    fn ns(&self, n: &str) -> String {
-        format!("{}-{n}", self.prefix)
-    }
-
-    fn config(&self, g: &str) -> PathBuf {
-        self.work.join(format!("g{g}.toml"))
-    }
-
-    fn stats_path(&self, g: &str) -> PathBuf {
-        PathBuf::from(format!("/tmp/{}-g{g}.stats", self.prefix))
-    }
-
-    fn start_gateway(&mut self, i: usize) {
-        let g = ["a", "b"][i];
-        let _ = std::fs::remove_file(self.stats_path(g));
-        let log = std::fs::File::create(self.work.join(format!("g{g}.log"))).unwrap();
-        // A's worker on lcore 1, B's on lcore 0: one core each.
-        let main_lcore = ["0", "1"][i];
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(&format!("g{g}")), GATEWAY, "run"])
-            .arg(self.config(g))
-            .args(["--", "-l", "0,1", "--main-lcore", main_lcore, "--no-huge", "--no-pci", "-m", "512", "--no-shconf", "--no-telemetry"])
-            .arg(format!("--file-prefix={}-{g}", self.prefix))
-            .arg("--log-level=pmd.net.tap:error")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.gateways[i] = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.stats_path(g).exists() {
-            if let Some(status) = self.gateways[i].as_mut().unwrap().try_wait().unwrap() {
-                panic!("gateway {g} exited ({status}): {}", std::fs::read_to_string(self.work.join(format!("g{g}.log"))).unwrap_or_default());
-            }
-            assert!(Instant::now() < deadline, "gateway {g} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Stops gateway `i` with `signal` (INT: orderly; KILL: a crash).
-    fn stop_gateway(&mut self, i: usize, signal: &str) {
-        if let Some(mut child) = self.gateways[i].take() {
-            signal_and_wait(&mut child, signal);
-        }
-    }
-
-    fn exec(&self, n: &str, args: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.ns(n)]).args(args).output().unwrap()
-    }
-
-    fn ping(&self, n: &str, dst: &str, count: u32) -> Output {
-        let count = count.to_string();
-        self.exec(n, &["ping", "-n", "-c", &count, "-i", "0.1", "-W", "2", dst])
-    }
-
-    fn assert_ping(&self, n: &str, dst: &str) {
-        let out = self.ping(n, dst, 3);
-        assert!(out.status.success(), "ping {dst} from {n}: {}", text(&out));
-        assert!(text(&out).contains(" 0% packet loss"), "{}", text(&out));
-    }
-
-    fn stats(&self, g: &str) -> String {
-        run(Command::new(GATEWAY).args(["stats"]).arg(self.config(g))).stdout.iter().map(|&b| b as char).collect()
-    }
-
-    /// Starts capturing the link between the gateways, at both ends: a packet socket on a veth
-    /// sees what arrives there (DPDK's af_packet transmits past the capture hooks), so the two
-    /// files hold both directions.
-    fn capture(&mut self, name: &str) -> [PathBuf; 2] {
-        ["ga", "gb"].map(|n| {
-            let path = self.work.join(format!("{name}-{n}.pcapng"));
-            let child = Command::new("ip")
-                .args(["netns", "exec", &self.ns(n), "dumpcap", "-q", "-B", "16", "-i", "u0", "-w"])
-                .arg(&path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("dumpcap (tshark package) must be installed");
-            self.others.push(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !path.exists() {
-                assert!(Instant::now() < deadline, "dumpcap did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            path
-        })
-    }
-
-    fn stop_captures(&mut self) {
-        std::thread::sleep(Duration::from_millis(300));
-        for mut c in self.others.drain(..) {
-            signal_and_wait(&mut c, "INT");
-        }
-    }
-
-    /// Sends `megabytes` over TCP from host A to host B; returns what host B received.
-    fn tcp_transfer(&self, megabytes: u32) -> u64 {
-        let server = Command::new("ip")
-            .args(["netns", "exec", &self.ns("hb"), PYTHON, "-c", TCP_SERVER])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        let mb = megabytes.to_string();
-        let client = self.exec("ha", &["timeout", "60", PYTHON, "-c", TCP_CLIENT, &mb]);
-        assert!(client.status.success(), "TCP client: {}", String::from_utf8_lossy(&client.stderr));
-        let out = server.wait_with_output().unwrap();
-        text(&out).trim().parse().unwrap_or(0)
-    }
-}
-
-const TCP_SERVER: &str = r#"
-import socket
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("198.18.2.2", 5001)); srv.listen(1); srv.settimeout(30)
-conn, _ = srv.accept(); conn.settimeout(30)
-total = 0
-while True:
-    data = conn.recv(1 << 16)
-    if not data:
-        break
-    total += len(data)
-print(total)
-"#;
-
-const TCP_CLIENT: &str = r#"
-import socket, sys
-s = socket.create_connection(("198.18.2.2", 5001), timeout=30)
-chunk = bytes(range(256)) * 256
-for _ in range(int(sys.argv[1]) * 16):
-    s.sendall(chunk)
-s.close()
-"#;
-
-fn signal_and_wait(child: &mut Child, signal: &str) {
-    let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().ok().flatten().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Drop for Sites {
-    fn drop(&mut self) {
-        self.stop_captures();
-        self.stop_gateway(0, "INT");
-        self.stop_gateway(1, "INT");
-        let _ = Command::new(TOPOLOGY).args(["down", &self.prefix]).status();
-        for g in ["a", "b"] {
-            let _ = std::fs::remove_file(format!("/dev/shm/{}-g{g}.region", self.prefix));
-            let _ = std::fs::remove_file(self.stats_path(g));
-        }
-        let _ = std::fs::remove_dir_all(&self.work);
-    }
+/// Starts capturing the link between the gateways, at both ends: a packet socket on a veth
+/// sees what arrives there (DPDK's af_packet transmits past the capture hooks), so the two
+/// files hold both directions.
+fn capture_link(s: &mut Sites, name: &str) -> [PathBuf; 2] {
+    ["ga", "gb"].map(|n| s.capture(n, "u0", &format!("{name}-{n}")))
 }
 
 /// The keys scripts/topology.sh gives an SA: bytes (seed * 17 + i) mod 256.
@@ -242,28 +64,17 @@ fn esp_uat(suite: &str) -> Vec<String> {
 
 /// The `fields` of the frames of the captures that match `filter`.
 fn tshark(pcaps: &[PathBuf], uat: &[String], filter: &str, fields: &[&str]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for pcap in pcaps {
-        let mut cmd = Command::new("tshark");
-        cmd.arg("-n").arg("-r").arg(pcap).args(["-o", "esp.enable_encryption_decode:TRUE"]);
-        for u in uat {
-            cmd.args(["-o", u]);
-        }
-        cmd.args(["-Y", filter, "-T", "fields", "-E", "separator=|"]);
-        for f in fields {
-            cmd.args(["-e", f]);
-        }
-        lines.extend(text(&run(&mut cmd)).lines().map(str::to_owned));
-    }
-    lines
+    let mut options = vec!["esp.enable_encryption_decode:TRUE".to_string()];
+    options.extend(uat.iter().cloned());
+    pcaps.iter().flat_map(|p| common::sites::tshark(p, &options, filter, fields)).collect()
 }
 
 /// Ping (IPv4 and IPv6, tunnel mode; the gateways' own ICMP in transport mode) and a TCP
 /// transfer; the link between the gateways carries only ESP, which tshark decrypts.
 fn site_to_site(suite: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Sites::up(suite);
-    let pcap = s.capture("link");
+    let mut s = two_sites(suite);
+    let pcap = capture_link(&mut s, "link");
     s.assert_ping("ha", "198.18.2.2");
     s.assert_ping("ha", "2001:2:0:2::2");
     s.assert_ping("hb", "198.18.1.2");
@@ -368,7 +179,7 @@ remote = "198.18.2.0/24"
 #[test]
 fn scapy_esp_is_delivered_and_bad_esp_is_counted() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let s = Sites::up(GCM);
+    let s = two_sites(GCM);
     // Loading the file again with one SA more adds it and keeps the others.
     let mut config = std::fs::read_to_string(s.config("a")).unwrap();
     config.push_str(&NATT_SA.replace("KEY", &key(30, 36)));
@@ -402,7 +213,7 @@ fn scapy_esp_is_delivered_and_bad_esp_is_counted() {
 #[test]
 fn forwarding_survives_the_writer_being_killed_and_restarted() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Sites::up(GCM);
+    let mut s = two_sites(GCM);
     let hold = |s: &Sites| Command::new(GATEWAY).args(["load"]).arg(s.config("a")).arg("--hold").stdout(Stdio::piped()).spawn().unwrap();
     let mut writer = hold(&s);
     std::thread::sleep(Duration::from_millis(300));
@@ -430,13 +241,13 @@ fn forwarding_survives_the_writer_being_killed_and_restarted() {
 #[test]
 fn restarted_dataplane_never_reuses_sequence_numbers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Sites::up(GCM);
-    let pcap = s.capture("before");
+    let mut s = two_sites(GCM);
+    let pcap = capture_link(&mut s, "before");
     s.assert_ping("ha", "198.18.2.2");
     s.stop_captures();
     s.stop_gateway(0, "KILL");
     s.start_gateway(0);
-    let pcap_after = s.capture("after");
+    let pcap_after = capture_link(&mut s, "after");
     // The first ping may go unanswered while the kernel relearns the restarted exception path.
     let _ = s.ping("ha", "198.18.2.2", 1);
     s.assert_ping("ha", "198.18.2.2");

@@ -13,47 +13,26 @@
 //!
 //! Needs root, DPDK and tshark (scripts/setup.sh); fails if any is missing. One scenario at a time.
 
+mod common;
+
+use common::sites::{run, signal_and_wait, text, Sites, PYTHON};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
-const TOPOLOGY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/topology.sh");
-const PYTHON: &str = "/usr/bin/python3";
 
 /// Host A's address with IPsec (gateway A applies negotiation discovery to it) and without.
 const CLIENT: &str = "198.18.1.2";
 const PLAIN_CLIENT: &str = "198.18.1.3";
 const SERVER: &str = "198.18.2.2";
 const MAC_HOST_A: &str = "02:00:00:01:00:02";
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn signal_and_wait(child: &mut Child, signal: &str) {
-    let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().ok().flatten().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The keys of the test's SAs: bytes (seed * 17 + i) mod 256, AES-256-GCM key and salt.
 fn key(seed: u32) -> String {
@@ -205,56 +184,46 @@ s.close()
 print("done %d" % (first + second), flush=True)
 "#;
 
-/// The four namespaces and both gateways; everything is torn down on drop, also on failure.
-struct Sites {
-    prefix: String,
-    work: PathBuf,
+/// The sites (common::sites: namespaces, gateways, captures; all torn down on drop) and gateway
+/// B's inbound rule.
+struct NdSites {
+    sites: Sites,
     server: Server,
-    gateways: Vec<Child>,
-    others: Vec<Child>,
 }
 
-impl Sites {
-    fn up(server: Server) -> Sites {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let prefix = format!("nd{}{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let work = std::env::temp_dir().join(format!("{prefix}.work"));
-        std::fs::create_dir_all(&work).unwrap();
-        let mut sites = Sites { prefix, work, server, gateways: Vec::new(), others: Vec::new() };
-        run(Command::new(TOPOLOGY).args(["up", &sites.prefix]));
+impl Deref for NdSites {
+    type Target = Sites;
+    fn deref(&self) -> &Sites {
+        &self.sites
+    }
+}
+
+impl DerefMut for NdSites {
+    fn deref_mut(&mut self) -> &mut Sites {
+        &mut self.sites
+    }
+}
+
+impl NdSites {
+    fn up(server: Server) -> NdSites {
+        let sites = Sites::up("nd", Path::new(GATEWAY));
+        let mut sites = NdSites { sites, server };
         run(Command::new("ip").args(["netns", "exec", &sites.ns("ha"), "ip", "addr", "add", &format!("{PLAIN_CLIENT}/24"), "dev", "eth0"]));
         sites.configure(Sas::None);
         for (i, g) in ["a", "b"].into_iter().enumerate() {
-            sites.start_gateway(i, g);
+            sites.start_gateway(i);
             sites.load(g);
         }
         sites
-    }
-
-    fn ns(&self, n: &str) -> String {
-        format!("{}-{n}", self.prefix)
-    }
-
-    fn config(&self, g: &str) -> PathBuf {
-        self.work.join(format!("g{g}.toml"))
-    }
-
-    fn stats_path(&self, g: &str) -> PathBuf {
-        PathBuf::from(format!("/tmp/{}-g{g}.stats", self.prefix))
     }
 
     /// Writes both gateways' configurations with `sas`: topology.sh's ports, routes and
     /// neighbours, and this test's rules and SAs.
     fn configure(&self, sas: Sas) {
         for g in ["a", "b"] {
-            let base = text(&run(Command::new(TOPOLOGY).args(["config", &self.prefix, g, "aes-gcm-256"])));
-            let head = &base[..base.find("[[policies]]").expect("topology.sh config has rules")];
+            let head = self.topology_config_head(g);
             std::fs::write(self.config(g), format!("{head}\n{}", nd_config(g, self.server, sas))).unwrap();
         }
-    }
-
-    fn load(&self, g: &str) -> String {
-        text(&run(Command::new(GATEWAY).arg("load").arg(self.config(g))))
     }
 
     /// Installs the SAs as a completed negotiation would: inbound on both sides, then outbound.
@@ -291,49 +260,6 @@ impl Sites {
         lines
     }
 
-    fn start_gateway(&mut self, i: usize, g: &str) {
-        let _ = std::fs::remove_file(self.stats_path(g));
-        let log = std::fs::File::create(self.work.join(format!("g{g}.log"))).unwrap();
-        // A's worker on lcore 1, B's on lcore 0: one core each.
-        let main_lcore = ["0", "1"][i];
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(&format!("g{g}")), GATEWAY, "run"])
-            .arg(self.config(g))
-            .args(["--", "-l", "0,1", "--main-lcore", main_lcore, "--no-huge", "--no-pci", "-m", "512", "--no-shconf", "--no-telemetry"])
-            .arg(format!("--file-prefix={}-{g}", self.prefix))
-            .arg("--log-level=pmd.net.tap:error")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.gateways.push(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.stats_path(g).exists() {
-            if let Some(status) = self.gateways[i].try_wait().unwrap() {
-                panic!("gateway {g} exited ({status}): {}", std::fs::read_to_string(self.work.join(format!("g{g}.log"))).unwrap_or_default());
-            }
-            assert!(Instant::now() < deadline, "gateway {g} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stats(&self, g: &str) -> String {
-        text(&run(Command::new(GATEWAY).arg("stats").arg(self.config(g))))
-    }
-
-    /// Polls gateway `g`'s statistics until `done` holds (they are published every 250 ms).
-    fn wait_for_stats(&self, g: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let stats = self.stats(g);
-            if done(&stats) {
-                return stats;
-            }
-            assert!(Instant::now() < deadline, "gateway {g}: {what}:\n{stats}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Starts an echo server on host B for `connections` connections to `port`.
     fn server(&self, port: u16, connections: u32) -> Child {
         let child = Command::new("ip")
@@ -360,46 +286,8 @@ impl Sites {
 
     /// Captures what arrives at each end of the link between the gateways (DPDK's af_packet
     /// transmits past the capture hooks): gateway B's file holds A to B, gateway A's B to A.
-    fn capture(&mut self) -> [PathBuf; 2] {
-        ["gb", "ga"].map(|n| {
-            let path = self.work.join(format!("link-{n}.pcapng"));
-            let child = Command::new("ip")
-                .args(["netns", "exec", &self.ns(n), "dumpcap", "-q", "-B", "16", "-i", "u0", "-w"])
-                .arg(&path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("dumpcap (tshark package) must be installed");
-            self.others.push(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !path.exists() {
-                assert!(Instant::now() < deadline, "dumpcap did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            path
-        })
-    }
-
-    fn stop_captures(&mut self) {
-        std::thread::sleep(Duration::from_millis(300));
-        for mut c in self.others.drain(..) {
-            signal_and_wait(&mut c, "INT");
-        }
-    }
-}
-
-impl Drop for Sites {
-    fn drop(&mut self) {
-        self.stop_captures();
-        for mut g in self.gateways.drain(..) {
-            signal_and_wait(&mut g, "INT");
-        }
-        let _ = Command::new(TOPOLOGY).args(["down", &self.prefix]).status();
-        for g in ["a", "b"] {
-            let _ = std::fs::remove_file(format!("/dev/shm/{}-g{g}.region", self.prefix));
-            let _ = std::fs::remove_file(self.stats_path(g));
-        }
-        let _ = std::fs::remove_dir_all(&self.work);
+    fn capture_link(&mut self) -> [PathBuf; 2] {
+        ["gb", "ga"].map(|n| self.capture(n, "u0", &format!("link-{n}")))
     }
 }
 
@@ -421,27 +309,21 @@ const B_OUT_CLIENT: &str = "out 198.18.2.0/24 -> 198.18.1.2/32";
 const B_OUT_OTHERS: &str = "out 198.18.2.0/24 -> 198.18.1.0/24";
 
 /// The frames of `pcap` matching `filter`, as `fields` joined by '|'.
-fn tshark(pcap: &PathBuf, decrypt: bool, filter: &str, fields: &[&str]) -> Vec<String> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-n").arg("-r").arg(pcap);
+fn tshark(pcap: &Path, decrypt: bool, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut options = Vec::new();
     if decrypt {
-        cmd.args(["-o", "esp.enable_encryption_decode:TRUE"]);
+        options.push("esp.enable_encryption_decode:TRUE".to_string());
         for (spi, seed) in [(0x2001, 1), (0x2002, 2)] {
-            let sa = format!("uat:esp_sa:\"IPv4\",\"*\",\"*\",\"{spi:#010x}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{}\",\"NULL\",\"\"", key(seed));
-            cmd.args(["-o", &sa]);
+            options.push(format!("uat:esp_sa:\"IPv4\",\"*\",\"*\",\"{spi:#010x}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{}\",\"NULL\",\"\"", key(seed)));
         }
     }
-    cmd.args(["-Y", filter, "-T", "fields", "-E", "separator=|"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    text(&run(&mut cmd)).lines().map(str::to_owned).collect()
+    common::sites::tshark(pcap, &options, filter, fields)
 }
 
 /// In one direction of the link: the connection on `port` was first in cleartext, then in ESP
 /// (which tshark decrypts to that connection), never in cleartext after the first ESP packet, and
 /// never reset. Returns (cleartext, ESP) packet counts.
-fn assert_cleartext_then_esp(pcap: &PathBuf, port: u16) -> (usize, usize) {
+fn assert_cleartext_then_esp(pcap: &Path, port: u16) -> (usize, usize) {
     let frames = tshark(pcap, false, &format!("esp || tcp.port == {port}"), &["frame.number", "esp.spi"]);
     let is_esp: Vec<bool> = frames.iter().map(|l| !l.split('|').nth(1).unwrap_or("").is_empty()).collect();
     let first_esp = is_esp.iter().position(|e| *e).unwrap_or_else(|| panic!("{}: no ESP: {frames:?}", pcap.display()));
@@ -460,8 +342,8 @@ fn assert_cleartext_then_esp(pcap: &PathBuf, port: u16) -> (usize, usize) {
 #[test]
 fn figure_15_cleartext_until_the_sa_then_esp_on_the_same_connection() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Sites::up(Server::Boundary);
-    let pcaps = s.capture();
+    let mut s = NdSites::up(Server::Boundary);
+    let pcaps = s.capture_link();
     let server = s.server(5001, 1);
     let mut client = s.client(CLIENT, 5001, 20, 50);
     let port_line = client.line();
@@ -518,7 +400,7 @@ fn figure_15_cleartext_until_the_sa_then_esp_on_the_same_connection() {
 #[test]
 fn figure_16_cleartext_syns_are_dropped_until_the_sa_exists() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let s = Sites::up(Server::RequiresProtection);
+    let s = NdSites::up(Server::RequiresProtection);
     let server = s.server(5002, 1);
     let client = s.client(CLIENT, 5002, 10, 0);
     // The SYN goes out in cleartext (and triggers IKE); gateway B discards it, by its rule.

@@ -1,5 +1,8 @@
-//! Test helpers: SA configurations for every suite and mode, plain packets of every family.
+//! Test helpers: SA configurations for every suite and mode, plain packets of every family;
+//! `sites`: the end-to-end tests' namespaces, gateway processes and captures.
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod sites;
 
 use std::net::IpAddr;
 
