@@ -116,6 +116,8 @@ mod pipeline {
     use std::sync::Arc;
     use std::time::Instant;
 
+    use super::BURST;
+
     use dataplane::gateway::counters::LcoreCounters;
     use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_IPV4};
     use dataplane::gateway::pipeline::{Pipeline, Setup, Shared, SideSetup, Verdict};
@@ -217,16 +219,21 @@ mod pipeline {
         let counters = Arc::new(LcoreCounters::default());
         let mut p = Pipeline::new(Reader::attach(region.clone()).expect("reader"), Arc::new(setup()), &shared, counters.clone());
         let frames: Vec<Vec<u8>> = (0..flows).map(frame).collect();
-        let mut mem = vec![0u8; 2048];
+        // As the gateway's poll loop sees them: a burst of frames received (here copied in) first,
+        // then processed one by one, so that no frame is read right after it was written.
+        const SLOT: usize = 512;
+        let mut mem = vec![0u8; BURST * SLOT];
         let (mut sent, started) = (0u64, Instant::now());
         while started.elapsed().as_secs_f64() < seconds {
             p.begin_round();
-            for f in frames.iter().cycle().take(32 * 32) {
-                let mut buf = SliceBuf::with_packet(&mut mem, 256, f).expect("fits");
-                assert_eq!(p.from_port(Side::Protected, &mut buf), Verdict::Transmit(Side::Unprotected));
+            for burst in frames.chunks(BURST).cycle().take(32) {
+                let mut bufs: Vec<SliceBuf> = mem.chunks_mut(SLOT).zip(burst).map(|(m, f)| SliceBuf::with_packet(m, 256, f).expect("fits")).collect();
+                for buf in &mut bufs {
+                    assert_eq!(p.from_port(Side::Protected, buf), Verdict::Transmit(Side::Unprotected));
+                }
+                sent += bufs.len() as u64;
             }
             p.end_round();
-            sent += 32 * 32;
         }
         let rate = sent as f64 / started.elapsed().as_secs_f64();
         assert_eq!(counters.encrypted.load(std::sync::atomic::Ordering::Relaxed), sent);

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use bench::{arg, Rng};
-use dataplane::esp::selector::Flow;
+use dataplane::esp::flow::Flow;
 use dataplane::gateway::spd_classifier::Classifier;
 use shared::policy::{Action, Policy, PolicyFlags, PolicyRecord, Prefix, SaTemplate, Selector};
 use shared::sa::{Direction, Mode};
@@ -67,8 +67,8 @@ fn main() {
     let compile = compile_start.elapsed();
     let flows: Vec<Flow> = (0..n_flows)
         .map(|_| Flow {
-            src: IpAddr::V4(random_addr(&mut rng)),
-            dst: IpAddr::V4(random_addr(&mut rng)),
+            src: random_addr(&mut rng).into(),
+            dst: random_addr(&mut rng).into(),
             proto: [6, 17, 1][rng.below(3) as usize],
             ports: Some((rng.below(65_536) as u16, rng.below(65_536) as u16)),
         })

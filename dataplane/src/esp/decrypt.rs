@@ -10,7 +10,7 @@ use shared::sa::Mode;
 use super::ecn;
 use super::natt;
 use super::sa::InboundSa;
-use super::selector::Flow;
+use super::flow::Flow;
 use super::suite::OpenError;
 use crate::buf::PacketBuf;
 use crate::drop::DropReason;

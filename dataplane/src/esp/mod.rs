@@ -2,6 +2,7 @@
 
 pub mod decrypt;
 pub mod ecn;
+pub mod flow;
 pub mod encrypt;
 pub mod natt;
 pub mod replay;

@@ -12,7 +12,7 @@
 //! - Then: route (longest prefix), next-hop MAC, Ethernet header (and VLAN tag).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use shared::event::{Event, ExchangeInfoFlags, FlowTuple, SaKey};
@@ -33,7 +33,7 @@ use super::Side;
 use crate::buf::PacketBuf;
 use crate::esp::decrypt::{classify, decapsulate, Classified};
 use crate::esp::encrypt::encapsulate;
-use crate::esp::selector::Flow;
+use crate::esp::flow::{Flow, FlowAddr};
 use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
 use crate::wire::checksum;
 use crate::wire::proto;
@@ -260,14 +260,15 @@ impl Pipeline {
             ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
                 let flow = flow_of(pkt.data())?;
                 if is_neighbour_discovery(&flow) {
-                    if !flow.src.is_unspecified() && self.on_link(side, flow.src) {
-                        self.neighbours.learn(side, flow.src, frame.src);
+                    let src = flow.src.ip();
+                    if !src.is_unspecified() && self.on_link(side, src) {
+                        self.neighbours.learn(side, src, frame.src);
                     }
                     return self.frame_for_host(side, frame.src, frame.ethertype, pkt);
                 }
                 match side {
                     Side::Unprotected => self.unprotected_ingress(pkt, frame.src, &flow),
-                    Side::Protected => match self.local_side(&flow.dst, Some(side)) {
+                    Side::Protected => match self.local_side(flow.dst, Some(side)) {
                         Some(local) => self.frame_for_host(local, frame.src, frame.ethertype, pkt),
                         None => self.outbound(pkt, &flow, true),
                     },
@@ -301,7 +302,7 @@ impl Pipeline {
 
     /// Traffic arriving on the unprotected port.
     fn unprotected_ingress<B: PacketBuf>(&mut self, pkt: &mut B, src_mac: Mac, flow: &Flow) -> Result<Verdict, Reason> {
-        let local = self.local_side(&flow.dst, Some(Side::Unprotected));
+        let local = self.local_side(flow.dst, Some(Side::Unprotected));
         let encap = flow.proto == proto::UDP && matches!(flow.ports, Some((_, d)) if self.setup.encap_ports.contains(&d));
         if local.is_some() && (flow.proto == proto::ESP || encap) {
             return self.inbound_esp(pkt, src_mac);
@@ -372,7 +373,7 @@ impl Pipeline {
         if let Some(nd) = &mut self.nd {
             nd.inbound_protected(&self.reader, h, flow, self.now_ns);
         }
-        match self.local_side(&flow.dst, None) {
+        match self.local_side(flow.dst, None) {
             Some(side) => self.frame_for_host(side, src_mac, ethertype_of(pkt.data()), pkt),
             None => {
                 decrement_ttl(pkt.data_mut())?;
@@ -446,7 +447,7 @@ impl Pipeline {
         *last = self.now_ns;
         let (src_port, dst_port) = flow.ports.unwrap_or((0, 0));
         let flags = ExchangeInfoFlags { nd_boundary: m.boundary(), guarantee_encryption: m.guaranteed_encryption() };
-        let flow = FlowTuple { src: flow.src, dst: flow.dst, proto: flow.proto, src_port, dst_port };
+        let flow = FlowTuple { src: flow.src.ip(), dst: flow.dst.ip(), proto: flow.proto, src_port, dst_port };
         // A full ring is counted by the region; the next packet retries after RETRY_NS.
         let _ = self.reader.emit(&Event::Acquire { policy_id: m.policy_id, flow, flags });
     }
@@ -454,7 +455,7 @@ impl Pipeline {
     /// Routes the IP packet in `pkt` and gives it its Ethernet header.
     fn route<B: PacketBuf>(&mut self, pkt: &mut B) -> Result<Verdict, Reason> {
         let dst = destination_of(pkt.data()).ok_or(GatewayDrop::MalformedIp)?;
-        if let Some(side) = self.local_side(&dst, None) {
+        if let Some(side) = self.local_side(dst.into(), None) {
             let mac = self.setup.side(side).mac;
             return self.frame_for_host(side, mac, ethertype_of(pkt.data()), pkt);
         }
@@ -497,18 +498,9 @@ impl Pipeline {
     /// broadcast or multicast address on the side the packet `arrived` on. The address is matched
     /// by reference in its own width: copying a just-parsed `IpAddr` whole reads it back across
     /// the narrower stores that wrote it, a store-forwarding stall per packet.
-    fn local_side(&self, dst: &IpAddr, arrived: Option<Side>) -> Option<Side> {
-        let found = match dst {
-            IpAddr::V4(d) => {
-                let d = u32::from(*d);
-                self.local.v4.iter().find(|(a, _)| *a == d).map(|&(_, side)| side)
-            }
-            IpAddr::V6(d) => {
-                let d = u128::from(*d);
-                self.local.v6.iter().find(|(a, _)| *a == d).map(|&(_, side)| side)
-            }
-        };
-        found.or_else(|| arrived.filter(|_| dst.is_multicast()))
+    fn local_side(&self, dst: FlowAddr, arrived: Option<Side>) -> Option<Side> {
+        let found = self.local.addresses.iter().find(|(a, _)| *a == dst).map(|&(_, side)| side);
+        found.or_else(|| arrived.filter(|_| dst.ip().is_multicast()))
     }
 
     fn on_link(&self, side: Side, ip: IpAddr) -> bool {
@@ -520,23 +512,18 @@ impl Pipeline {
 /// of its subnets (not on /31 and /32 point-to-point links), in the order sides are checked.
 #[derive(Debug, Default)]
 struct LocalAddresses {
-    v4: Vec<(u32, Side)>,
-    v6: Vec<(u128, Side)>,
+    addresses: Vec<(FlowAddr, Side)>,
 }
 
 fn local_addresses(setup: &Setup) -> LocalAddresses {
     let mut local = LocalAddresses::default();
     for side in [Side::Protected, Side::Unprotected] {
         for net in &setup.side(side).addresses {
-            match net.addr {
-                IpAddr::V4(a) => {
-                    local.v4.push((u32::from(a), side));
-                    if net.len < 31 {
-                        local.v4.push((u32::from(a) | u32::MAX >> net.len, side));
-                        local.v4.push((u32::MAX, side));
-                    }
-                }
-                IpAddr::V6(a) => local.v6.push((u128::from(a), side)),
+            local.addresses.push((net.addr.into(), side));
+            if let (IpAddr::V4(a), true) = (net.addr, net.len < 31) {
+                let subnet_broadcast = Ipv4Addr::from(u32::from(a) | u32::MAX >> net.len);
+                local.addresses.push((subnet_broadcast.into(), side));
+                local.addresses.push((Ipv4Addr::BROADCAST.into(), side));
             }
         }
     }

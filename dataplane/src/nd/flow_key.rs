@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use shared::event::FlowTuple;
 use shared::sa::Direction;
 
-use crate::esp::selector::Flow;
+use crate::esp::flow::{Flow, FlowAddr};
 use crate::wire::proto;
 
 /// What identifies a connection beyond the addresses and protocol (3.1.1).
@@ -64,32 +64,22 @@ impl std::hash::Hash for FlowKey {
 
 pub(crate) const KEY_WORDS: usize = 5;
 
-/// By reference: a copy of a just-parsed `IpAddr` stalls on store forwarding.
-fn addr_words(a: &IpAddr) -> [u64; 2] {
-    let v6 = match a {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => *v6,
-    };
-    let b = u128::from(v6);
-    [(b >> 64) as u64, b as u64]
+fn addr_words(a: FlowAddr) -> [u64; 2] {
+    [(a.0 >> 64) as u64, a.0 as u64]
 }
 
 fn words_addr(hi: u64, lo: u64) -> IpAddr {
-    let v6 = std::net::Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo));
-    match v6.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(v6),
-    }
+    FlowAddr(u128::from(hi) << 64 | u128::from(lo)).ip()
 }
 
 impl FlowKey {
     /// The entry of a connection between `local` and `remote` (of one address family).
     pub fn new(local: IpAddr, remote: IpAddr, proto: u8, transport: Transport) -> FlowKey {
-        FlowKey::of_addresses(&local, &remote, proto, transport)
+        FlowKey::of_addresses(local.into(), remote.into(), proto, transport)
     }
 
     #[inline]
-    fn of_addresses(local: &IpAddr, remote: &IpAddr, proto: u8, transport: Transport) -> FlowKey {
+    fn of_addresses(local: FlowAddr, remote: FlowAddr, proto: u8, transport: Transport) -> FlowKey {
         let (kind, a, b) = match transport {
             Transport::Ports { local, remote } => (KIND_PORTS, local, remote),
             Transport::Icmp { ty, code } => (KIND_ICMP, u16::from(icmp_exchange_type(proto, ty)), u16::from(code)),
@@ -105,8 +95,8 @@ impl FlowKey {
     #[inline]
     pub fn of_flow(direction: Direction, flow: &Flow) -> FlowKey {
         let (local, remote) = match direction {
-            Direction::Out => (&flow.src, &flow.dst),
-            Direction::In => (&flow.dst, &flow.src),
+            Direction::Out => (flow.src, flow.dst),
+            Direction::In => (flow.dst, flow.src),
         };
         let transport = match (flow.proto, flow.ports) {
             // `Flow` carries ICMP type and code as type * 256 + code in both fields.
@@ -180,18 +170,18 @@ mod tests {
 
     #[test]
     fn both_directions_of_a_connection_share_a_key() {
-        let out = Flow { src: v4(1), dst: v4(2), proto: proto::TCP, ports: Some((40000, 80)) };
-        let back = Flow { src: v4(2), dst: v4(1), proto: proto::TCP, ports: Some((80, 40000)) };
+        let out = Flow { src: v4(1).into(), dst: v4(2).into(), proto: proto::TCP, ports: Some((40000, 80)) };
+        let back = Flow { src: v4(2).into(), dst: v4(1).into(), proto: proto::TCP, ports: Some((80, 40000)) };
         assert_eq!(FlowKey::of_flow(Direction::Out, &out), FlowKey::of_flow(Direction::In, &back));
         assert_ne!(FlowKey::of_flow(Direction::Out, &out), FlowKey::of_flow(Direction::Out, &back));
     }
 
     #[test]
     fn echo_reply_finds_the_echo_request_entry() {
-        let req = Flow { src: v4(1), dst: v4(2), proto: proto::ICMP, ports: Some((8 << 8, 8 << 8)) };
-        let rep = Flow { src: v4(2), dst: v4(1), proto: proto::ICMP, ports: Some((0, 0)) };
+        let req = Flow { src: v4(1).into(), dst: v4(2).into(), proto: proto::ICMP, ports: Some((8 << 8, 8 << 8)) };
+        let rep = Flow { src: v4(2).into(), dst: v4(1).into(), proto: proto::ICMP, ports: Some((0, 0)) };
         assert_eq!(FlowKey::of_flow(Direction::Out, &req), FlowKey::of_flow(Direction::In, &rep));
-        let unreachable = Flow { src: v4(2), dst: v4(1), proto: proto::ICMP, ports: Some((3 << 8 | 1, 3 << 8 | 1)) };
+        let unreachable = Flow { src: v4(2).into(), dst: v4(1).into(), proto: proto::ICMP, ports: Some((3 << 8 | 1, 3 << 8 | 1)) };
         assert_eq!(FlowKey::of_flow(Direction::In, &unreachable).transport(), Transport::Icmp { ty: 3, code: 1 });
     }
 

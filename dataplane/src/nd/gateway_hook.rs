@@ -18,7 +18,7 @@ use super::outbound::{OutboundVerdict, SaMatch};
 use super::report::{publish, Slot};
 use super::stats::RuleCounts;
 use super::table::FlowTable;
-use crate::esp::selector::Flow;
+use crate::esp::flow::Flow;
 
 /// A policy record's PFLAG_* bits as [MS-IKEE] 3.7.1 policy flags.
 pub fn policy_flags(bits: u8) -> PolicyFlags {
