@@ -207,6 +207,54 @@ fn shared_ts(ts: &TrafficSelector) -> sa::TrafficSelector {
 
 /// Policy priority of negotiated rules: after static configuration's (lower numbers first).
 const NEGOTIATED_PRIORITY: u32 = 1000;
+/// Trap rules come after the negotiated rules they stand in for.
+const TRAP_PRIORITY: u32 = 2000;
+
+/// Protect rules (both directions) for every pair of local and remote selectors of one family.
+fn protect_rules(
+    local_ts: &[TrafficSelector],
+    remote_ts: &[TrafficSelector],
+    reqid: u32,
+    template: SaTemplate,
+    priority: u32,
+) -> Vec<Policy> {
+    let mut policies = Vec::new();
+    for local in local_ts {
+        for remote in remote_ts {
+            if local.start.is_ipv4() != remote.start.is_ipv4() {
+                continue;
+            }
+            let proto = match (local.ip_protocol, remote.ip_protocol) {
+                (0, 0) => None,
+                (p, 0) | (_, p) => Some(p),
+            };
+            for l in prefixes(local) {
+                for r in prefixes(remote) {
+                    let rule = |direction, src, dst, src_ports, dst_ports| Policy {
+                        priority,
+                        direction,
+                        selector: Selector {
+                            src,
+                            dst,
+                            proto,
+                            src_ports,
+                            dst_ports,
+                            icmp_type: None,
+                            icmp_code: None,
+                        },
+                        action: Action::Protect { reqid, template },
+                        flags: PolicyFlags::default(),
+                    };
+                    let local_ports = (local.start_port, local.end_port);
+                    let remote_ports = (remote.start_port, remote.end_port);
+                    policies.push(rule(Direction::Out, l, r, local_ports, remote_ports));
+                    policies.push(rule(Direction::In, r, l, remote_ports, local_ports));
+                }
+            }
+        }
+    }
+    policies
+}
 
 impl SaManager {
     pub fn new(writer: Writer, lifetimes: ChildLifetimes) -> SaManager {
@@ -300,49 +348,40 @@ impl SaManager {
         }
     }
 
-    /// Protect rules for every pair of local and remote selectors, both directions.
+    /// A child's protect rules: every pair of its local and remote selectors, both directions.
     fn policies(child: &ChildSa, reqid: u32) -> Vec<Policy> {
         let template = SaTemplate {
             mode: Mode::Tunnel,
             src: child.local.ip(),
             dst: child.remote.ip(),
         };
-        let mut policies = Vec::new();
-        for local in &child.local_ts {
-            for remote in &child.remote_ts {
-                if local.start.is_ipv4() != remote.start.is_ipv4() {
-                    continue;
-                }
-                let proto = match (local.ip_protocol, remote.ip_protocol) {
-                    (0, 0) => None,
-                    (p, 0) | (_, p) => Some(p),
-                };
-                for l in prefixes(local) {
-                    for r in prefixes(remote) {
-                        let rule = |direction, src, dst, src_ports, dst_ports| Policy {
-                            priority: NEGOTIATED_PRIORITY,
-                            direction,
-                            selector: Selector {
-                                src,
-                                dst,
-                                proto,
-                                src_ports,
-                                dst_ports,
-                                icmp_type: None,
-                                icmp_code: None,
-                            },
-                            action: Action::Protect { reqid, template },
-                            flags: PolicyFlags::default(),
-                        };
-                        let local_ports = (local.start_port, local.end_port);
-                        let remote_ports = (remote.start_port, remote.end_port);
-                        policies.push(rule(Direction::Out, l, r, local_ports, remote_ports));
-                        policies.push(rule(Direction::In, r, l, remote_ports, local_ports));
-                    }
-                }
-            }
-        }
-        policies
+        protect_rules(
+            &child.local_ts,
+            &child.remote_ts,
+            reqid,
+            template,
+            NEGOTIATED_PRIORITY,
+        )
+    }
+
+    /// Installs outbound protect rules for `local_ts` to `remote_ts` with a reqid of their own,
+    /// which no SA ever takes (strongSwan's trap policies): traffic they match makes the
+    /// dataplane raise an ACQUIRE (RFC 4301 5.2) for `template`, and once the negotiated child
+    /// SA's own rules exist (which come first), they protect it. Returns the rules' ids.
+    pub fn install_trap(
+        &mut self,
+        local_ts: &[TrafficSelector],
+        remote_ts: &[TrafficSelector],
+        template: SaTemplate,
+    ) -> Result<Vec<u32>, OpError> {
+        let reqid = self.next_reqid;
+        let rules: Vec<Policy> = protect_rules(local_ts, remote_ts, reqid, template, TRAP_PRIORITY)
+            .into_iter()
+            .filter(|p| p.direction == Direction::Out)
+            .collect();
+        let ids = lock(&self.shared).writer.add_policies(&rules)?;
+        self.next_reqid += 1;
+        Ok(ids)
     }
 
     /// Installs both SAs of a new child and its policies; on any failure nothing stays installed.

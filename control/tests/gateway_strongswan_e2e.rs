@@ -60,7 +60,7 @@ struct EndToEnd {
 impl EndToEnd {
     /// The namespaces, gateway A without any rule or SA, `iked` on its exception interface,
     /// charon in gateway B's namespace (which becomes a plain router with addresses).
-    fn up(tag: &str) -> EndToEnd {
+    fn up(tag: &str, initiator: Initiator) -> EndToEnd {
         let lab = Lab::new("e2e", tag);
         let gateway = gateway_binary();
         let mut sites = Sites::up("e2e", &gateway);
@@ -75,17 +75,18 @@ impl EndToEnd {
         std::fs::write(sites.config("a"), sites.topology_config_head("a")).unwrap();
         sites.start_gateway(0);
         let mut e2e = EndToEnd { lab, sites };
-        e2e.start_iked();
+        e2e.start_iked(initiator == Initiator::Traffic);
         e2e.start_charon();
         e2e
     }
 
-    fn start_iked(&mut self) {
+    /// `trap`: trap rules for charon's selectors, so that traffic starts the negotiation.
+    fn start_iked(&mut self, trap: bool) {
         let config = format!(
             "[daemon]\nlisten = \"{OURS}\"\ncontrol_socket = \"{sock}\"\nregion = \"{region}\"\nlog_keys = true\n\n\
              [[peer]]\nname = \"charon\"\nremote = \"{THEIRS}\"\nlocal_id = \"fqdn:gateway-a.example\"\nremote_id = \"fqdn:charon.example\"\n\
              psk = \"{PSK}\"\nike = [\"aes256gcm16-prfsha256-ecp256\"]\nesp = [\"aes256gcm16\"]\n\
-             local_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\n",
+             local_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\ntrap = {trap}\n",
             sock = self.lab.iked_socket().display(),
             region = self.sites.region_path("a").display(),
         );
@@ -159,22 +160,29 @@ enum Initiator {
     Ours,
     /// `swanctl --initiate`.
     Charon,
+    /// Host A's traffic: gateway A raises an ACQUIRE on iked's trap rule.
+    Traffic,
 }
 
 fn host_to_host(initiator: Initiator, tag: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut e = EndToEnd::up(tag);
+    let mut e = EndToEnd::up(tag, initiator);
     let link = e.sites.capture("gb", "u0", "link");
 
-    // No SA, no policy: gateway A forwards nothing (RFC 4301 4.4.1: the SPD's default).
+    // No SA: gateway A forwards nothing. Without a rule (RFC 4301 4.4.1: the SPD's default is
+    // discard); with iked's trap rule, the packet makes gateway A raise an ACQUIRE, and iked
+    // initiates.
     let out = e.sites.ping("ha", HOST_B, 1);
     assert!(!out.status.success(), "a ping passed before any SA");
-    e.sites
-        .wait_for_stats("a", "the ping dropped for want of a rule", |s| {
-            s.lines()
-                .any(|l| l.starts_with("drop no_policy ") && l != "drop no_policy 0")
-        });
-
+    let dropped = if initiator == Initiator::Traffic {
+        "drop no_sa "
+    } else {
+        "drop no_policy "
+    };
+    e.sites.wait_for_stats("a", "the ping dropped", |s| {
+        s.lines()
+            .any(|l| l.starts_with(dropped) && !l.ends_with(" 0"))
+    });
     match initiator {
         Initiator::Ours => {
             let answer = e.lab.ctl("initiate charon");
@@ -184,6 +192,7 @@ fn host_to_host(initiator: Initiator, tag: &str) {
             e.lab
                 .swanctl("--initiate --child net --ike gw --timeout 10");
         }
+        Initiator::Traffic => {}
     }
     e.lab
         .wait_for("a child SA in iked", Duration::from_secs(15), || {
@@ -194,7 +203,13 @@ fn host_to_host(initiator: Initiator, tag: &str) {
         });
     let list = e.lab.ctl("list");
     let sa = &list[0];
-    assert_eq!(sa["initiator"], initiator == Initiator::Ours, "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "one IKE SA: {list}");
+    assert_eq!(sa["initiator"], initiator != Initiator::Charon, "{list}");
+    if initiator == Initiator::Traffic {
+        let log = std::fs::read_to_string(e.lab.path("iked.log")).unwrap();
+        let acquire = format!("iked: ACQUIRE for {THEIRS}: IKE SA ");
+        assert!(log.contains(&acquire), "{log}");
+    }
     assert_eq!(sa["nat"], true, "kernel-libipsec forces NAT-T: {list}");
     assert_eq!(sa["local"], format!("{OURS}:4500"), "IKE floated to 4500");
     let child = &sa["children"][0];
@@ -350,4 +365,9 @@ fn iked_initiates_and_the_gateway_carries_ping_and_tcp() {
 #[test]
 fn charon_initiates_and_the_gateway_carries_ping_and_tcp() {
     host_to_host(Initiator::Charon, "r");
+}
+
+#[test]
+fn traffic_makes_iked_initiate_and_the_gateway_carries_ping_and_tcp() {
+    host_to_host(Initiator::Traffic, "t");
 }

@@ -12,9 +12,10 @@ use shared::event::{Event as RegionEvent, ExchangeInfoFlags, FlowTuple, SaKey};
 use shared::inspect;
 use shared::layout::Capacities;
 use shared::ops::Writer;
+use shared::policy::{Action, SaTemplate};
 use shared::reader::Reader;
 use shared::region::Region;
-use shared::sa::{Direction, SlotState};
+use shared::sa::{Direction, Mode, SlotState};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -268,4 +269,89 @@ fn reserved_spis_are_released_on_failure_and_after_a_timeout() {
         1
     );
     assert!(inspect::list_sas(&region).is_empty());
+}
+
+/// Trap rules (strongSwan's trap policies): an outbound protect rule with no SA behind it, so
+/// that the dataplane raises ACQUIREs; the negotiated child's rules come before it, and it stays
+/// when the child goes.
+#[test]
+fn trap_rules_raise_acquires_and_yield_to_the_negotiated_rules() {
+    let path = TempRegion(std::env::temp_dir().join(format!("ike-trap-{}", std::process::id())));
+    let region = small_region(&path.0);
+    let mut manager = SaManager::new(
+        Writer::attach(region.clone()).unwrap(),
+        ChildLifetimes::default(),
+    );
+    let template = SaTemplate {
+        mode: Mode::Tunnel,
+        src: addr(A_ADDR).ip(),
+        dst: addr(B_ADDR).ip(),
+    };
+    let ids = manager
+        .install_trap(&[subnet(1)], &[subnet(2)], template)
+        .unwrap();
+    assert_eq!(ids.len(), 1, "one outbound rule for one pair of /24s");
+    let trap = manager.writer().policies();
+    assert_eq!(trap.len(), 1);
+    let (trap_id, trap_rule) = trap[0];
+    assert_eq!(trap_rule.direction, Direction::Out);
+    let Action::Protect {
+        reqid: trap_reqid, ..
+    } = trap_rule.action
+    else {
+        panic!("{trap_rule:?}")
+    };
+    let dataplane = Reader::attach(region.clone()).unwrap();
+    assert_eq!(
+        dataplane.outbound(trap_reqid).unwrap(),
+        None,
+        "no SA behind it"
+    );
+    dataplane
+        .emit(&RegionEvent::Acquire {
+            policy_id: trap_id,
+            flow: FlowTuple {
+                src: "198.18.1.2".parse().unwrap(),
+                dst: "198.18.2.2".parse().unwrap(),
+                proto: 1,
+                src_port: 0,
+                dst_port: 0,
+            },
+            flags: ExchangeInfoFlags::default(),
+        })
+        .unwrap();
+    assert_eq!(
+        manager.poll_actions(),
+        vec![Action2Engine::Initiate {
+            policy_id: trap_id,
+            template
+        }]
+    );
+
+    let mut pair = Pair::default_pair();
+    pair.initiate();
+    pair.run(3, false);
+    let (child, _) = pair.assert_established();
+    manager.install(&child).unwrap();
+    let rules = manager.writer().policies();
+    assert_eq!(rules.len(), 3);
+    assert_eq!(
+        rules[2],
+        (trap_id, trap_rule),
+        "the trap comes last"
+    );
+    let Action::Protect { reqid, .. } = rules[0].1.action else {
+        panic!("{rules:?}")
+    };
+    assert_ne!(reqid, trap_reqid);
+    assert!(dataplane.outbound(reqid).unwrap().is_some());
+
+    drop(dataplane);
+    manager
+        .remove(ChildId {
+            ike_spi: child.ike_spi,
+            inbound_spi: child.inbound_spi,
+        })
+        .unwrap();
+    assert_eq!(manager.writer().policies(), vec![(trap_id, trap_rule)]);
 }

@@ -80,6 +80,10 @@ struct PeerSection {
     dpd_seconds: u64,
     #[serde(default)]
     initiate: bool,
+    /// Install outbound protect rules for the selectors at start (strongSwan's trap policies):
+    /// traffic they match makes the dataplane raise an ACQUIRE and the daemon initiate.
+    #[serde(default)]
+    trap: bool,
     /// Ask the responder for its internal server addresses ([MS-IKEE] 3.11).
     #[serde(default)]
     request_server_addresses: bool,
@@ -143,6 +147,8 @@ pub struct DaemonConfig {
     pub engine: EngineConfig,
     /// Peers to start an IKE SA with at startup.
     pub initiate: Vec<String>,
+    /// Peers whose selectors get trap rules in the region at startup.
+    pub trap: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -385,17 +391,34 @@ fn peer(section: PeerSection) -> Result<PeerConfig, ConfigError> {
 impl DaemonConfig {
     pub fn parse(text: &str) -> Result<DaemonConfig, ConfigError> {
         let file: File = toml::from_str(text)?;
-        let initiate = file
+        let names = |selected: fn(&PeerSection) -> bool| {
+            file.peers
+                .iter()
+                .filter(|p| selected(p))
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let (initiate, trap) = (names(|p| p.initiate), names(|p| p.trap));
+        if let Some(p) = file
             .peers
             .iter()
-            .filter(|p| p.initiate)
-            .map(|p| p.name.clone())
-            .collect::<Vec<_>>();
-        if let Some(p) = file.peers.iter().find(|p| p.initiate && p.remote.is_none()) {
+            .find(|p| (p.initiate || p.trap) && p.remote.is_none())
+        {
             return Err(ConfigError::Peer {
                 peer: p.name.clone(),
                 field: "remote",
                 problem: "needed to initiate".into(),
+            });
+        }
+        if let Some(p) = file
+            .peers
+            .iter()
+            .find(|p| p.trap && file.daemon.region.is_none())
+        {
+            return Err(ConfigError::Peer {
+                peer: p.name.clone(),
+                field: "trap",
+                problem: "needs the daemon's region, where the rules go".into(),
             });
         }
         let peers = file
@@ -420,6 +443,7 @@ impl DaemonConfig {
                 ..EngineConfig::new(peers)
             },
             initiate,
+            trap,
         })
     }
 
@@ -501,6 +525,15 @@ mod tests {
             ),
             (
                 GOOD.replace("remote = \"198.18.0.2\"", ""),
+                "remote: needed to initiate",
+            ),
+            (
+                GOOD.replace("initiate = true", "trap = true"),
+                "trap: needs the daemon's region",
+            ),
+            (
+                GOOD.replace("remote = \"198.18.0.2\"", "")
+                    .replace("initiate = true", "trap = true"),
                 "remote: needed to initiate",
             ),
             (

@@ -15,7 +15,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use shards::{Outbound, Shards};
 use shared::layout::Capacities;
 use shared::ops::Writer;
+use shared::policy::SaTemplate;
 use shared::region::Region;
+use shared::sa::Mode;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
@@ -194,10 +196,20 @@ impl Daemon {
                         .peers
                         .iter()
                         .find(|p| p.remote_addr == Some(template.dst));
-                    if let Some(peer) = peer.map(|p| p.name.clone()) {
-                        if let Err(e) = self.initiate(&peer) {
-                            eprintln!("iked: ACQUIRE for {}: {e}", template.dst);
-                        }
+                    let Some(peer) = peer.map(|p| p.name.clone()) else {
+                        continue;
+                    };
+                    // The dataplane repeats an ACQUIRE while the SA is missing: one IKE SA
+                    // with a peer at a time (its child SA comes with it).
+                    if self.has_ike_sa(&peer) {
+                        continue;
+                    }
+                    match self.initiate(&peer) {
+                        Ok(spi) => eprintln!(
+                            "iked: ACQUIRE for {}: IKE SA {spi:016x} with {peer} initiated",
+                            template.dst
+                        ),
+                        Err(e) => eprintln!("iked: ACQUIRE for {}: {e}", template.dst),
                     }
                 }
                 Action2Engine::Delete(id) => {
@@ -222,6 +234,40 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Whether an engine holds an IKE SA with `peer`, established or being set up.
+    fn has_ike_sa(&self, peer: &str) -> bool {
+        self.shards
+            .call_all(|e| e.ike_sas())
+            .iter()
+            .flatten()
+            .any(|sa| sa.peer == peer)
+    }
+
+    /// Installs the trap rules of the peers configured with `trap`.
+    fn install_traps(&mut self) -> Result<(), DaemonError> {
+        let Some(manager) = &mut self.manager else {
+            return Ok(());
+        };
+        for name in &self.config.trap {
+            let Some(peer) = self.config.engine.peers.iter().find(|p| &p.name == name) else {
+                continue;
+            };
+            let Some(remote) = peer.remote_addr else {
+                continue;
+            };
+            let template = SaTemplate {
+                mode: Mode::Tunnel,
+                src: self.config.listen,
+                dst: remote,
+            };
+            let ids = manager
+                .install_trap(&peer.child.local_ts, &peer.child.remote_ts, template)
+                .map_err(|e| DaemonError::Region(format!("trap rules for {name}: {e}")))?;
+            eprintln!("iked: {} trap rule(s) for {name}", ids.len());
+        }
+        Ok(())
     }
 
     pub fn initiate(&mut self, peer: &str) -> Result<u64, String> {
@@ -315,6 +361,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         ike,
         nat_t,
     };
+    daemon.install_traps()?;
     for peer in initiate {
         if let Err(e) = daemon.initiate(&peer) {
             eprintln!("iked: initiate {peer}: {e}");
