@@ -335,11 +335,7 @@ fn trap_rules_raise_acquires_and_yield_to_the_negotiated_rules() {
     manager.install(&child).unwrap();
     let rules = manager.writer().policies();
     assert_eq!(rules.len(), 3);
-    assert_eq!(
-        rules[2],
-        (trap_id, trap_rule),
-        "the trap comes last"
-    );
+    assert_eq!(rules[2], (trap_id, trap_rule), "the trap comes last");
     let Action::Protect { reqid, .. } = rules[0].1.action else {
         panic!("{rules:?}")
     };
