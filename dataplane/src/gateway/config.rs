@@ -188,6 +188,13 @@ struct SaEntry {
     local: Option<String>,
     #[serde(default)]
     remote: Option<String>,
+    /// [MS-IKEE] 3.7.1: the SA matches an inbound negotiation discovery rule on the peer (a
+    /// UDP-ESP SA with this flag makes outbound negotiation discovery send cleartext, 3.7.4.1).
+    #[serde(default)]
+    boundary: bool,
+    /// [MS-IKEE] 3.7.1: the SA encrypts and may carry flows with Guaranteed Encryption set.
+    #[serde(default)]
+    guaranteed_encryption: bool,
 }
 
 fn default_replay_window() -> u32 {
@@ -554,6 +561,10 @@ fn sa(s: &SaEntry) -> Result<SaConfig, FieldError> {
         (n, Some(k)) => hex_key("auth_key", k, n)?,
         (n, None) => return Err(("auth_key", format!("{} needs a {n}-byte integrity key", s.suite))),
     };
+    if s.guaranteed_encryption && matches!(suite, Suite::AesGmac { .. }) {
+        // [MS-IKEE] 3.7.1: the flag is for encryption SAs.
+        return Err(("guaranteed_encryption", format!("{} does not encrypt", s.suite)));
+    }
     let config = SaConfig {
         spi: s.spi,
         direction: direction(&s.direction)?,
@@ -572,7 +583,7 @@ fn sa(s: &SaEntry) -> Result<SaConfig, FieldError> {
         soft: Limits::default(),
         hard: Limits::default(),
         idle_timeout_secs: 0,
-        ms_flags: MsSaFlags::default(),
+        ms_flags: MsSaFlags { boundary: s.boundary, guaranteed_encryption: s.guaranteed_encryption },
         reqid: s.reqid,
         policy_id: 0,
     };
@@ -706,6 +717,17 @@ reqid = 1
         let text = inbound.replace("reqid = 1\ntunnel", "reqid = 1\nnegotiation_discovery = true\nboundary = true\ntunnel") + "\n[negotiation_discovery]\nenabled = true\n";
         let c = parse(&text).unwrap();
         assert_eq!(c.policies[0].flags, PolicyFlags { nd_inbound: true, boundary: true, ..PolicyFlags::default() });
+    }
+
+    #[test]
+    fn static_sas_carry_the_ms_ikee_sa_flags() {
+        assert_eq!(parse(EXAMPLE).unwrap().sas[0].ms_flags, MsSaFlags::default());
+        // The example's last table is its one SA.
+        let flagged = format!("{EXAMPLE}boundary = true\nguaranteed_encryption = true\n");
+        assert_eq!(parse(&flagged).unwrap().sas[0].ms_flags, MsSaFlags { boundary: true, guaranteed_encryption: true });
+        let gmac = flagged.replace("suite = \"aes-gcm-256\"", "suite = \"aes-gmac-256\"");
+        let err = parse(&gmac).unwrap_err().to_string();
+        assert!(err.contains("sas[0].guaranteed_encryption: aes-gmac-256 does not encrypt"), "{err}");
     }
 
     #[test]
