@@ -26,6 +26,7 @@ mod sites;
 use common::lab::{sh, Lab};
 use sites::{tshark, Sites};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -355,6 +356,71 @@ fn host_to_host(initiator: Initiator, tag: &str) {
         "{initiator:?} initiated: {ike} IKE frames on 500, {ike_4500} on 4500, {sent} ESP-in-UDP packets to host B, {received} back; {}",
         stats.lines().filter(|l| l.starts_with("sa spi ")).collect::<Vec<_>>().join("; ")
     );
+    if initiator == Initiator::Ours {
+        rekeys_under_traffic(&e);
+    }
+}
+
+/// The child SA is rekeyed by iked, then by charon, while host A pings host B every 20 ms: no
+/// ping is lost (make before break, RFC 7296 2.8), and the traffic moves to the new SAs, which
+/// replace the old ones in the gateway's region.
+fn rekeys_under_traffic(e: &EndToEnd) {
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &e.sites.ns("ha")])
+        .args(["ping", "-n", "-c", "250", "-i", "0.02", "-W", "2", HOST_B])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = || {
+        let list = e.lab.ctl("list");
+        let spi = |field: &str| list[0]["children"][0][field].as_str().map(str::to_owned);
+        (spi("inbound_spi"), spi("outbound_spi"), list)
+    };
+    for we_rekey in [true, false] {
+        std::thread::sleep(Duration::from_millis(500));
+        let (old_in, old_out, list) = child();
+        let old_in = old_in.unwrap();
+        if we_rekey {
+            let spi = list[0]["spi_i"].as_str().unwrap();
+            let answer = e.lab.ctl(&format!("rekey-child {spi} {old_in}"));
+            assert!(answer.get("error").is_none(), "{answer}");
+        } else {
+            e.lab.swanctl("--rekey --child net");
+        }
+        e.lab.wait_for(
+            "the old SAs to leave the gateway",
+            Duration::from_secs(10),
+            || {
+                let (new_in, _, _) = child();
+                let stats = e.sites.stats("a");
+                new_in.is_some_and(|spi| spi != old_in)
+                    && gateway_packets(&stats, &old_in).is_none()
+                    && gateway_packets(&stats, old_out.as_deref().unwrap()).is_none()
+            },
+        );
+    }
+    let out = ping.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let answered: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let lost: Vec<u32> = (1..=250).filter(|n| !answered.contains(n)).collect();
+    assert!(
+        lost.is_empty(),
+        "pings lost across the rekeys: {lost:?}\n{}\n{}\n{}",
+        text.lines().rev().take(3).collect::<Vec<_>>().join("\n"),
+        e.sites.stats("a"),
+        e.logs()
+    );
+    let (new_in, new_out, _) = child();
+    let stats = e.sites.stats("a");
+    for spi in [new_in.unwrap(), new_out.unwrap()] {
+        assert!(
+            gateway_packets(&stats, &spi).is_some_and(|n| n > 0),
+            "no traffic on the new SA {spi}:\n{stats}"
+        );
+    }
 }
 
 #[test]

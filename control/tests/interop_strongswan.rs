@@ -9,7 +9,7 @@
 //! SAs sit in our shared region with those keys. Fails (does not skip) without charon.
 mod common;
 
-use common::lab::{charon_keys, Lab};
+use common::lab::{charon_keys, charon_last_encryption_keys, Lab};
 use shared::inspect;
 use shared::region::Region;
 use shared::sa::Direction;
@@ -231,6 +231,17 @@ fn rekey_child(lab: &Lab, region: &Region, we_rekey: bool) {
             && charon_sas.contains(&format!("out {new_in}")),
         "{charon_sas}"
     );
+    // RFC 7296 2.17: the keys' directions follow the roles in the CREATE_CHILD_SA exchange, not
+    // in the IKE SA (charon logs them as the exchange's initiator's and responder's).
+    let (initiator, responder) =
+        charon_last_encryption_keys(&std::fs::read_to_string(lab.path("charon.log")).unwrap());
+    let [(_, in_encr, _), (_, out_encr, _)] = lab.iked_keys_of(new_in);
+    let expected = if we_rekey {
+        (initiator, responder)
+    } else {
+        (responder, initiator)
+    };
+    assert_eq!((out_encr, in_encr), expected, "(outbound, inbound) keys");
     let mut found: Vec<u32> = inspect::list_sas(region)
         .iter()
         .filter_map(|s| s.config.as_ref().map(|c| c.spi))

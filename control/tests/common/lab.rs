@@ -205,11 +205,16 @@ impl Lab {
     /// The child SA keys `iked` logged (log_keys): (inbound SPI, encr, integ), then the same for
     /// outbound, of its first "iked: keys" line.
     pub fn iked_keys(&self) -> [(String, String, String); 2] {
+        self.iked_keys_of("")
+    }
+
+    /// The same for the child SA whose inbound SPI is `inbound_spi` (hex).
+    pub fn iked_keys_of(&self, inbound_spi: &str) -> [(String, String, String); 2] {
         let log = std::fs::read_to_string(self.path("iked.log")).unwrap_or_default();
         let line = log
             .lines()
-            .find(|l| l.contains("iked: keys"))
-            .unwrap_or_else(|| panic!("no keys line\n{}", self.logs()));
+            .find(|l| l.contains(&format!("iked: keys in {inbound_spi}")))
+            .unwrap_or_else(|| panic!("no keys line for {inbound_spi:?}\n{}", self.logs()));
         // "iked: keys in SPI encr=K integ=K out SPI encr=K integ=K"
         let words: Vec<&str> = line.split_whitespace().collect();
         let value = |i: usize, name: &str| {
@@ -225,18 +230,46 @@ impl Lab {
     }
 }
 
-/// Every key charon dumped at log level 4: a "... key => N bytes @ ..." line followed by lines
-/// "NN[CHD]    0: 0A 1B ...  ascii".
+/// Every key charon dumped at log level 4.
 pub fn charon_keys(log: &str) -> Vec<String> {
+    charon_labelled_keys(log)
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect()
+}
+
+/// The last child SA encryption keys charon derived: (initiator's, responder's), the roles
+/// being those in the exchange that created the child SA.
+pub fn charon_last_encryption_keys(log: &str) -> (String, String) {
+    let keys = charon_labelled_keys(log);
+    let last = |label: &str| {
+        keys.iter()
+            .rev()
+            .find(|(l, _)| l == label)
+            .map(|(_, k)| k.clone())
+            .unwrap_or_else(|| panic!("no {label} in charon's log"))
+    };
+    (
+        last("encryption initiator key"),
+        last("encryption responder key"),
+    )
+}
+
+/// Every key charon dumped at log level 4, with its label: a "... LABEL => N bytes @ ..." line
+/// followed by lines "NN[CHD]    0: 0A 1B ...  ascii".
+fn charon_labelled_keys(log: &str) -> Vec<(String, String)> {
     let mut keys = Vec::new();
-    let mut current: Option<String> = None;
+    let mut current: Option<(String, String)> = None;
     for line in log.lines() {
-        if line.contains(" key => ") {
-            keys.extend(current.take());
-            current = Some(String::new());
-            continue;
+        if let Some((head, _)) = line.split_once(" => ") {
+            if head.ends_with(" key") {
+                keys.extend(current.take());
+                let label = head.split_once(']').map_or(head, |(_, l)| l).trim();
+                current = Some((label.to_string(), String::new()));
+                continue;
+            }
         }
-        let Some(key) = current.as_mut() else {
+        let Some((_, key)) = current.as_mut() else {
             continue;
         };
         let body = line

@@ -12,10 +12,13 @@ use crate::wire::ikev2::{Payload, TrafficSelector, TrafficSelectors};
 use shared::sa::{Suite, UdpEncap};
 
 /// Derives the KEYMAT of a child SA negotiated on `sa` without PFS, from the nonces of the
-/// exchange that created it. `local_ts`/`remote_ts` are this end's view.
+/// exchange that created it. `local_ts`/`remote_ts` are this end's view. `we_initiated` is our
+/// role in that exchange, which the key directions follow (RFC 7296 2.17: the initiator to
+/// responder keys first), not our role in the IKE SA: either end may start a CREATE_CHILD_SA.
 #[allow(clippy::too_many_arguments)]
 pub fn establish(
     sa: &IkeSa,
+    we_initiated: bool,
     (ni, nr): (&[u8], &[u8]),
     peer: String,
     suite: Suite,
@@ -38,7 +41,7 @@ pub fn establish(
         encr: keymat.responder_encr,
         integ: keymat.responder_integ,
     };
-    let (outbound, inbound) = if sa.initiator {
+    let (outbound, inbound) = if we_initiated {
         (initiator_to_responder, responder_to_initiator)
     } else {
         (responder_to_initiator, initiator_to_responder)
@@ -87,6 +90,7 @@ pub fn respond(
     answer.proposals[0].number = number;
     let child = establish(
         sa,
+        false,
         nonces,
         peer,
         suite,
@@ -127,6 +131,7 @@ pub fn accept(
     }
     establish(
         sa,
+        true,
         nonces,
         peer,
         suite,
