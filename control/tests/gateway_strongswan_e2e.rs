@@ -11,11 +11,13 @@
 //! Our `iked` negotiates with charon (pre-shared keys, AES-256-GCM child SA) over the gateway's
 //! exception path (IKE on 500, then on 4500 behind the non-ESP marker) and writes the child SAs
 //! and their policies into the region the gateway reads; the gateway does the ESP, in UDP on
-//! port 4500. Either side initiates. Asserts: nothing passes before the SA; then ping both ways
-//! and a TCP transfer from host A to host B; the link carries only IKE and ESP-in-UDP, which
-//! tshark decrypts (with the keys `iked` logs) to the hosts' ICMP and TCP; the gateway's SA
-//! counters (`gateway stats`), charon's (`swanctl --list-sas`) and the capture agree packet for
-//! packet; no SA dropped anything.
+//! port 4500. `iked` initiates (`iked ctl initiate`), charon does (`swanctl --initiate`), or host
+//! A's traffic does (an ACQUIRE on iked's trap rule). Asserts: nothing passes before the SA;
+//! then ping both ways and a TCP transfer from host A to host B; the link carries only IKE and
+//! ESP-in-UDP, which tshark decrypts (with the keys `iked` logs) to the hosts' ICMP and TCP; the
+//! gateway's SA counters (`gateway stats`), charon's (`swanctl --list-sas`) and the capture agree
+//! packet for packet; no SA dropped anything. When iked initiated, the child SA is then rekeyed
+//! by iked and by charon while host A pings every 20 ms: no ping is lost.
 //!
 //! Needs root, DPDK, charon and tshark (scripts/setup.sh) and the dataplane's `gateway` binary
 //! next to `iked` (`cargo test --workspace` builds both); fails, does not skip, without any.
