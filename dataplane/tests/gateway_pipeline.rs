@@ -271,3 +271,22 @@ fn ipv6_next_hops_are_solicited_and_learned_from_the_advertisement() {
     let mut none = SliceBuf::with_packet(&mut mem, 64, &[]).unwrap();
     assert!(!p.solicitation(Side::Protected, "198.18.1.9".parse().unwrap(), &mut none));
 }
+
+/// SA traffic is added to the region's counters now and then rather than every round (the
+/// counters of a one-SA tunnel are shared by every lcore), but within a flush period.
+#[test]
+fn sa_traffic_reaches_the_region_within_a_flush_period() {
+    let mut f = fixture("sa-traffic");
+    let reader = Reader::attach(Arc::new(Region::open(&f.path).unwrap())).unwrap();
+    let sa = reader.outbound(1).unwrap().expect("the outbound SA");
+    let packet = frame(None, [198, 18, 1, 5], [198, 18, 2, 5], 17, 64, 53);
+    for _ in 0..3 {
+        assert_eq!(run(&mut f.pipeline, Side::Protected, &packet, false).0, Verdict::Transmit(Side::Unprotected));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    f.pipeline.begin_round();
+    f.pipeline.end_round();
+    let counted = reader.runtime(sa).snapshot();
+    assert_eq!(counted.packets, 3);
+    assert!(counted.bytes > 3 * 40 && counted.last_use_ns > 0, "{counted:?}");
+}

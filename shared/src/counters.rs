@@ -101,7 +101,10 @@ impl SaRuntime {
     pub fn count(&self, packets: u64, bytes: u64, now_ns: u64) {
         self.packets.fetch_add(packets, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.last_use_ns.fetch_max(now_ns, Ordering::Relaxed);
+        // Read first: a locked fetch_max takes the line even when it changes nothing.
+        if now_ns > self.last_use_ns.load(Ordering::Relaxed) {
+            self.last_use_ns.fetch_max(now_ns, Ordering::Relaxed);
+        }
     }
 
     /// Records that inbound sequence number `seq` passed its ICV check and the replay window.

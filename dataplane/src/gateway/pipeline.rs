@@ -91,6 +91,10 @@ pub struct Shared {
 /// a packet for the same unknown SPI reported.
 const RETRY_NS: u64 = 200_000_000;
 
+/// How often an lcore adds its SA traffic to the region's counters. Not every round: the counters
+/// of an SA that several lcores use share a cache line, and a round can be a single burst.
+const SA_FLUSH_NS: u64 = 100_000;
+
 /// One lcore's pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -108,8 +112,9 @@ pub struct Pipeline {
     unknown_spi: UnknownSpiLimit,
     /// The addresses whose packets go to an exception interface, and which one.
     local: LocalAddresses,
-    /// Packets and bytes per SA this round, added to the region at the round's end.
+    /// Packets and bytes per SA since the last flush, added to the region every SA_FLUSH_NS.
     sa_traffic: RoundTraffic,
+    next_sa_flush_ns: u64,
     nd: Option<NdHook>,
 }
 
@@ -143,6 +148,7 @@ impl Pipeline {
             unknown_spi: UnknownSpiLimit::new(RETRY_NS),
             local,
             sa_traffic: RoundTraffic::default(),
+            next_sa_flush_ns: 0,
             nd: shared.nd.clone().map(NdHook::new),
         }
     }
@@ -166,15 +172,18 @@ impl Pipeline {
 
     /// Call after each round: the lcore holds nothing from the region's SPD any more (QSBR).
     pub fn end_round(&mut self) {
-        let (reader, now_ns) = (&self.reader, self.now_ns);
-        self.sa_traffic.drain(|h, packets, bytes| reader.runtime(h).count(packets, bytes, now_ns));
+        if self.now_ns >= self.next_sa_flush_ns {
+            self.next_sa_flush_ns = self.now_ns + SA_FLUSH_NS;
+            let (reader, now_ns) = (&self.reader, self.now_ns);
+            self.sa_traffic.drain(|h, packets, bytes| add_sa_traffic(reader, h, packets, bytes, now_ns));
+        }
         self.reader.quiescent();
     }
 
-    /// Counts one packet of `bytes` for the SA behind `h` (added to the region at the round's end).
+    /// Counts one packet of `bytes` for the SA behind `h` (added to the region within SA_FLUSH_NS).
     fn count_sa(&mut self, h: SaHandle, bytes: u64) {
         let (reader, now_ns) = (&self.reader, self.now_ns);
-        self.sa_traffic.count(h, bytes, |old, packets, bytes| reader.runtime(old).count(packets, bytes, now_ns));
+        self.sa_traffic.count(h, bytes, |old, packets, bytes| add_sa_traffic(reader, old, packets, bytes, now_ns));
     }
 
     /// Next hops the I/O loop should send a solicitation for.
@@ -505,6 +514,15 @@ impl Pipeline {
 
     fn on_link(&self, side: Side, ip: IpAddr) -> bool {
         self.setup.side(side).addresses.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// Adds traffic to the counters of the SA behind `h`, unless its slot holds another SA by now (the
+/// traffic of an SA deleted since is dropped, never counted for its successor). Called inside a
+/// round, before `quiescent`.
+fn add_sa_traffic(reader: &Reader, h: SaHandle, packets: u64, bytes: u64, now_ns: u64) {
+    if reader.sad().is_current(h) {
+        reader.runtime(h).count(packets, bytes, now_ns);
     }
 }
 

@@ -1,6 +1,6 @@
-//! Packets and bytes per SA over one round of bursts, added to the SA's shared counters once per
-//! round rather than per packet: the counters of an SA that several lcores use share one cache
-//! line. Indexed by SAD slot (dense small numbers), so counting a packet is O(1) however many SAs
+//! Packets and bytes per SA over one or more rounds of bursts, added to the SA's shared counters
+//! now and then rather than per packet: the counters of an SA that several lcores use share one
+//! cache line. Indexed by SAD slot (dense small numbers), so counting a packet is O(1) however many SAs
 //! a round touches.
 
 use shared::sad::SaHandle;
