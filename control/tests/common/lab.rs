@@ -43,13 +43,8 @@ impl Drop for Lab {
 }
 
 impl Lab {
-    /// An empty lab named `prefix` + pid + `tag`, with a fresh directory. Fails (does not skip)
-    /// without charon.
+    /// An empty lab named `prefix` + pid + `tag`, with a fresh directory.
     pub fn new(prefix: &str, tag: &str) -> Lab {
-        assert!(
-            Path::new(CHARON).exists(),
-            "{CHARON} is missing: scripts/setup.sh installs strongswan-charon"
-        );
         let name = format!("{prefix}{}{tag}", std::process::id() % 100000);
         let dir = std::env::temp_dir().join(format!("lab-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -90,8 +85,13 @@ impl Lab {
 
     /// Starts charon in namespace `ns` (with its own /run, strongswan.conf and vici socket),
     /// `options` added to its `charon { }` section, and loads `swanctl_conf`. It logs at level 1,
-    /// child and IKE SA details at 4 (the keys among them), to charon.log.
+    /// child and IKE SA details at 4 (the keys among them), to charon.log. Fails (does not skip)
+    /// without charon.
     pub fn start_charon(&mut self, ns: &str, options: &str, swanctl_conf: &str) {
+        assert!(
+            Path::new(CHARON).exists(),
+            "{CHARON} is missing: scripts/setup.sh installs strongswan-charon"
+        );
         let conf = format!(
             "charon {{\n load_modular = no\n load = random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf mgf1 pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici\n \
              install_routes = no\n retransmit_tries = 3\n {options}\n \
@@ -135,32 +135,49 @@ impl Lab {
 
     /// The control socket `start_iked` configurations name.
     pub fn iked_socket(&self) -> PathBuf {
-        self.path("iked.sock")
+        self.socket_of("iked")
+    }
+
+    /// The control socket of the daemon `start_iked_named` started as `name`.
+    pub fn socket_of(&self, name: &str) -> PathBuf {
+        self.path(&format!("{name}.sock"))
     }
 
     /// Starts `iked run` in namespace `ns` with `config` (whose control_socket must be
     /// `iked_socket()`), logging to iked.log.
     pub fn start_iked(&mut self, ns: &str, config: &str) {
-        std::fs::write(self.path("iked.toml"), config).unwrap();
-        let log = std::fs::File::create(self.path("iked.log")).unwrap();
+        self.start_iked_named(ns, "iked", config);
+    }
+
+    /// Starts a daemon called `name` (files NAME.toml, NAME.log; its control_socket must be
+    /// `socket_of(name)`).
+    pub fn start_iked_named(&mut self, ns: &str, name: &str, config: &str) {
+        let path = self.path(&format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
         let iked = Command::new("ip")
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_iked"), "run"])
-            .arg(self.path("iked.toml"))
+            .arg(path)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
         self.processes.push(iked);
         self.wait_for("iked's control socket", Duration::from_secs(5), || {
-            self.iked_socket().exists()
+            self.socket_of(name).exists()
         });
     }
 
     /// `iked ctl` with `command`; its JSON answer.
     pub fn ctl(&self, command: &str) -> serde_json::Value {
+        self.ctl_of("iked", command)
+    }
+
+    /// `iked ctl` of the daemon called `name`.
+    pub fn ctl_of(&self, name: &str, command: &str) -> serde_json::Value {
         let out = Command::new(env!("CARGO_BIN_EXE_iked"))
             .arg("ctl")
-            .arg(self.iked_socket())
+            .arg(self.socket_of(name))
             .args(command.split_whitespace())
             .output()
             .unwrap();
