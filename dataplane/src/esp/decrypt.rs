@@ -146,7 +146,7 @@ pub fn decapsulate<B: PacketBuf>(sa: &InboundSa, loc: &EspLocation, pkt: &mut B)
         Mode::Transport => strip_transport(sa, loc, pkt, payload_at, next_header)?,
     }
     let flow = Flow::of(pkt.data()).map_err(|_| DropReason::MalformedInner)?;
-    if !flow.inbound_allowed(&sa.ts_local, &sa.ts_remote) {
+    if !sa.selectors.allow(&flow) {
         return Err(DropReason::SelectorMismatch);
     }
     Ok(Decapsulated { seq, next_header, flow })

@@ -4,9 +4,10 @@
 
 use std::net::IpAddr;
 
-use shared::sa::{DfPolicy, Direction, Mode, SaConfig, SaConfigError, SaRecord, TrafficSelector, CorruptRecord, UdpEncap};
+use shared::sa::{DfPolicy, Direction, Mode, SaConfig, SaConfigError, SaRecord, CorruptRecord, UdpEncap};
 
 use super::replay::ReplayWindow;
+use super::selector::InboundSelectors;
 use super::suite::{BadKey, Transform};
 use crate::wire::{ipv4, ipv6, proto, udp_encap::UDP_HEADER_LEN};
 
@@ -63,8 +64,7 @@ pub struct InboundSa {
     pub(crate) esn: bool,
     pub(crate) transform: Transform,
     pub(crate) replay: ReplayWindow,
-    pub(crate) ts_local: TrafficSelector,
-    pub(crate) ts_remote: TrafficSelector,
+    pub(crate) selectors: InboundSelectors,
     pub(crate) nat_oa: Option<NatOa>,
 }
 
@@ -111,8 +111,7 @@ impl InboundSa {
             esn: cfg.esn,
             transform,
             replay: ReplayWindow::new(cfg.replay_window),
-            ts_local: cfg.ts_local,
-            ts_remote: cfg.ts_remote,
+            selectors: InboundSelectors::new(&cfg.ts_local, &cfg.ts_remote),
             nat_oa,
         })
     }

@@ -5,23 +5,61 @@ use shared::sa::TrafficSelector;
 
 use super::flow::{Flow, FlowAddr};
 
-impl Flow {
-    /// An inbound packet comes from the remote selector and goes to the local one.
-    pub fn inbound_allowed(&self, local: &TrafficSelector, remote: &TrafficSelector) -> bool {
-        let ports = self.ports.map(|(s, d)| (Some(s), Some(d))).unwrap_or((None, None));
-        matches(remote, self.src, self.proto, ports.0) && matches(local, self.dst, self.proto, ports.1)
+/// One traffic selector with its addresses as [`FlowAddr`]s, compiled once per SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Selector {
+    start: FlowAddr,
+    end: FlowAddr,
+    ipv4: bool,
+    /// 0: any protocol.
+    proto: u8,
+    ports: (u16, u16),
+}
+
+impl Selector {
+    fn new(ts: &TrafficSelector) -> Selector {
+        Selector {
+            start: ts.start.into(),
+            end: ts.end.into(),
+            ipv4: ts.start.is_ipv4() && ts.end.is_ipv4(),
+            proto: ts.proto,
+            ports: (ts.start_port, ts.end_port),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, addr: FlowAddr, proto: u8, port: Option<u16>) -> bool {
+        let in_range = self.ipv4 == addr.is_ipv4() && self.start <= addr && addr <= self.end;
+        let port_ok = match port {
+            Some(p) => self.ports.0 <= p && p <= self.ports.1,
+            // OPAQUE: only a selector of every port matches a packet without ports.
+            None => self.ports == (0, u16::MAX),
+        };
+        in_range && (self.proto == 0 || self.proto == proto) && port_ok
     }
 }
 
-fn matches(ts: &TrafficSelector, addr: FlowAddr, proto: u8, port: Option<u16>) -> bool {
-    let (start, end) = (FlowAddr::from(ts.start), FlowAddr::from(ts.end));
-    let in_range = start.is_ipv4() == addr.is_ipv4() && end.is_ipv4() == addr.is_ipv4() && start <= addr && addr <= end;
-    let any_port = ts.start_port == 0 && ts.end_port == u16::MAX;
-    let port_ok = match port {
-        Some(p) => ts.start_port <= p && p <= ts.end_port,
-        None => any_port,
-    };
-    in_range && (ts.proto == 0 || ts.proto == proto) && port_ok
+/// The local and remote traffic selectors of an inbound SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundSelectors {
+    local: Selector,
+    remote: Selector,
+}
+
+impl InboundSelectors {
+    pub fn new(local: &TrafficSelector, remote: &TrafficSelector) -> InboundSelectors {
+        InboundSelectors { local: Selector::new(local), remote: Selector::new(remote) }
+    }
+
+    /// An inbound packet comes from the remote selector and goes to the local one.
+    #[inline]
+    pub fn allow(&self, flow: &Flow) -> bool {
+        let (src_port, dst_port) = match flow.ports {
+            Some((s, d)) => (Some(s), Some(d)),
+            None => (None, None),
+        };
+        self.remote.matches(flow.src, flow.proto, src_port) && self.local.matches(flow.dst, flow.proto, dst_port)
+    }
 }
 
 #[cfg(test)]
@@ -37,12 +75,15 @@ mod tests {
         let f = Flow { src: "198.18.1.5".parse().unwrap(), dst: "198.18.0.1".parse().unwrap(), proto: 17, ports: Some((5000, 53)) };
         let local = ts("198.18.0.0", "198.18.0.255", 17, (53, 53));
         let remote = ts("198.18.1.0", "198.18.1.255", 0, (0, u16::MAX));
-        assert!(f.inbound_allowed(&local, &remote));
-        assert!(!f.inbound_allowed(&remote, &local), "direction matters");
-        assert!(!f.inbound_allowed(&ts("198.18.0.0", "198.18.0.255", 6, (0, u16::MAX)), &remote));
-        assert!(!f.inbound_allowed(&ts("198.18.0.0", "198.18.0.255", 17, (54, 60)), &remote));
-        assert!(!f.inbound_allowed(&ts("::", "ffff::", 0, (0, u16::MAX)), &remote), "family mismatch");
+        let allows = |local: &TrafficSelector, remote: &TrafficSelector, f: &Flow| InboundSelectors::new(local, remote).allow(f);
+        assert!(allows(&local, &remote, &f));
+        assert!(!allows(&remote, &local, &f), "direction matters");
+        assert!(!allows(&ts("198.18.0.0", "198.18.0.255", 6, (0, u16::MAX)), &remote, &f));
+        assert!(!allows(&ts("198.18.0.0", "198.18.0.255", 17, (54, 60)), &remote, &f));
+        assert!(!allows(&ts("::", "ffff::", 0, (0, u16::MAX)), &remote, &f), "family mismatch");
         let opaque = Flow { ports: None, ..f };
-        assert!(!opaque.inbound_allowed(&local, &remote), "no ports only match any-port selectors");
+        assert!(!allows(&local, &remote, &opaque), "no ports only match any-port selectors");
+        let any_port = ts("198.18.0.0", "198.18.0.255", 17, (0, u16::MAX));
+        assert!(allows(&any_port, &remote, &opaque));
     }
 }
