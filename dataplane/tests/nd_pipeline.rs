@@ -87,7 +87,7 @@ impl Gateway {
         let nd_out = PolicyFlags { nd_outbound: true, ..PolicyFlags::default() };
         let out_id = writer.add_policy(&rule(Direction::Out, net(INSIDE), net(SERVER), 1, nd_out)).unwrap();
         let in_id = writer.add_policy(&rule(Direction::In, net(SERVER), net(INSIDE), 2, inbound)).unwrap();
-        let side = |addr: IpAddr| SideSetup { mac: GW_MAC, vlan: None, addresses: vec![Net { addr, len: 24 }] };
+        let side = |addr: IpAddr| SideSetup { mac: GW_MAC, vlan: None, addresses: vec![Net { addr, len: 24 }], mtu: 1500 };
         let setup = Setup {
             protected: side(v4(198, 18, 1, 1)),
             unprotected: side(v4(198, 18, 0, 1)),
@@ -103,6 +103,7 @@ impl Gateway {
             .into_iter()
             .collect(),
             encap_ports: vec![4500],
+            icmp_errors_per_sec: 100,
         };
         let nd = Arc::new(NegotiationDiscovery::new(FlowTableConfig { capacity: 1000, idle_timeout: 60 }));
         let shared = Shared { nd: Some(nd.clone()), ..Shared::default() };

@@ -162,7 +162,7 @@ mod pipeline {
     }
 
     fn setup() -> Setup {
-        let side = |mac, addr: IpAddr| SideSetup { mac, vlan: None, addresses: vec![Net { addr, len: 24 }] };
+        let side = |mac, addr: IpAddr| SideSetup { mac, vlan: None, addresses: vec![Net { addr, len: 24 }], mtu: 1500 };
         Setup {
             protected: side(GW_MAC, v4(198, 18, 1, 1)),
             unprotected: side(GW_MAC, v4(198, 18, 0, 1)),
@@ -172,6 +172,7 @@ mod pipeline {
             ]),
             neighbours: [((Side::Unprotected, v4(198, 18, 0, 2)), PEER_MAC)].into_iter().collect(),
             encap_ports: vec![4500],
+            icmp_errors_per_sec: 100,
         }
     }
 

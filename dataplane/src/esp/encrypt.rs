@@ -160,6 +160,29 @@ pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Resu
     Ok(())
 }
 
+/// Path MTU through an SA (RFC 4301 8.2.1): `None` if the IP packet `plain`, protected by `sa`,
+/// fits in `mtu` bytes; otherwise the largest plain packet that would, the MTU an ICMP error
+/// reports to its sender. Small packets are answered without parsing them.
+pub fn exceeds_mtu(sa: &OutboundSa, plain: &[u8], mtu: usize) -> Option<usize> {
+    let t = &sa.transform;
+    let udp_len = if sa.encap.is_some() { UDP_HEADER_LEN } else { 0 };
+    let outer_ip_len = sa.outer.as_ref().map_or(0, |o| o.ip_len);
+    let fixed = outer_ip_len + udp_len + esp::HEADER_LEN + t.iv_len() + t.icv_len();
+    // Padding is at most align - 1 bytes (RFC 4303 2.4), whatever the packet's length.
+    if plain.len() + fixed + t.align() - 1 + esp::TRAILER_LEN <= mtu {
+        return None;
+    }
+    let plain = Plain::parse(plain).ok()?;
+    // Transport mode: the packet's own header stays in front of ESP, unencrypted.
+    let moved = match sa.mode {
+        Mode::Tunnel => 0,
+        Mode::Transport => plain.header_len,
+    };
+    let room = mtu.saturating_sub(fixed + moved) / t.align() * t.align();
+    let largest = moved + room.saturating_sub(esp::TRAILER_LEN);
+    (plain.total_len > largest).then_some(largest)
+}
+
 /// IPv6 forbids a zero UDP checksum (RFC 8200 8.1), so ESP-in-UDP over IPv6 carries a real one.
 fn fill_udp6_checksum(data: &mut [u8], udp_at: usize) {
     let udp_len = data.len() - udp_at;

@@ -54,6 +54,7 @@ struct GatewaySection {
     encap_ports: Vec<u16>,
     idle_sleep_us: u64,
     queues: u16,
+    icmp_errors_per_sec: u32,
 }
 
 impl Default for GatewaySection {
@@ -65,6 +66,7 @@ impl Default for GatewaySection {
             encap_ports: vec![4500],
             idle_sleep_us: 20,
             queues: 0,
+            icmp_errors_per_sec: 100,
         }
     }
 }
@@ -103,7 +105,20 @@ struct PortEntry {
     #[serde(default)]
     vlan: Option<u16>,
     addresses: Vec<String>,
+    #[serde(default = "default_mtu")]
+    mtu: u16,
 }
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+/// The smallest MTU a port may have: IPv4's reassembly minimum (RFC 791, RFC 1122 3.3.2), and
+/// IPv6's minimum link MTU (RFC 8200 5) on a port with an IPv6 address.
+const MIN_MTU_V4: u16 = 576;
+const MIN_MTU_V6: u16 = 1280;
+/// The largest: a frame (with a VLAN tag) must fit one mbuf's 2048 bytes of data.
+const MAX_MTU: u16 = 2048 - 18;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +230,8 @@ pub struct PortSpec {
     pub exception_iface: String,
     pub vlan: Option<u16>,
     pub addresses: Vec<Net>,
+    /// The largest IP packet the port sends (without the Ethernet header).
+    pub mtu: u16,
 }
 
 /// A validated configuration.
@@ -227,6 +244,8 @@ pub struct Config {
     pub idle_sleep_us: u64,
     /// RX/TX queues per port (0: one per worker lcore).
     pub queues: u16,
+    /// ICMP errors each lcore sends per second at most (0: none).
+    pub icmp_errors_per_sec: u32,
     pub protected: PortSpec,
     pub unprotected: PortSpec,
     pub routes: Vec<Route>,
@@ -317,6 +336,7 @@ impl Config {
             encap_ports: g.encap_ports,
             idle_sleep_us: g.idle_sleep_us,
             queues: g.queues,
+            icmp_errors_per_sec: g.icmp_errors_per_sec,
             protected,
             unprotected,
             routes,
@@ -329,13 +349,14 @@ impl Config {
 
     /// The pipeline's setup, once the ports' MAC addresses are known.
     pub fn setup(&self, protected_mac: Mac, unprotected_mac: Mac) -> Setup {
-        let side = |spec: &PortSpec, mac| SideSetup { mac, vlan: spec.vlan, addresses: spec.addresses.clone() };
+        let side = |spec: &PortSpec, mac| SideSetup { mac, vlan: spec.vlan, addresses: spec.addresses.clone(), mtu: spec.mtu };
         Setup {
             protected: side(&self.protected, protected_mac),
             unprotected: side(&self.unprotected, unprotected_mac),
             routes: Routes::new(self.routes.clone()),
             neighbours: self.neighbours.clone(),
             encap_ports: self.encap_ports.clone(),
+            icmp_errors_per_sec: self.icmp_errors_per_sec,
         }
     }
 }
@@ -368,6 +389,11 @@ fn port(p: &PortEntry) -> Result<PortSpec, FieldError> {
     if addresses.is_empty() {
         return Err(("addresses", "a port needs at least one address".into()));
     }
+    let min_mtu = if addresses.iter().any(|n| n.addr.is_ipv6()) { MIN_MTU_V6 } else { MIN_MTU_V4 };
+    if !(min_mtu..=MAX_MTU).contains(&p.mtu) {
+        let why = if min_mtu == MIN_MTU_V6 { " (the port has an IPv6 address)" } else { "" };
+        return Err(("mtu", format!("{} is not an MTU for this port: {min_mtu}..={MAX_MTU}{why}", p.mtu)));
+    }
     Ok(PortSpec {
         device: device_name(&p.device),
         vdev,
@@ -376,6 +402,7 @@ fn port(p: &PortEntry) -> Result<PortSpec, FieldError> {
         exception_iface: iface.to_owned(),
         vlan: p.vlan,
         addresses,
+        mtu: p.mtu,
     })
 }
 
@@ -676,6 +703,15 @@ reqid = 1
                 "ports.unprotected.exception: 'net_tap1' names no kernel interface",
             ),
             (EXAMPLE.replace("[gateway]", "[gateway]\nbogus = 1"), "unknown field `bogus`"),
+            (
+                EXAMPLE.replace("addresses = [\"198.18.0.1/30\"]", "addresses = [\"198.18.0.1/30\"]\nmtu = 500"),
+                "ports.unprotected.mtu: 500 is not an MTU for this port: 576..=2030",
+            ),
+            (
+                EXAMPLE.replace("addresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]", "addresses = [\"198.18.1.1/24\", \"2001:2:0:1::1/64\"]\nmtu = 1000"),
+                "ports.protected.mtu: 1000 is not an MTU for this port: 1280..=2030 (the port has an IPv6 address)",
+            ),
+            (EXAMPLE.replace("[gateway]", "[gateway]\nicmp_errors_per_sec = -1"), "icmp_errors_per_sec"),
         ];
         for (text, expected) in cases {
             let err = parse(&text).unwrap_err().to_string();

@@ -35,8 +35,13 @@ gateway_drops! {
     WrongVlan => "wrong_vlan";
     /// The IP header is not valid.
     MalformedIp => "malformed_ip";
-    /// TTL or hop limit would reach zero.
+    /// TTL or hop limit would reach zero (a time-exceeded error is sent if allowed).
     TtlExpired => "ttl_expired";
+    /// Larger than the egress port's MTU, after ESP for protected traffic (a fragmentation-needed
+    /// or packet-too-big error is sent if allowed; the gateway does not fragment).
+    MtuExceeded => "mtu_exceeded";
+    /// An ICMP error about a packet that came out of an SA would have left without ESP.
+    IcmpErrorUnprotected => "icmp_error_unprotected";
     /// No route to the destination.
     NoRoute => "no_route";
     /// The next hop's link-layer address is not known (yet): a solicitation is sent.
@@ -110,6 +115,10 @@ pub struct LcoreCounters {
     pub bypassed: AtomicU64,
     pub exception: AtomicU64,
     pub from_host: AtomicU64,
+    /// ICMP errors sent (time exceeded, fragmentation needed, packet too big).
+    pub icmp_errors: AtomicU64,
+    /// ICMP errors not sent because of the lcore's rate limit.
+    pub icmp_errors_limited: AtomicU64,
     pub polls: AtomicU64,
     pub busy_polls: AtomicU64,
     drops: Vec<AtomicU64>,
@@ -126,6 +135,8 @@ impl Default for LcoreCounters {
             bypassed: z(),
             exception: z(),
             from_host: z(),
+            icmp_errors: z(),
+            icmp_errors_limited: z(),
             polls: z(),
             busy_polls: z(),
             drops: (0..Reason::count()).map(|_| z()).collect(),

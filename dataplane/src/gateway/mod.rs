@@ -6,6 +6,7 @@ pub mod config;
 pub mod counters;
 pub mod ether;
 pub mod event_limit;
+pub mod icmp_error;
 pub mod neighbour_solicitation;
 pub mod pipeline;
 pub mod provision;

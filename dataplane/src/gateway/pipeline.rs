@@ -10,6 +10,8 @@
 //! - From the exception interface: what the kernel sends goes out on its port, through the
 //!   outbound SPD too (so a transport-mode SA protects the gateway's own traffic).
 //! - Then: route (longest prefix), next-hop MAC, Ethernet header (and VLAN tag).
+//! - A packet whose TTL expires, or that is too big for its path (the port's MTU, after ESP
+//!   for protected traffic), becomes an ICMP error back to its sender (`icmp_error`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -23,6 +25,7 @@ use shared::sa::Direction;
 
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use super::icmp_error::{self, ErrorRateLimit, IcmpError};
 use super::neighbour_solicitation;
 use super::event_limit::UnknownSpiLimit;
 use super::round_traffic::RoundTraffic;
@@ -32,10 +35,10 @@ use super::spd_classifier::{Classifier, Decision, Matched};
 use super::Side;
 use crate::buf::PacketBuf;
 use crate::esp::decrypt::{classify, decapsulate, Classified};
-use crate::esp::encrypt::encapsulate;
+use crate::esp::encrypt::{encapsulate, exceeds_mtu};
 use crate::esp::flow::{Flow, FlowAddr};
 use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
-use crate::wire::checksum;
+use crate::wire::{checksum, ipv6};
 use crate::wire::proto;
 
 /// Where a processed frame goes.
@@ -55,6 +58,8 @@ pub struct SideSetup {
     pub vlan: Option<u16>,
     /// The gateway's addresses on this side, with their subnets.
     pub addresses: Vec<Net>,
+    /// The largest IP packet the port sends.
+    pub mtu: u16,
 }
 
 /// What every lcore's pipeline is built from.
@@ -67,6 +72,8 @@ pub struct Setup {
     pub neighbours: HashMap<(Side, IpAddr), Mac>,
     /// UDP ports carrying ESP (RFC 3948), normally [4500].
     pub encap_ports: Vec<u16>,
+    /// ICMP errors each lcore sends per second at most (RFC 1812 4.3.2.8, RFC 4443 2.4(f)).
+    pub icmp_errors_per_sec: u32,
 }
 
 impl Setup {
@@ -85,6 +92,19 @@ pub struct Shared {
     pub sas: Arc<PreparedSas>,
     /// Negotiation discovery ([MS-IKEE] 3.7): the flow state table, when enabled.
     pub nd: Option<Arc<NegotiationDiscovery>>,
+}
+
+/// Where a packet that gets an ICMP error came from, which says the error's source address and
+/// how it may leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// In cleartext on the port of this side: the error is from the gateway's address there.
+    Port(Side),
+    /// Out of an SA: the error is from the gateway's protected-side address and goes back only
+    /// under ESP (never a secured flow's packet in cleartext).
+    Decrypted,
+    /// From the gateway's own kernel (exception interface): the error goes back to it.
+    Host,
 }
 
 /// How often (per lcore and next hop) a missing neighbour is solicited, an ACQUIRE repeated, and
@@ -116,6 +136,7 @@ pub struct Pipeline {
     sa_traffic: RoundTraffic,
     next_sa_flush_ns: u64,
     nd: Option<NdHook>,
+    icmp_limit: ErrorRateLimit,
 }
 
 /// The flow of the IP packet at the start of `pkt`.
@@ -133,6 +154,7 @@ impl Pipeline {
     pub fn new(reader: Reader, setup: Arc<Setup>, shared: &Shared, counters: Arc<LcoreCounters>) -> Pipeline {
         let neighbours = NeighbourCache::new(shared.neighbours.clone(), setup.neighbours.clone());
         let local = local_addresses(&setup);
+        let icmp_limit = ErrorRateLimit::new(setup.icmp_errors_per_sec);
         let classifier = Classifier::compile(&reader.spd());
         Pipeline {
             reader,
@@ -150,6 +172,7 @@ impl Pipeline {
             sa_traffic: RoundTraffic::default(),
             next_sa_flush_ns: 0,
             nd: shared.nd.clone().map(NdHook::new),
+            icmp_limit,
         }
     }
 
@@ -198,11 +221,7 @@ impl Pipeline {
         let s = self.setup.side(side);
         let l2 = Frame::len_for(s.vlan);
         // RFC 4861 7.2.2: a source on the target's link if there is one, else any of ours.
-        let source = |v4: bool| {
-            let ours = || s.addresses.iter().filter(move |n| n.addr.is_ipv4() == v4);
-            ours().find(|n| n.contains(target)).or_else(|| ours().next()).map(|n| n.addr)
-        };
-        match (target, source(target.is_ipv4())) {
+        match (target, self.source_address(side, target)) {
             (IpAddr::V4(target), Some(IpAddr::V4(ours))) => {
                 if !pkt.append(l2 + super::ether::ARP_LEN) {
                     return false;
@@ -339,9 +358,12 @@ impl Pipeline {
         match local {
             Some(side) => self.frame_for_host(side, src_mac, ethertype, pkt),
             None => {
-                decrement_ttl(pkt.data_mut())?;
+                let origin = Origin::Port(Side::Unprotected);
+                if let Some(error) = self.hop(pkt, origin)? {
+                    return Ok(error);
+                }
                 bump(&self.counters.bypassed, 1);
-                self.route(pkt)
+                self.route(pkt, Some(origin))
             }
         }
     }
@@ -385,8 +407,10 @@ impl Pipeline {
         match self.local_side(flow.dst, None) {
             Some(side) => self.frame_for_host(side, src_mac, ethertype_of(pkt.data()), pkt),
             None => {
-                decrement_ttl(pkt.data_mut())?;
-                self.route(pkt)
+                if let Some(error) = self.hop(pkt, Origin::Decrypted)? {
+                    return Ok(error);
+                }
+                self.route(pkt, Some(Origin::Decrypted))
             }
         }
     }
@@ -396,13 +420,16 @@ impl Pipeline {
         let matched = self.classifier.classify(Direction::Out, flow);
         // The single decision point where negotiation discovery ([MS-IKEE] 3.7) will plug in.
         let decision = self.outbound_decision(matched, flow)?;
-        if transit {
-            decrement_ttl(pkt.data_mut())?;
+        let origin = if transit { Origin::Port(Side::Protected) } else { Origin::Host };
+        if transit && !matches!(decision, Decision::Discard) {
+            if let Some(error) = self.hop(pkt, origin)? {
+                return Ok(error);
+            }
         }
         match decision {
             Decision::Bypass => {
                 bump(&self.counters.bypassed, 1);
-                self.route(pkt)
+                self.route(pkt, Some(origin))
             }
             Decision::Discard => Err(GatewayDrop::PolicyDiscard.into()),
             Decision::Protect { reqid } => {
@@ -412,7 +439,7 @@ impl Pipeline {
                     match nd.outbound(&self.reader, m.policy_id, m.flags, flow, h, self.now_ns) {
                         OutboundVerdict::SendClear => {
                             bump(&self.counters.bypassed, 1);
-                            return self.route(pkt);
+                            return self.route(pkt, Some(origin));
                         }
                         OutboundVerdict::Hold => return Err(GatewayDrop::NoSa.into()),
                         OutboundVerdict::Encapsulate | OutboundVerdict::Rfc4301 => {}
@@ -428,6 +455,11 @@ impl Pipeline {
                     }
                 };
                 let (sa, seq) = self.sas.outbound(&self.reader, h)?;
+                // RFC 4301 8.2.1: the path MTU through the SA. (The sequence number just taken
+                // stays unused: a gap, which the receiver's window accepts.)
+                if let Some(largest) = exceeds_mtu(sa, pkt.data(), usize::from(self.setup.unprotected.mtu)) {
+                    return self.too_big(pkt, largest, origin);
+                }
                 let runtime = self.reader.runtime(h);
                 if let Err(reason) = encapsulate(sa, seq, pkt) {
                     if let Some(d) = reason.sa_drop() {
@@ -437,7 +469,7 @@ impl Pipeline {
                 }
                 self.count_sa(h, pkt.len() as u64);
                 bump(&self.counters.encrypted, 1);
-                self.route(pkt)
+                self.route(pkt, None)
             }
         }
     }
@@ -461,14 +493,91 @@ impl Pipeline {
         let _ = self.reader.emit(&Event::Acquire { policy_id: m.policy_id, flow, flags });
     }
 
-    /// Routes the IP packet in `pkt` and gives it its Ethernet header.
-    fn route<B: PacketBuf>(&mut self, pkt: &mut B) -> Result<Verdict, Reason> {
+    /// Decrements the TTL or hop limit of a packet being forwarded. When it expires (RFC 1812
+    /// 5.3.1, RFC 4443 3.3), the packet becomes the time-exceeded error to its sender: its verdict.
+    fn hop<B: PacketBuf>(&mut self, pkt: &mut B, origin: Origin) -> Result<Option<Verdict>, Reason> {
+        match decrement_ttl(pkt.data_mut()) {
+            Err(Reason::Gateway(GatewayDrop::TtlExpired)) => {
+                self.icmp_error(pkt, IcmpError::TimeExceeded, GatewayDrop::TtlExpired, origin).map(Some)
+            }
+            other => other.map(|()| None),
+        }
+    }
+
+    /// A packet larger than `mtu`, the most its path carries. IPv6, and IPv4 with DF set, get the
+    /// path MTU error (RFC 1191, RFC 4443 3.2). IPv4 without DF would need fragmenting, which the
+    /// gateway does not do, and IPv6 below the minimum MTU fragmenting under IPv6 (RFC 8200 5):
+    /// both are dropped and counted.
+    fn too_big<B: PacketBuf>(&mut self, pkt: &mut B, mtu: usize, origin: Origin) -> Result<Verdict, Reason> {
+        let ip = pkt.data();
+        let signalled = match ip.first().map(|b| b >> 4) {
+            Some(4) => ip.get(6).is_some_and(|flags| flags & 0x40 != 0),
+            _ => mtu >= icmp_error::IPV6_MIN_MTU,
+        };
+        if !signalled {
+            return Err(GatewayDrop::MtuExceeded.into());
+        }
+        let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+        self.icmp_error(pkt, IcmpError::TooBig { mtu }, GatewayDrop::MtuExceeded, origin)
+    }
+
+    /// Answers the packet in `pkt`, dropped for `dropped`, with `error` to its sender, within the
+    /// lcore's rate. The error leaves as the gateway's own traffic does, through the outbound SPD;
+    /// about a packet that came out of an SA, only under ESP.
+    fn icmp_error<B: PacketBuf>(&mut self, pkt: &mut B, error: IcmpError, dropped: GatewayDrop, origin: Origin) -> Result<Verdict, Reason> {
+        let Some(to) = icmp_error::reportable(pkt.data(), error) else { return Err(dropped.into()) };
+        let source = match origin {
+            Origin::Port(side) => self.source_address(side, to),
+            Origin::Decrypted => self.source_address(Side::Protected, to),
+            // The kernel's packet is from one of the gateway's addresses.
+            Origin::Host => Some(to),
+        };
+        let Some(source) = source else { return Err(dropped.into()) };
+        if !self.icmp_limit.allow(self.now_ns) {
+            bump(&self.counters.icmp_errors_limited, 1);
+            return Err(dropped.into());
+        }
+        if !icmp_error::build(pkt, error, source) {
+            return Err(dropped.into());
+        }
+        self.counters.count_drop(dropped.into());
+        let flow = flow_of(pkt.data())?;
+        let matched = self.classifier.classify(Direction::Out, &flow);
+        let protected = matches!(matched, Some(m) if matches!(m.decision, Decision::Protect { .. }));
+        let verdict = match matched {
+            _ if origin == Origin::Decrypted && !protected => Err(GatewayDrop::IcmpErrorUnprotected.into()),
+            None => self.route(pkt, None),
+            Some(_) => self.outbound(pkt, &flow, false),
+        };
+        if matches!(verdict, Ok(Verdict::Transmit(_) | Verdict::Exception(_))) {
+            bump(&self.counters.icmp_errors, 1);
+        }
+        verdict
+    }
+
+    /// The gateway's address on `side` to send to `to` from: one on `to`'s subnet if there is
+    /// one, else the first of its family.
+    fn source_address(&self, side: Side, to: IpAddr) -> Option<IpAddr> {
+        let ours = || self.setup.side(side).addresses.iter().filter(|n| n.addr.is_ipv4() == to.is_ipv4());
+        ours().find(|n| n.contains(to)).or_else(|| ours().next()).map(|n| n.addr)
+    }
+
+    /// Routes the IP packet in `pkt` and gives it its Ethernet header. A packet too big for the
+    /// port it leaves on gets an ICMP error if it was forwarded in cleartext (`origin`).
+    fn route<B: PacketBuf>(&mut self, pkt: &mut B, origin: Option<Origin>) -> Result<Verdict, Reason> {
         let dst = destination_of(pkt.data()).ok_or(GatewayDrop::MalformedIp)?;
         if let Some(side) = self.local_side(dst.into(), None) {
             let mac = self.setup.side(side).mac;
             return self.frame_for_host(side, mac, ethertype_of(pkt.data()), pkt);
         }
         let (side, next_hop) = self.setup.routes.lookup(dst).ok_or(GatewayDrop::NoRoute)?;
+        let mtu = self.setup.side(side).mtu;
+        if exceeds(pkt.data(), mtu) {
+            return match origin {
+                Some(origin) => self.too_big(pkt, usize::from(mtu), origin),
+                None => Err(GatewayDrop::MtuExceeded.into()),
+            };
+        }
         let Some(mac) = self.neighbours.lookup(side, next_hop) else {
             let last = self.last_solicit.entry((side, next_hop)).or_insert(0);
             if self.now_ns.saturating_sub(*last) >= RETRY_NS {
@@ -485,6 +594,10 @@ impl Pipeline {
     fn frame_for_port<B: PacketBuf>(&mut self, side: Side, dst: Mac, ethertype: u16, pkt: &mut B) -> Result<Verdict, Reason> {
         let s = self.setup.side(side);
         let l2 = Frame::len_for(s.vlan);
+        // Never a frame the port's MTU does not allow (the kernel's included).
+        if exceeds(pkt.data(), s.mtu) {
+            return Err(GatewayDrop::MtuExceeded.into());
+        }
         if !pkt.prepend(l2) {
             return Err(crate::DropReason::NoRoom.into());
         }
@@ -555,6 +668,18 @@ fn destination_of(ip: &[u8]) -> Option<IpAddr> {
         Some(6) => <[u8; 16]>::try_from(ip.get(24..40)?).ok().map(IpAddr::from),
         _ => None,
     }
+}
+
+/// Whether the IP packet at the start of `ip` is longer than `mtu` (any link-layer padding
+/// behind it aside; an ARP packet never is).
+fn exceeds(ip: &[u8], mtu: u16) -> bool {
+    let mtu = usize::from(mtu);
+    let ip_len = match (ip.first().map(|b| b >> 4), ip.get(2..6)) {
+        (Some(4), Some(l)) => usize::from(u16::from_be_bytes([l[0], l[1]])),
+        (Some(6), Some(l)) => ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([l[2], l[3]])),
+        _ => ip.len(),
+    };
+    ip.len() > mtu && ip_len > mtu
 }
 
 fn ethertype_of(ip: &[u8]) -> u16 {

@@ -114,16 +114,23 @@ impl Sites {
     /// Starts gateway `i` (0: a, 1: b) with its configuration file and waits until it publishes
     /// statistics. A's worker runs on lcore 1, B's on lcore 0: one core each.
     pub fn start_gateway(&mut self, i: usize) {
+        let main_lcore = ["0", "1"][i];
+        self.start_gateway_on(i, &["-l", "0,1", "--main-lcore", main_lcore]);
+    }
+
+    /// Starts gateway `i` with `lcores`, the EAL's lcore arguments (e.g. `--lcores`).
+    pub fn start_gateway_on(&mut self, i: usize, lcores: &[&str]) {
         let g = ["a", "b"][i];
         let _ = std::fs::remove_file(self.stats_path(g));
         let log = std::fs::File::create(self.log_path(g)).unwrap();
-        let main_lcore = ["0", "1"][i];
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(&format!("g{g}"))])
             .arg(&self.gateway)
             .arg("run")
             .arg(self.config(g))
-            .args(["--", "-l", "0,1", "--main-lcore", main_lcore, "--no-huge", "--no-pci", "-m", "512", "--no-shconf", "--no-telemetry"])
+            .arg("--")
+            .args(lcores)
+            .args(["--no-huge", "--no-pci", "-m", "512", "--no-shconf", "--no-telemetry"])
             .arg(format!("--file-prefix={}-{g}", self.prefix))
             .arg("--log-level=pmd.net.tap:error")
             .stdout(log.try_clone().unwrap())

@@ -135,7 +135,8 @@ fn ip_command(args: &[&str]) -> Result<(), Error> {
 fn configure_exception_iface(spec: &PortSpec, mac: Mac) -> Result<(), Error> {
     let ip = ip_command;
     let iface = spec.exception_iface.as_str();
-    ip(&["link", "set", "dev", iface, "address", &mac.to_string(), "up"])?;
+    // The kernel's own packets leave through the port: the same MTU.
+    ip(&["link", "set", "dev", iface, "address", &mac.to_string(), "mtu", &spec.mtu.to_string(), "up"])?;
     for net in &spec.addresses {
         let addr = net.to_string();
         if net.addr.is_ipv4() {
