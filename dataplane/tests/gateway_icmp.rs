@@ -15,6 +15,7 @@ use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use dataplane::gateway::icmp_error::{reportable, IcmpError};
 use dataplane::gateway::pipeline::{Pipeline, Shared, Verdict};
 use dataplane::gateway::{provision, Side};
+use dataplane::nd::NegotiationDiscovery;
 use dataplane::{encapsulate, Inbound, InboundSa, OutboundSa, PacketBuf, SliceBuf};
 use shared::layout::Capacities;
 use shared::ops::Writer;
@@ -182,7 +183,8 @@ fn fixture(name: &str, config: &str) -> Fixture {
     provision::load(&mut writer, &config).unwrap();
     let counters = Arc::new(LcoreCounters::default());
     let setup = Arc::new(config.setup(GW_P, GW_U));
-    let pipeline = Pipeline::new(Reader::attach(region).unwrap(), setup, &Shared::default(), counters.clone());
+    let shared = Shared { nd: config.negotiation_discovery.map(|c| Arc::new(NegotiationDiscovery::new(c))), ..Shared::default() };
+    let pipeline = Pipeline::new(Reader::attach(region).unwrap(), setup, &shared, counters.clone());
     Fixture { pipeline, counters, config, path }
 }
 
@@ -493,6 +495,30 @@ fn errors_about_decrypted_packets_go_back_only_under_esp() {
     let (v, _, _) = run(&mut f.pipeline, Side::Unprotected, &esp);
     assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::IcmpErrorUnprotected)));
     assert_eq!((f.counters.dropped(GatewayDrop::TtlExpired.into()), icmp_errors(&f.counters)), (1, 0));
+}
+
+/// Negotiation discovery ([MS-IKEE] 3.7.4.1) sends a new flow of its rule in cleartext while
+/// the rule has no outbound SA; an error about a packet that came out of an SA is not sent so.
+#[test]
+fn negotiation_discovery_never_sends_an_error_about_a_decrypted_packet_in_cleartext() {
+    let out_sa = CONFIG_V4.find("[[sas]]\ndirection = \"out\"").unwrap();
+    let in_sa = CONFIG_V4.find("[[sas]]\ndirection = \"in\"").unwrap();
+    let config = format!("{}{}", &CONFIG_V4[..out_sa], &CONFIG_V4[in_sa..])
+        .replacen("reqid = 1\ntunnel", "reqid = 1\nnegotiation_discovery = true\ntunnel", 1)
+        + "\n[negotiation_discovery]\nenabled = true\nflows = 1000\n";
+    let mut f = fixture("nd", &config);
+    let packets = scapy(&[
+        r#"IP(src="198.18.1.2", dst="198.18.2.2")/UDP(sport=5000, dport=53)"#,
+        r#"IP(src="198.18.2.2", dst="198.18.1.2", ttl=1)/UDP(sport=53, dport=5000)/Raw(b"r" * 40)"#,
+    ]);
+    // The rule's own traffic goes out in cleartext while its SA is negotiated...
+    let (v, out, _) = run(&mut f.pipeline, Side::Protected, &packets[0]);
+    assert_eq!((v, out[9]), (Verdict::Transmit(Side::Unprotected), 17));
+    // ...but not an error quoting a packet of a secured flow.
+    let esp = from_peer(&f.config, &packets[1]);
+    let (v, _, _) = run(&mut f.pipeline, Side::Unprotected, &esp);
+    assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::IcmpErrorUnprotected)));
+    assert_eq!(icmp_errors(&f.counters), 0);
 }
 
 /// RFC 1812 4.3.2.7, RFC 4443 2.4(e): no error about an ICMP error, a non-first fragment, a

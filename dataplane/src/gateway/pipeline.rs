@@ -298,7 +298,7 @@ impl Pipeline {
                     Side::Unprotected => self.unprotected_ingress(pkt, frame.src, &flow),
                     Side::Protected => match self.local_side(flow.dst, Some(side)) {
                         Some(local) => self.frame_for_host(local, frame.src, frame.ethertype, pkt),
-                        None => self.outbound(pkt, &flow, true),
+                        None => self.outbound(pkt, &flow, Origin::Port(Side::Protected)),
                     },
                 }
             }
@@ -321,7 +321,7 @@ impl Pipeline {
                     // The gateway's own traffic (IKE, ICMP) needs no rule; a protect rule
                     // still applies to it.
                     None => passthrough(self, pkt),
-                    Some(_) => self.outbound(pkt, &flow, false),
+                    Some(_) => self.outbound(pkt, &flow, Origin::Host),
                 }
             }
             _ => Err(GatewayDrop::UnsupportedEthertype.into()),
@@ -415,12 +415,13 @@ impl Pipeline {
         }
     }
 
-    /// Outbound SPD processing of a cleartext packet (`transit`: forwarded, not the gateway's own).
-    fn outbound<B: PacketBuf>(&mut self, pkt: &mut B, flow: &Flow, transit: bool) -> Result<Verdict, Reason> {
+    /// Outbound SPD processing of a cleartext packet: forwarded from the protected port, the
+    /// gateway's own, or its ICMP error about a packet that came out of an SA (never cleartext).
+    fn outbound<B: PacketBuf>(&mut self, pkt: &mut B, flow: &Flow, origin: Origin) -> Result<Verdict, Reason> {
         let matched = self.classifier.classify(Direction::Out, flow);
         // The single decision point where negotiation discovery ([MS-IKEE] 3.7) will plug in.
         let decision = self.outbound_decision(matched, flow)?;
-        let origin = if transit { Origin::Port(Side::Protected) } else { Origin::Host };
+        let transit = origin == Origin::Port(Side::Protected);
         if transit && !matches!(decision, Decision::Discard) {
             if let Some(error) = self.hop(pkt, origin)? {
                 return Ok(error);
@@ -437,6 +438,9 @@ impl Pipeline {
                 // Negotiation discovery rules: [MS-IKEE] 3.7.4.1 (its ACQUIREs are its own).
                 if let (Some(nd), Some(m)) = (&mut self.nd, matched.filter(Matched::nd_outbound)) {
                     match nd.outbound(&self.reader, m.policy_id, m.flags, flow, h, self.now_ns) {
+                        OutboundVerdict::SendClear if origin == Origin::Decrypted => {
+                            return Err(GatewayDrop::IcmpErrorUnprotected.into());
+                        }
                         OutboundVerdict::SendClear => {
                             bump(&self.counters.bypassed, 1);
                             return self.route(pkt, Some(origin));
@@ -547,7 +551,8 @@ impl Pipeline {
         let verdict = match matched {
             _ if origin == Origin::Decrypted && !protected => Err(GatewayDrop::IcmpErrorUnprotected.into()),
             None => self.route(pkt, None),
-            Some(_) => self.outbound(pkt, &flow, false),
+            // The error is the gateway's own packet (its TTL is not decremented).
+            Some(_) => self.outbound(pkt, &flow, if origin == Origin::Decrypted { origin } else { Origin::Host }),
         };
         if matches!(verdict, Ok(Verdict::Transmit(_) | Verdict::Exception(_))) {
             bump(&self.counters.icmp_errors, 1);
