@@ -11,6 +11,7 @@ use control::ikev2::{
 };
 use control::wire::ikev2::{DhGroup, IdType, Identification, TrafficSelector};
 use hdrhistogram::Histogram;
+use rustix::time::{clock_gettime, ClockId};
 use shared::sa::{AesKeySize, Suite};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -47,7 +48,8 @@ fn group(name: &str) -> DhGroup {
     }
 }
 
-/// The load generator: run inside the initiator's namespace; prints "rate p50_ms p99_ms failed".
+/// The load generator: run inside the initiator's namespace; prints "rate p50_ms p99_ms failed
+/// cpu_ms_per_sa" (the last its own CPU time, all threads, per established SA).
 fn load(group_name: &str, count: usize, concurrency: usize) {
     let peer = PeerConfig {
         name: "responder".into(),
@@ -153,12 +155,15 @@ fn load(group_name: &str, count: usize, concurrency: usize) {
         }
     }
     let elapsed = begin.elapsed().as_secs_f64();
+    let cpu = clock_gettime(ClockId::ProcessCPUTime);
+    let cpu_seconds = cpu.tv_sec as f64 + cpu.tv_nsec as f64 * 1e-9;
     println!(
-        "{:.1} {:.2} {:.2} {}",
+        "{:.1} {:.2} {:.2} {} {:.3}",
         done as f64 / elapsed,
         latency.value_at_quantile(0.5) as f64 / 1000.0,
         latency.value_at_quantile(0.99) as f64 / 1000.0,
-        failed + (count - done - failed)
+        failed + (count - done - failed),
+        cpu_seconds * 1000.0 / done.max(1) as f64
     );
 }
 
@@ -273,6 +278,22 @@ impl Lab {
         ));
     }
 
+    /// The responder's CPU time so far (user + system, all threads), from /proc. `ip netns exec`,
+    /// `unshare` and `sh -c "exec ..."` all exec, so the child's pid is the responder's.
+    fn responder_cpu_seconds(&self) -> f64 {
+        let pid = self.responder.as_ref().map_or(0, Child::id);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields 14 and 15 (utime, stime), counted after the parenthesised command name.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: u64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum();
+        ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+    }
+
     fn wait_for(&self, path: &Path) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !path.exists() {
@@ -321,8 +342,15 @@ fn main() {
     );
     println!("IKE SAs per second with a responder under load: {count} SAs, {concurrency} in flight, PSK, AES-128-GCM");
     println!(
-        "{:<10} {:<8} {:>10} {:>9} {:>9} {:>7}",
-        "group", "responder", "SAs/s", "p50 ms", "p99 ms", "failed"
+        "{:<10} {:<8} {:>10} {:>9} {:>9} {:>7} {:>14} {:>14}",
+        "group",
+        "responder",
+        "SAs/s",
+        "p50 ms",
+        "p99 ms",
+        "failed",
+        "init CPU ms/SA",
+        "resp CPU ms/SA"
     );
     for group_name in ["ecp256", "modp2048"] {
         let mut rates = Vec::new();
@@ -333,11 +361,23 @@ fn main() {
             } else {
                 lab.start_charon(group_name);
             }
+            let responder_cpu_before = lab.responder_cpu_seconds();
             let result = lab.run_load(group_name, count, concurrency);
+            let responder_cpu = lab.responder_cpu_seconds() - responder_cpu_before;
             let fields: Vec<&str> = result.split_whitespace().collect();
+            let established = count
+                .saturating_sub(fields[3].parse().unwrap_or(count))
+                .max(1);
             println!(
-                "{:<10} {:<8} {:>10} {:>9} {:>9} {:>7}",
-                group_name, responder, fields[0], fields[1], fields[2], fields[3]
+                "{:<10} {:<8} {:>10} {:>9} {:>9} {:>7} {:>14} {:>14.3}",
+                group_name,
+                responder,
+                fields[0],
+                fields[1],
+                fields[2],
+                fields[3],
+                fields[4],
+                responder_cpu * 1000.0 / established as f64
             );
             rates.push(fields[0].parse::<f64>().unwrap_or(0.0));
         }

@@ -13,6 +13,7 @@ pub use integ::Integ;
 pub use keymat::{
     child_keymat, derive_ike_keys, rekey_skeyseed, skeyseed, ChildKeymat, IkeSaKeys, KeyLengths,
 };
+pub use modp::prime as modp_prime;
 pub use prf::Prf;
 pub use sk::{SkCipher, SkEncryption};
 
@@ -30,6 +31,8 @@ pub enum CryptoError {
     MalformedCiphertext,
     #[error("wrong key length")]
     KeyLength,
+    #[error("the cryptographic library failed (out of memory)")]
+    Library,
 }
 
 /// A source of random bytes.
@@ -78,7 +81,7 @@ impl Rng for SeededRng {
     }
 }
 
-#[cfg(test)]
+/// Hex digits to bytes (non-digits skipped); for constants, it panics on an odd digit count.
 pub(crate) fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits
