@@ -55,6 +55,8 @@ pub struct OutboundSa {
     pub(crate) df: DfPolicy,
     /// Tunnel mode only.
     pub(crate) outer: Option<OuterTemplate>,
+    /// The SA's destination: where its ESP packets go, in either mode (RFC 4301 4.1).
+    pub(crate) dst: IpAddr,
 }
 
 #[derive(Debug)]
@@ -80,7 +82,7 @@ impl OutboundSa {
     pub fn new(cfg: &SaConfig) -> Result<OutboundSa, InstallError> {
         let transform = checked(cfg, Direction::Out)?;
         let outer = (cfg.mode == Mode::Tunnel).then(|| OuterTemplate::new(cfg.src, cfg.dst, cfg.encap));
-        Ok(OutboundSa { spi: cfg.spi, mode: cfg.mode, esn: cfg.esn, transform, encap: cfg.encap, df: cfg.df, outer })
+        Ok(OutboundSa { spi: cfg.spi, mode: cfg.mode, esn: cfg.esn, transform, encap: cfg.encap, df: cfg.df, outer, dst: cfg.dst })
     }
 
     pub fn from_record(r: &SaRecord) -> Result<OutboundSa, InstallError> {

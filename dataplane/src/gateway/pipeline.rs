@@ -363,7 +363,7 @@ impl Pipeline {
                     return Ok(error);
                 }
                 bump(&self.counters.bypassed, 1);
-                self.route(pkt, Some(origin))
+                self.route(pkt, flow.dst.ip(), Some(origin))
             }
         }
     }
@@ -410,7 +410,7 @@ impl Pipeline {
                 if let Some(error) = self.hop(pkt, Origin::Decrypted)? {
                     return Ok(error);
                 }
-                self.route(pkt, Some(Origin::Decrypted))
+                self.route(pkt, flow.dst.ip(), Some(Origin::Decrypted))
             }
         }
     }
@@ -430,7 +430,7 @@ impl Pipeline {
         match decision {
             Decision::Bypass => {
                 bump(&self.counters.bypassed, 1);
-                self.route(pkt, Some(origin))
+                self.route(pkt, flow.dst.ip(), Some(origin))
             }
             Decision::Discard => Err(GatewayDrop::PolicyDiscard.into()),
             Decision::Protect { reqid } => {
@@ -443,7 +443,7 @@ impl Pipeline {
                         }
                         OutboundVerdict::SendClear => {
                             bump(&self.counters.bypassed, 1);
-                            return self.route(pkt, Some(origin));
+                            return self.route(pkt, flow.dst.ip(), Some(origin));
                         }
                         OutboundVerdict::Hold => return Err(GatewayDrop::NoSa.into()),
                         OutboundVerdict::Encapsulate | OutboundVerdict::Rfc4301 => {}
@@ -464,7 +464,7 @@ impl Pipeline {
                 if let Some(largest) = exceeds_mtu(sa, pkt.data(), usize::from(self.setup.unprotected.mtu)) {
                     return self.too_big(pkt, largest, origin);
                 }
-                let runtime = self.reader.runtime(h);
+                let (runtime, dst) = (self.reader.runtime(h), sa.dst);
                 if let Err(reason) = encapsulate(sa, seq, pkt) {
                     if let Some(d) = reason.sa_drop() {
                         runtime.count_drops(d, 1);
@@ -473,7 +473,7 @@ impl Pipeline {
                 }
                 self.count_sa(h, pkt.len() as u64);
                 bump(&self.counters.encrypted, 1);
-                self.route(pkt, None)
+                self.route(pkt, dst, None)
             }
         }
     }
@@ -550,7 +550,7 @@ impl Pipeline {
         let protected = matches!(matched, Some(m) if matches!(m.decision, Decision::Protect { .. }));
         let verdict = match matched {
             _ if origin == Origin::Decrypted && !protected => Err(GatewayDrop::IcmpErrorUnprotected.into()),
-            None => self.route(pkt, None),
+            None => self.route(pkt, flow.dst.ip(), None),
             // The error is the gateway's own packet (its TTL is not decremented).
             Some(_) => self.outbound(pkt, &flow, if origin == Origin::Decrypted { origin } else { Origin::Host }),
         };
@@ -567,10 +567,11 @@ impl Pipeline {
         ours().find(|n| n.contains(to)).or_else(|| ours().next()).map(|n| n.addr)
     }
 
-    /// Routes the IP packet in `pkt` and gives it its Ethernet header. A packet too big for the
-    /// port it leaves on gets an ICMP error if it was forwarded in cleartext (`origin`).
-    fn route<B: PacketBuf>(&mut self, pkt: &mut B, origin: Option<Origin>) -> Result<Verdict, Reason> {
-        let dst = destination_of(pkt.data()).ok_or(GatewayDrop::MalformedIp)?;
+    /// Routes the IP packet in `pkt` to `dst`, its destination, and gives it its Ethernet header.
+    /// The caller knows `dst` from the header it just parsed or wrote (read back from the packet,
+    /// it would stall on store forwarding). A packet too big for the port it leaves on gets an
+    /// ICMP error if it was forwarded in cleartext (`origin`).
+    fn route<B: PacketBuf>(&mut self, pkt: &mut B, dst: IpAddr, origin: Option<Origin>) -> Result<Verdict, Reason> {
         if let Some(side) = self.local_side(dst.into(), None) {
             let mac = self.setup.side(side).mac;
             return self.frame_for_host(side, mac, ethertype_of(pkt.data()), pkt);
@@ -664,15 +665,6 @@ fn local_addresses(setup: &Setup) -> LocalAddresses {
         }
     }
     local
-}
-
-/// The destination address of the IP packet at the start of `ip` (its header was parsed before).
-fn destination_of(ip: &[u8]) -> Option<IpAddr> {
-    match ip.first().map(|b| b >> 4) {
-        Some(4) => <[u8; 4]>::try_from(ip.get(16..20)?).ok().map(IpAddr::from),
-        Some(6) => <[u8; 16]>::try_from(ip.get(24..40)?).ok().map(IpAddr::from),
-        _ => None,
-    }
 }
 
 /// Whether the IP packet at the start of `ip` is longer than `mtu` (any link-layer padding
