@@ -1,13 +1,15 @@
 //! Rekeying in the two-peer harness (RFC 7296 1.3.2, 2.8, 2.18): the IKE SA replaced from either
 //! side with its child SAs moved, simultaneous rekeys of IKE and child SAs (2.8.1, 2.8.2) under
-//! loss and reordering, the IKE SA lifetime, and INVALID_SPI (2.21.4). Every test ends by
+//! loss and reordering, the IKE SA lifetime, INVALID_SPI (2.21.4), and child rekeys with PFS
+//! (1.3.2, 2.17) including INVALID_KE_PAYLOAD and a PFS mismatch. Every test ends by
 //! checking that both ends hold the same SAs with the same SPIs and keys, and that the surviving
 //! IKE SA carries traffic both ways.
 mod common;
 
 use common::*;
 use control::crypto::SeededRng;
-use control::ikev2::{ChildSa, Engine, EngineConfig, Event, IkeSaInfo, RandomSpis};
+use control::ikev2::{ChildSa, Engine, EngineConfig, Event, Failure, IkeSaInfo, RandomSpis};
+use control::wire::ikev2::{DhGroup, NotifyType};
 use std::time::Duration;
 
 fn established() -> Pair {
@@ -467,4 +469,143 @@ fn ms_ikee_correlated_sa_follows_its_rekeyed_original() {
     assert!(pair.a.terminate(pair.now, our_spi(&new_original)));
     pair.run(5, false);
     assert!(pair.a.ike_sas().is_empty() && pair.b.ike_sas().is_empty());
+}
+
+/// An established pair with the given PFS groups for CREATE_CHILD_SA on A and B (RFC 7296 1.3),
+/// from fixed seeds: the IKE SA and its IKE_AUTH child are the same whatever the groups.
+fn established_with_pfs(a_groups: &[DhGroup], b_groups: &[DhGroup]) -> Pair {
+    let mut a = peer("to-b", "a.example", "b.example", 1, 2);
+    let mut b = peer("from-a", "b.example", "a.example", 2, 1);
+    a.child.pfs_groups = a_groups.to_vec();
+    b.child.pfs_groups = b_groups.to_vec();
+    let mut pair = Pair::new(EngineConfig::new(vec![a]), EngineConfig::new(vec![b]));
+    pair.initiate();
+    pair.run(3, false);
+    pair.assert_established();
+    pair
+}
+
+/// Rekeys the child SA from A or B; returns the old and the new child SAs (A's view) and the
+/// number of datagrams the rekey took.
+fn rekey_child_from(pair: &mut Pair, a_starts: bool) -> (ChildSa, ChildSa, usize) {
+    let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+    let old = a.children[0].clone();
+    let start = pair.sent;
+    let queued = if a_starts {
+        pair.a.rekey_child(pair.now, our_spi(&a), old.inbound_spi)
+    } else {
+        pair.b
+            .rekey_child(pair.now, our_spi(&b), b.children[0].inbound_spi)
+    };
+    assert!(queued);
+    pair.run(6, false);
+    let datagrams = pair.sent - start;
+    let ((_, new), _) = assert_agree(pair);
+    (old, new, datagrams)
+}
+
+#[test]
+fn pfs_child_rekey_by_either_side_mixes_a_new_key_exchange_into_the_keys() {
+    for a_starts in [true, false] {
+        for group in [DhGroup::Ecp256, DhGroup::Curve25519, DhGroup::Modp2048] {
+            let context = format!("A starts: {a_starts}, {group:?}");
+            let mut with_pfs = established_with_pfs(&[group], &[group]);
+            let mut without = established_with_pfs(&[], &[]);
+            let (old, new, datagrams) = rekey_child_from(&mut with_pfs, a_starts);
+            let (old_plain, new_plain, _) = rekey_child_from(&mut without, a_starts);
+            // RFC 7296 1.2: the IKE_AUTH child takes its keys from the IKE SA, PFS or not.
+            assert_eq!(
+                (&old.inbound, &old.outbound),
+                (&old_plain.inbound, &old_plain.outbound)
+            );
+            // One CREATE_CHILD_SA exchange and the delete of the old SA; assert_agree checked
+            // that both ends derived the same new keys.
+            assert_eq!(datagrams, 4, "{context}");
+            assert_ne!(new.inbound_spi, old.inbound_spi, "{context}");
+            assert!(
+                child_deleted(&with_pfs.a_events, old.inbound_spi),
+                "{context}"
+            );
+            // Same seeds, so the same nonces: only g^ir (2.17) makes the keys differ.
+            assert_ne!(new.outbound, new_plain.outbound, "{context}");
+            assert_ne!(new.inbound, new_plain.inbound, "{context}");
+            assert_eq!(with_pfs.a.stats().negotiations_failed, 0, "{context}");
+            assert_eq!(with_pfs.b.stats().negotiations_failed, 0, "{context}");
+        }
+    }
+}
+
+#[test]
+fn pfs_child_rekey_retries_with_the_group_invalid_ke_payload_asks_for() {
+    // A prefers ECP-256 but also takes Curve25519, which is all B accepts: B answers
+    // INVALID_KE_PAYLOAD(31) and A sends its KE again (RFC 7296 1.3).
+    let mut pair = established_with_pfs(
+        &[DhGroup::Ecp256, DhGroup::Curve25519],
+        &[DhGroup::Curve25519],
+    );
+    let (old, new, datagrams) = rekey_child_from(&mut pair, true);
+    assert_eq!(datagrams, 6, "two CREATE_CHILD_SA exchanges and the delete");
+    assert_ne!(new.inbound_spi, old.inbound_spi);
+    assert!(child_deleted(&pair.a_events, old.inbound_spi));
+    assert_eq!(pair.a.stats().negotiations_failed, 0);
+    assert_eq!(pair.b.stats().negotiations_failed, 1);
+    let asked = pair.b_events.iter().any(|e| {
+        matches!(
+            e,
+            Event::IkeSaFailed {
+                reason: Failure::InvalidKe(31),
+                ..
+            }
+        )
+    });
+    assert!(asked, "{:#?}", pair.b_events);
+    // The other way, B's KE is of a group A accepts, which A prefers to its own first choice:
+    // no retry.
+    let (_, _, datagrams) = rekey_child_from(&mut pair, false);
+    assert_eq!(datagrams, 4);
+    assert_eq!(pair.a.stats().negotiations_failed, 0);
+}
+
+#[test]
+fn pfs_required_by_one_side_only_fails_the_rekey_and_keeps_the_old_child() {
+    for a_starts in [true, false] {
+        let mut pair = established_with_pfs(&[DhGroup::Ecp256], &[]);
+        let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+        let old = a.children[0].clone();
+        if a_starts {
+            assert!(pair.a.rekey_child(pair.now, our_spi(&a), old.inbound_spi));
+        } else {
+            assert!(pair.b.rekey_child(pair.now, our_spi(&b), old.outbound_spi));
+        }
+        pair.run(6, false);
+        // The responder found no proposal; the initiator heard NO_PROPOSAL_CHOSEN.
+        let (initiator_events, responder) = if a_starts {
+            (&pair.a_events, &pair.b)
+        } else {
+            (&pair.b_events, &pair.a)
+        };
+        let refused = initiator_events.iter().any(|e| {
+            matches!(
+                e,
+                Event::IkeSaFailed {
+                    reason: Failure::PeerError(NotifyType::NoProposalChosen),
+                    ..
+                }
+            )
+        });
+        assert!(refused, "A starts: {a_starts}: {initiator_events:#?}");
+        assert_eq!(responder.stats().negotiations_failed, 1);
+        let ((_, ac), _) = assert_agree(&mut pair);
+        assert_eq!(
+            (ac.inbound_spi, &ac.inbound),
+            (old.inbound_spi, &old.inbound)
+        );
+        for events in [&pair.a_events, &pair.b_events] {
+            assert_eq!(Pair::children(events).len(), 1);
+            assert_eq!(
+                count(events, |e| matches!(e, Event::ChildSaDeleted { .. })),
+                0
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! charon in one network namespace, our daemon (`iked`) in another, a veth between them
 //! (198.18.0.0/15 only). Our daemon as initiator and as responder, pre-shared keys, AES-GCM and
 //! AES-CBC/SHA-256 child SAs; in each case child SA and IKE SA rekeys and reauthentication
-//! started by each side,
+//! started by each side, child SA rekeys with PFS (ECP-256) started by each side,
 //! liveness checks both ways, a child SA deleted by one side and the IKE SA by the other. Asserts
 //! that SPIs agree with charon's `swanctl --list-sas`, that the child keys equal those charon logs
 //! at level 4, that a rekeyed IKE SA answers liveness checks (its keys agree), and that the child
@@ -25,6 +25,8 @@ struct Case {
     tag: &'static str,
     ike: &'static str,
     esp: &'static str,
+    /// A D-H group for PFS in CREATE_CHILD_SA (RFC 7296 1.3), on both ends.
+    pfs: Option<&'static str>,
     we_initiate: bool,
 }
 
@@ -38,7 +40,10 @@ fn lab(case: &Case) -> Lab {
          dpd_delay = {dpd}\n  children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
          secrets {{\n ike-1 {{\n  id-1 = ours.example\n  id-2 = charon.example\n  secret = \"{PSK}\"\n }}\n}}\n",
         ike = case.ike,
-        esp = case.esp,
+        esp = match case.pfs {
+            Some(group) => format!("{}-{group}", case.esp),
+            None => case.esp.to_string(),
+        },
         dpd = if case.we_initiate { "0s" } else { "1s" }
     );
     let b = format!("{}b", lab.name);
@@ -46,11 +51,12 @@ fn lab(case: &Case) -> Lab {
     let config = format!(
         "[daemon]\nlisten = \"{OURS}\"\ncontrol_socket = \"{sock}\"\nregion = \"{region}\"\nlog_keys = true\n\n\
          [[peer]]\nname = \"charon\"\nremote = \"{THEIRS}\"\nlocal_id = \"fqdn:ours.example\"\nremote_id = \"fqdn:charon.example\"\n\
-         psk = \"{PSK}\"\nike = [\"{ike}\"]\nesp = [\"{esp}\"]\nlocal_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\ninitiate = {init}\n",
+         psk = \"{PSK}\"\nike = [\"{ike}\"]\nesp = [\"{esp}\"]\npfs = [{pfs}]\nlocal_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\ninitiate = {init}\n",
         sock = lab.iked_socket().display(),
         region = lab.path("region").display(),
         ike = case.ike,
         esp = case.esp,
+        pfs = case.pfs.map(|g| format!("\"{g}\"")).unwrap_or_default(),
         init = case.we_initiate
     );
     let a = format!("{}a", lab.name);
@@ -58,8 +64,9 @@ fn lab(case: &Case) -> Lab {
     lab
 }
 
-fn run_case(case: Case) {
-    let lab = lab(&case);
+/// The lab of `case` with the IKE SA and its first child SA established.
+fn established(case: &Case) -> Lab {
+    let lab = lab(case);
     if !case.we_initiate {
         lab.swanctl("--initiate --child net --ike ours --timeout 10");
     }
@@ -69,6 +76,11 @@ fn run_case(case: Case) {
                 .any(|sa| sa["children"].as_array().is_some_and(|c| !c.is_empty()))
         })
     });
+    lab
+}
+
+fn run_case(case: Case) {
+    let lab = established(&case);
     let list = lab.ctl("list");
     let sa = &list[0];
     assert_eq!(sa["established"], true);
@@ -364,6 +376,7 @@ fn we_initiate_aes_gcm_with_ecp256() {
         tag: "g",
         ike: "aes256gcm16-prfsha256-ecp256",
         esp: "aes256gcm16",
+        pfs: None,
         we_initiate: true,
     });
 }
@@ -374,6 +387,31 @@ fn charon_initiates_aes_cbc_sha256_with_modp2048() {
         tag: "c",
         ike: "aes128-sha256-modp2048",
         esp: "aes128-sha256",
+        pfs: None,
         we_initiate: false,
     });
+}
+
+/// PFS (RFC 7296 1.3.2, 2.17): with `esp_proposals = aes128gcm16-ecp256` at charon and `pfs =
+/// ["ecp256"]` here, the IKE_AUTH child comes without a key exchange, then the child is rekeyed
+/// by each side with one; charon lists the group on the new child and its keys match ours.
+#[test]
+fn child_rekeys_with_pfs_ecp256_by_either_side() {
+    let lab = established(&Case {
+        tag: "p",
+        ike: "aes128gcm16-prfsha256-ecp256",
+        esp: "aes128gcm16",
+        pfs: Some("ecp256"),
+        we_initiate: true,
+    });
+    let region = Region::open(lab.path("region")).unwrap();
+    for we_rekey in [true, false] {
+        rekey_child(&lab, &region, we_rekey);
+        let charon_sas = lab.swanctl("--list-sas");
+        assert!(
+            charon_sas.contains("AES_GCM_16-128/ECP_256"),
+            "charon's child SA uses PFS: {charon_sas}"
+        );
+    }
+    assert_eq!(lab.ctl("stats")["negotiations_failed"], 0, "{}", lab.logs());
 }

@@ -75,6 +75,7 @@ fn load(group_name: &str, count: usize, concurrency: usize) {
                 key: AesKeySize::Aes128,
                 icv_len: 16,
             }],
+            pfs_groups: Vec::new(),
             local_ts: vec![ts(1)],
             remote_ts: vec![ts(2)],
         },

@@ -74,6 +74,10 @@ struct PeerSection {
     rsa_padding: RsaPaddingName,
     ike: Vec<String>,
     esp: Vec<String>,
+    /// D-H groups for perfect forward secrecy of the child SAs made by CREATE_CHILD_SA (RFC 7296
+    /// 1.3), in order of preference; none by default.
+    #[serde(default)]
+    pfs: Vec<String>,
     local_ts: Vec<String>,
     remote_ts: Vec<String>,
     #[serde(default = "default_dpd")]
@@ -187,13 +191,9 @@ fn ike_proposal(text: &str) -> Result<IkeProposal, String> {
             "prfsha256" => prf = Some(Prf::HmacSha256),
             "prfsha384" => prf = Some(Prf::HmacSha384),
             "prfsha512" => prf = Some(Prf::HmacSha512),
-            "modp2048" => groups.push(DhGroup::Modp2048),
-            "modp3072" => groups.push(DhGroup::Modp3072),
-            "ecp256" => groups.push(DhGroup::Ecp256),
-            "ecp384" => groups.push(DhGroup::Ecp384),
-            "ecp521" => groups.push(DhGroup::Ecp521),
-            "curve25519" | "x25519" => groups.push(DhGroup::Curve25519),
-            other => return Err(format!("unknown algorithm {other:?} in {text:?}")),
+            other => groups.push(
+                dh_group(other).map_err(|_| format!("unknown algorithm {other:?} in {text:?}"))?,
+            ),
         }
     }
     let encryption = encryption.ok_or_else(|| format!("{text:?} names no encryption algorithm"))?;
@@ -220,6 +220,18 @@ fn ike_proposal(text: &str) -> Result<IkeProposal, String> {
         integrity,
         prf,
         groups,
+    })
+}
+
+fn dh_group(text: &str) -> Result<DhGroup, String> {
+    Ok(match text {
+        "modp2048" => DhGroup::Modp2048,
+        "modp3072" => DhGroup::Modp3072,
+        "ecp256" => DhGroup::Ecp256,
+        "ecp384" => DhGroup::Ecp384,
+        "ecp521" => DhGroup::Ecp521,
+        "curve25519" | "x25519" => DhGroup::Curve25519,
+        other => return Err(format!("unknown Diffie-Hellman group {other:?}")),
     })
 }
 
@@ -379,6 +391,12 @@ fn peer(section: PeerSection) -> Result<PeerConfig, ConfigError> {
         ike_proposals: all(&section.ike, ike_proposal).map_err(err("ike"))?,
         child: ChildConfig {
             suites: all(&section.esp, esp_suite).map_err(err("esp"))?,
+            pfs_groups: section
+                .pfs
+                .iter()
+                .map(|g| dh_group(g))
+                .collect::<Result<_, _>>()
+                .map_err(err("pfs"))?,
             local_ts: all(&section.local_ts, traffic_selector).map_err(err("local_ts"))?,
             remote_ts: all(&section.remote_ts, traffic_selector).map_err(err("remote_ts"))?,
         },
@@ -473,6 +491,7 @@ mod tests {
         psk = "sixteen chars at least"
         ike = ["aes256gcm16-prfsha256-ecp256", "aes128-sha256-modp2048"]
         esp = ["aes256gcm16", "aes128-sha256"]
+        pfs = ["ecp256", "curve25519"]
         local_ts = ["198.18.1.0/24"]
         remote_ts = ["198.18.2.0/24", "198.18.3.7"]
         initiate = true
@@ -492,8 +511,15 @@ mod tests {
                 integrity: Integrity::HmacSha256_128
             }
         );
+        assert_eq!(
+            peer.child.pfs_groups,
+            vec![DhGroup::Ecp256, DhGroup::Curve25519]
+        );
         assert_eq!(peer.child.remote_ts[1].start, peer.child.remote_ts[1].end);
         assert_eq!(peer.remote_id.data, vec![198, 18, 0, 2]);
+        let without_pfs = GOOD.replace("pfs = [\"ecp256\", \"curve25519\"]", "");
+        let config = DaemonConfig::parse(&without_pfs).unwrap();
+        assert!(config.engine.peers[0].child.pfs_groups.is_empty());
     }
 
     #[test]
@@ -510,6 +536,10 @@ mod tests {
             (
                 GOOD.replace("\"aes128-sha256\"]", "\"des\"]"),
                 "esp: unknown ESP proposal",
+            ),
+            (
+                GOOD.replace("\"curve25519\"]", "\"modp1024\"]"),
+                "pfs: unknown Diffie-Hellman group \"modp1024\"",
             ),
             (
                 GOOD.replace("198.18.1.0/24", "198.18.1.0/33"),

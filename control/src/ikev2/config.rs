@@ -21,6 +21,10 @@ pub struct IkeProposal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildConfig {
     pub suites: Vec<Suite>,
+    /// Perfect forward secrecy for child SAs made by CREATE_CHILD_SA (RFC 7296 1.3.1, 1.3.2):
+    /// their D-H groups in order of preference, the first one's KE payload is sent; empty for
+    /// none. The child SA of IKE_AUTH takes its keys from the IKE SA whatever this says.
+    pub pfs_groups: Vec<DhGroup>,
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
 }

@@ -423,6 +423,7 @@ impl Engine {
             ike_spi,
             Request::RekeyChild {
                 old_inbound_spi: inbound_spi,
+                ke_group: None,
             },
         )
     }

@@ -1,5 +1,5 @@
 //! Finding payloads in a parsed message.
-use crate::wire::ikev2::{Notify, NotifyType, Payload};
+use crate::wire::ikev2::{DhGroup, Notify, NotifyType, Payload};
 
 /// The notifications of one type.
 pub fn notifies(payloads: &[Payload], kind: NotifyType) -> impl Iterator<Item = &Notify> {
@@ -18,6 +18,14 @@ pub fn error_notify(payloads: &[Payload]) -> Option<NotifyType> {
         }
         _ => None,
     })
+}
+
+/// The group an INVALID_KE_PAYLOAD notification asks for (RFC 7296 3.10.1: two octets); `None`
+/// without one or when its data is malformed.
+pub fn requested_group(payloads: &[Payload]) -> Option<DhGroup> {
+    let notify = notifies(payloads, NotifyType::InvalidKePayload).next()?;
+    let wanted: [u8; 2] = notify.data.as_slice().try_into().ok()?;
+    Some(DhGroup::from(u16::from_be_bytes(wanted)))
 }
 
 /// The first payload `pick` accepts.

@@ -200,13 +200,33 @@ fn suite_transforms(suite: Suite) -> Vec<Transform> {
     }
 }
 
-/// The child SA payload: one ESP proposal per suite, all with our inbound SPI and no ESN.
-pub fn child_sa_payload(suites: &[Suite], spi: u32) -> SaPayload {
+/// The Diffie-Hellman transforms a child SA proposal carries (RFC 7296 1.3.1, 1.3.2, 3.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildDh<'a> {
+    /// IKE_AUTH: the first child SA takes its keys from the IKE SA, so a D-H transform in a
+    /// proposal is ignored (RFC 7296 1.2) and none is sent.
+    Ignored,
+    /// CREATE_CHILD_SA: these groups for PFS, in order of preference; none means no PFS.
+    Groups(&'a [DhGroup]),
+}
+
+/// The child SA payload: one ESP proposal per suite, all with our inbound SPI, no ESN and, with
+/// PFS, the D-H groups.
+pub fn child_sa_payload(suites: &[Suite], spi: u32, dh: ChildDh<'_>) -> SaPayload {
+    let groups = match dh {
+        ChildDh::Ignored => &[][..],
+        ChildDh::Groups(groups) => groups,
+    };
     let proposals = suites
         .iter()
         .enumerate()
         .map(|(i, suite)| {
             let mut transforms = suite_transforms(*suite);
+            transforms.extend(
+                groups
+                    .iter()
+                    .map(|g| Transform::new(TransformType::Dh, (*g).into())),
+            );
             transforms.push(Transform::new(TransformType::Esn, EsnId::NoEsn.into()));
             Proposal {
                 number: i as u8 + 1,
@@ -226,6 +246,33 @@ fn offers(received: &Proposal, suite: Suite) -> bool {
     received.protocol == ProtocolId::Esp && suite_transforms(suite).iter().all(has) && has(&no_esn)
 }
 
+/// The D-H group a received proposal agrees on with `dh`: `Some(None)` for no PFS (the proposal
+/// has no D-H transform, or NONE among them), `Some(Some(group))` for the first of `preferred`
+/// then of our groups that it offers, `None` if it does not fit.
+fn agreed_group(
+    received: &Proposal,
+    dh: ChildDh<'_>,
+    preferred: Option<DhGroup>,
+) -> Option<Option<DhGroup>> {
+    let offered: Vec<u16> = received
+        .transforms
+        .iter()
+        .filter(|t| t.kind == TransformType::Dh)
+        .map(|t| t.id)
+        .collect();
+    match dh {
+        ChildDh::Ignored => Some(None),
+        ChildDh::Groups([]) => {
+            (offered.is_empty() || offered.contains(&DhGroup::None.into())).then_some(None)
+        }
+        ChildDh::Groups(ours) => preferred
+            .into_iter()
+            .chain(ours.iter().copied())
+            .find(|g| ours.contains(g) && offered.contains(&u16::from(*g)))
+            .map(Some),
+    }
+}
+
 fn peer_spi(proposal: &Proposal) -> Result<u32, Failure> {
     let bytes: [u8; 4] = proposal
         .spi
@@ -235,19 +282,48 @@ fn peer_spi(proposal: &Proposal) -> Result<u32, Failure> {
     Ok(u32::from_be_bytes(bytes))
 }
 
-/// Responder: the first received ESP proposal that offers one of our suites; returns the
-/// proposal number, the suite and the peer's SPI.
-pub fn select_child(received: &SaPayload, ours: &[Suite]) -> Result<(u8, Suite, u32), Failure> {
+/// The responder's choice of child SA proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildChoice {
+    pub number: u8,
+    pub suite: Suite,
+    pub peer_spi: u32,
+    /// The PFS group, if any.
+    pub group: Option<DhGroup>,
+}
+
+/// Responder: the first received ESP proposal that offers one of our suites and agrees on PFS;
+/// among our groups, the one of the peer's KE payload (`ke_group`) is preferred, which saves an
+/// INVALID_KE_PAYLOAD round trip.
+pub fn select_child(
+    received: &SaPayload,
+    ours: &[Suite],
+    dh: ChildDh<'_>,
+    ke_group: Option<DhGroup>,
+) -> Result<ChildChoice, Failure> {
     for proposal in &received.proposals {
-        if let Some(suite) = ours.iter().copied().find(|s| offers(proposal, *s)) {
-            return Ok((proposal.number, suite, peer_spi(proposal)?));
+        let Some(suite) = ours.iter().copied().find(|s| offers(proposal, *s)) else {
+            continue;
+        };
+        if let Some(group) = agreed_group(proposal, dh, ke_group) {
+            return Ok(ChildChoice {
+                number: proposal.number,
+                suite,
+                peer_spi: peer_spi(proposal)?,
+                group,
+            });
         }
     }
     Err(Failure::NoProposalChosen)
 }
 
-/// Initiator: the responder's single ESP proposal must be one of our suites.
-pub fn accept_child_answer(answer: &SaPayload, ours: &[Suite]) -> Result<(Suite, u32), Failure> {
+/// Initiator: the responder's single ESP proposal must be one of our suites with one of our PFS
+/// groups (or none, without PFS); returns the suite, the peer's SPI and the group.
+pub fn accept_child_answer(
+    answer: &SaPayload,
+    ours: &[Suite],
+    dh: ChildDh<'_>,
+) -> Result<(Suite, u32, Option<DhGroup>), Failure> {
     let [only] = answer.proposals.as_slice() else {
         return Err(Failure::NoProposalChosen);
     };
@@ -256,5 +332,14 @@ pub fn accept_child_answer(answer: &SaPayload, ours: &[Suite]) -> Result<(Suite,
         .copied()
         .find(|s| offers(only, *s))
         .ok_or(Failure::NoProposalChosen)?;
-    Ok((suite, peer_spi(only)?))
+    let dh_transforms = only
+        .transforms
+        .iter()
+        .filter(|t| t.kind == TransformType::Dh)
+        .count();
+    if dh_transforms > 1 {
+        return Err(Failure::NoProposalChosen);
+    }
+    let group = agreed_group(only, dh, None).ok_or(Failure::NoProposalChosen)?;
+    Ok((suite, peer_spi(only)?, group))
 }

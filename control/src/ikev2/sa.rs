@@ -4,7 +4,7 @@ use super::proposal::IkeAlgorithms;
 use super::timer::Timers;
 use crate::crypto::{derive_ike_keys, skeyseed, DhKey, IkeSaKeys, Prf, Rng, SkCipher};
 use crate::wire::ikev2::{
-    emit_chain, parse_chain, Encrypted, ExchangeType, Flags, Header, Message, Payload,
+    emit_chain, parse_chain, DhGroup, Encrypted, ExchangeType, Flags, Header, Message, Payload,
     TrafficSelector, IKEV2_VERSION,
 };
 use shared::sa::{Suite, UdpEncap};
@@ -73,9 +73,11 @@ pub(crate) enum Request {
         inbound_spi: u32,
     },
     Liveness,
-    /// CREATE_CHILD_SA replacing the child with this inbound SPI (RFC 7296 2.8).
+    /// CREATE_CHILD_SA replacing the child with this inbound SPI (RFC 7296 2.8). With PFS, the
+    /// KE payload is of `ke_group`, or of the first configured group when `None`.
     RekeyChild {
         old_inbound_spi: u32,
+        ke_group: Option<DhGroup>,
     },
     /// CREATE_CHILD_SA replacing this IKE SA (RFC 7296 1.3.2, 2.18).
     RekeyIke,
@@ -90,6 +92,8 @@ pub(crate) struct PendingChild {
     pub old_inbound_spi: u32,
     pub new_inbound_spi: u32,
     pub ni: Vec<u8>,
+    /// Our half of the PFS key exchange (RFC 7296 1.3.2), if any.
+    pub dh: Option<DhKey>,
     /// The peer's rekey of the same child that we answered meanwhile (RFC 7296 2.8.1).
     pub collision: Option<super::rekey::Answered<u32>>,
 }
@@ -222,7 +226,11 @@ impl IkeSa {
                 data: placeholder,
             })],
         };
-        if let Some(size) = self.fragmentation.size.filter(|s| message.buffer_len() > *s) {
+        if let Some(size) = self
+            .fragmentation
+            .size
+            .filter(|s| message.buffer_len() > *s)
+        {
             return Ok(super::fragmentation::seal_fragments(
                 &mut keys.outbound,
                 header,
@@ -240,7 +248,11 @@ impl IkeSa {
     /// The payloads inside the SK payload of a received message (which must be its last), or,
     /// once all fragments are in, inside its SKF payloads (RFC 7383 2.6); `None` while fragments
     /// are missing.
-    pub fn open(&mut self, message: &Message, bytes: &[u8]) -> Result<Option<Vec<Payload>>, Failure> {
+    pub fn open(
+        &mut self,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<Payload>>, Failure> {
         let keys = self.keys.as_ref().ok_or(Failure::Missing("keys"))?;
         match message.payloads.last() {
             Some(Payload::Encrypted(sk)) => {

@@ -80,6 +80,7 @@ pub fn peer(name: &str, local: &str, remote: &str, local_net: u8, remote_net: u8
         ike_proposals: vec![gcm_ecp256()],
         child: ChildConfig {
             suites: vec![GCM],
+            pfs_groups: Vec::new(),
             local_ts: vec![subnet(local_net)],
             remote_ts: vec![subnet(remote_net)],
         },

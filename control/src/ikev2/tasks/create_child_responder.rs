@@ -1,11 +1,12 @@
-//! CREATE_CHILD_SA as responder (RFC 7296 1.3): a new or rekeyed child SA without PFS, or the
-//! rekey of the IKE SA itself (handed to `rekey_ike_responder`). The old SA of a child rekey stays
-//! until the initiator deletes it; if we are rekeying the same child, the outcome waits for our
-//! own answer (2.8.1). KE payloads (PFS) are answered with NO_PROPOSAL_CHOSEN; the IKE SA is never
-//! affected.
+//! CREATE_CHILD_SA as responder (RFC 7296 1.3): a new or rekeyed child SA (1.3.1, 1.3.2), with
+//! PFS when our child configuration has D-H groups, or the rekey of the IKE SA itself (handed to
+//! `rekey_ike_responder`). The old SA of a child rekey stays until the initiator deletes it; if
+//! we are rekeying the same child, the outcome waits for our own answer (2.8.1). A failure never
+//! affects the IKE SA.
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
-use crate::ikev2::payloads::{ke, nonce, notifies, sa_payload};
+use crate::ikev2::payloads::{nonce, notifies, sa_payload};
+use crate::ikev2::proposal::ChildDh;
 use crate::ikev2::rekey::{self, Answered};
 use crate::ikev2::sa::{ChildSa, IkeSa, Phase, Request};
 use crate::ikev2::tasks::child;
@@ -109,9 +110,6 @@ fn negotiate(ctx: &mut Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<Negotia
     if sa.rekey.successor.is_some() || sa.rekey.pending.is_some() {
         return Err(Failure::Busy);
     }
-    if ke(inner).is_some() {
-        return Err(Failure::Unsupported("PFS for child SAs"));
-    }
     if let Some(old) = rekeyed_child(sa, inner) {
         // RFC 7296 2.25.1: a child we are deleting (or replaced already) is not rekeyed.
         let inbound_spi = old?.inbound_spi;
@@ -128,7 +126,9 @@ fn negotiate(ctx: &mut Ctx<'_>, sa: &IkeSa, inner: &[Payload]) -> Result<Negotia
     let ni = nonce(inner).ok_or(Failure::Missing("Nonce"))?.clone();
     let nr = ctx.random(NONCE_LEN);
     let peer = ctx.peer_name(sa);
-    let (new_child, mut payloads) = child::respond(ctx, sa, inner, peer, (&ni, &nr))?;
+    let config = ctx.config;
+    let dh = ChildDh::Groups(&config.peers[sa.peer].child.pfs_groups);
+    let (new_child, mut payloads) = child::respond(ctx, sa, inner, peer, (&ni, &nr), dh)?;
     payloads.insert(1, Payload::Nonce(nr.clone()));
     Ok((new_child, payloads, (ni, nr)))
 }

@@ -5,7 +5,7 @@ use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
 use crate::ikev2::payloads::{auth, error_notify, id_r, notifies};
-use crate::ikev2::proposal::child_sa_payload;
+use crate::ikev2::proposal::{child_sa_payload, ChildDh};
 use crate::ikev2::sa::{IkeSa, Phase, Request};
 use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
@@ -53,7 +53,11 @@ pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
         payloads.push(correlation::payload(keys.prf, source, (sa.spi_i, sa.spi_r)));
     }
     payloads.extend([
-        Payload::Sa(child_sa_payload(&config.child.suites, child_spi)),
+        Payload::Sa(child_sa_payload(
+            &config.child.suites,
+            child_spi,
+            ChildDh::Ignored,
+        )),
         Payload::TsI(TrafficSelectors {
             selectors: config.child.local_ts.clone(),
         }),
@@ -116,7 +120,17 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
         });
     }
     // A child SA failure leaves the IKE SA up (RFC 7296 1.2).
-    match child::accept(ctx, sa, inner, peer, child_spi, (&sa.ni, &sa.nr)) {
+    let nonces = (sa.ni.as_slice(), sa.nr.as_slice());
+    match child::accept(
+        ctx,
+        sa,
+        inner,
+        peer,
+        child_spi,
+        nonces,
+        ChildDh::Ignored,
+        None,
+    ) {
         Ok(child) => {
             ctx.stats.child_sas_established += 1;
             sa.children.push(child.clone());

@@ -8,6 +8,7 @@ use crate::ikev2::correlation;
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::error::Failure;
 use crate::ikev2::payloads::{auth, id_i};
+use crate::ikev2::proposal::ChildDh;
 use crate::ikev2::sa::{IkeSa, Phase};
 use crate::ikev2::server_addresses;
 use crate::ikev2::tasks::child;
@@ -62,7 +63,8 @@ pub fn handle_request(
     sa.timers.clear(Timer::HalfOpen);
     let peer = ctx.peer_name(sa);
     let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-    let child = child::respond(ctx, sa, inner, peer.clone(), (&ni, &nr));
+    // RFC 7296 1.2: the first child SA's keys come from the IKE SA; D-H transforms are ignored.
+    let child = child::respond(ctx, sa, inner, peer.clone(), (&ni, &nr), ChildDh::Ignored);
     match &child {
         Ok((child, answer)) => {
             response.extend(answer.iter().cloned());

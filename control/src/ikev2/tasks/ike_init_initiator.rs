@@ -3,9 +3,9 @@
 use crate::crypto::DhKey;
 use crate::ikev2::engine::{Ctx, Keep};
 use crate::ikev2::error::Failure;
-use crate::ikev2::nat::{nat_detected, nat_notifies};
 use crate::ikev2::fragmentation;
-use crate::ikev2::payloads::{error_notify, ke, nonce, notifies, sa_payload};
+use crate::ikev2::nat::{nat_detected, nat_notifies};
+use crate::ikev2::payloads::{error_notify, ke, nonce, notifies, requested_group, sa_payload};
 use crate::ikev2::proposal::{accept_ike_answer, ike_sa_payload};
 use crate::ikev2::sa::{IkeSa, Phase, Request};
 use crate::ikev2::tasks::ike_auth_initiator;
@@ -134,13 +134,7 @@ fn process(
         }
         return send_request(ctx, sa);
     }
-    if let Some(invalid_ke) = notifies(payloads, NotifyType::InvalidKePayload).next() {
-        let wanted: [u8; 2] = invalid_ke
-            .data
-            .as_slice()
-            .try_into()
-            .map_err(|_| Failure::Missing("group"))?;
-        let group = DhGroup::from(u16::from_be_bytes(wanted));
+    if let Some(group) = requested_group(payloads) {
         let Phase::InitSent { dh, cookie } = &sa.phase else {
             return Err(Failure::Missing("IKE_SA_INIT state"));
         };

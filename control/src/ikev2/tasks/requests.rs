@@ -45,12 +45,13 @@ pub fn send_queued(ctx: &mut Ctx<'_>, sa: &mut IkeSa) {
                     data: spi.to_be_bytes().to_vec(),
                 })],
             ),
-            Request::RekeyChild { old_inbound_spi } => {
-                match create_child_initiator::rekey_request(ctx, sa, old_inbound_spi) {
-                    Some(payloads) => (ExchangeType::CreateChildSa, payloads),
-                    None => continue,
-                }
-            }
+            Request::RekeyChild {
+                old_inbound_spi,
+                ke_group,
+            } => match create_child_initiator::rekey_request(ctx, sa, old_inbound_spi, ke_group) {
+                Some(payloads) => (ExchangeType::CreateChildSa, payloads),
+                None => continue,
+            },
             Request::RekeyIke => match rekey_ike_initiator::request(ctx, sa) {
                 Some(payloads) => (ExchangeType::CreateChildSa, payloads),
                 None => continue,
