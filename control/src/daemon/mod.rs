@@ -166,6 +166,23 @@ impl Daemon {
                     )),
                     if *ours_redundant { "redundant" } else { "kept" }
                 ),
+                Event::InitialContact(contact) => {
+                    eprintln!(
+                        "iked: IKE SA {:016x} with {}: the peer sent INITIAL_CONTACT (RFC 7296 2.4), its other IKE SAs are stale",
+                        contact.spi, contact.peer
+                    );
+                    // Its engine has deleted its own; the others may hold some too.
+                    let home = self.shards.of_spi(contact.spi);
+                    for shard in (0..self.shards.count()).filter(|s| *s != home) {
+                        let contact = contact.clone();
+                        self.shards.post(shard, move |e| {
+                            e.apply_initial_contact(Instant::now(), &contact);
+                        });
+                    }
+                }
+                Event::DeletedOnInitialContact { spi, peer, by } => eprintln!(
+                    "iked: IKE SA {spi:016x} with {peer} deleted without notice: the peer lost it (INITIAL_CONTACT in IKE SA {by:016x})"
+                ),
                 Event::ChildSaDeleted {
                     ike_spi,
                     inbound_spi,
@@ -281,12 +298,18 @@ impl Daemon {
             .ok_or_else(|| format!("no peer {peer:?} with a remote address"))?;
         let local = SocketAddr::new(self.config.listen, self.config.ike_port);
         let remote = SocketAddr::new(remote, self.config.ike_port);
+        // RFC 7296 2.4: INITIAL_CONTACT only if no engine has an IKE SA with the peer.
+        let first = !self.has_ike_sa(peer);
         let peer = peer.to_string();
         let shard = self.shards.next_initiator();
         self.shards
             .call(shard, move |e| {
-                e.initiate(Instant::now(), &peer, local, remote)
-                    .map_err(|e| e.to_string())
+                let now = Instant::now();
+                match first {
+                    true => e.initiate(now, &peer, local, remote),
+                    false => e.initiate_beside_others(now, &peer, local, remote),
+                }
+                .map_err(|e| e.to_string())
             })
             .unwrap_or_else(|| Err("the engine did not answer".into()))
     }

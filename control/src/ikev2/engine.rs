@@ -77,6 +77,35 @@ pub enum Event {
         child: Option<u32>,
         ours_redundant: bool,
     },
+    /// The peer of a new IKE SA sent N(INITIAL_CONTACT) (RFC 7296 2.4); this engine has
+    /// already deleted its stale IKE SAs, the daemon passes it on to its other engines
+    /// ([`Engine::apply_initial_contact`]).
+    InitialContact(InitialContact),
+    /// This IKE SA and its child SAs were deleted without telling the peer, which sent
+    /// INITIAL_CONTACT in the IKE SA `by` (RFC 7296 2.4). Its `IkeSaDeleted` and
+    /// `ChildSaDeleted` events follow.
+    DeletedOnInitialContact {
+        spi: u64,
+        peer: String,
+        by: u64,
+    },
+}
+
+/// N(INITIAL_CONTACT) in the peer's IKE_AUTH message (RFC 7296 2.4): the peer has no IKE SA with
+/// us but the new one, so every other one with the same authenticated identity is stale, and so
+/// are its child SAs. The identity is the peer configuration: to authenticate, the peer's ID
+/// payload had to equal its `remote_id` (and, as responder, it was chosen by the peer's address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialContact {
+    /// Our SPI of the new IKE SA.
+    pub spi: u64,
+    /// The name of the peer configuration.
+    pub peer: String,
+    /// Only IKE SAs established by then are stale: a later one is from the peer's new life.
+    pub established_at: Instant,
+    /// Stale-looking IKE SAs that stay: the one the new SA reauthenticates (RFC 7296 2.8.3), the
+    /// one it is correlated with ([MS-IKEE] 3.10).
+    pub spared: Vec<u64>,
 }
 
 /// RFC 3948 2.3: the one-byte NAT keepalive, sent without the non-ESP marker.
@@ -303,6 +332,9 @@ pub struct Engine {
     cookie_secret: [u8; 32],
     /// When we last sent INVALID_SPI to each peer address (RFC 7296 2.21.4: rate-limited).
     invalid_spi_sent_at: HashMap<IpAddr, Instant>,
+    /// Our SPI of the IKE SA whose IKE_AUTH message from the peer, being handled, carried
+    /// N(INITIAL_CONTACT) and established it.
+    initial_contact: Option<u64>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -330,6 +362,7 @@ impl Engine {
             half_open: 0,
             cookie_secret,
             invalid_spi_sent_at: HashMap::new(),
+            initial_contact: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -355,7 +388,8 @@ impl Engine {
         )
     }
 
-    /// Starts an IKE SA with the named peer; returns our SPI.
+    /// Starts an IKE SA with the named peer; returns our SPI. It carries N(INITIAL_CONTACT) if
+    /// this engine holds no other IKE SA with the peer (RFC 7296 2.4).
     pub fn initiate(
         &mut self,
         now: Instant,
@@ -363,14 +397,39 @@ impl Engine {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<u64, Failure> {
+        self.start_ike_sa(now, peer, local, remote, true)
+    }
+
+    /// Like [`Engine::initiate`], for a caller that knows of another IKE SA with the peer (on
+    /// another engine): no INITIAL_CONTACT, which would make the peer delete that one.
+    pub fn initiate_beside_others(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<u64, Failure> {
+        self.start_ike_sa(now, peer, local, remote, false)
+    }
+
+    fn start_ike_sa(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        local: SocketAddr,
+        remote: SocketAddr,
+        may_be_first: bool,
+    ) -> Result<u64, Failure> {
         let index = self
             .config
             .peers
             .iter()
             .position(|p| p.name == peer)
             .ok_or(Failure::Missing("peer configuration"))?;
+        let first = may_be_first && !self.sas.values().any(|sa| sa.peer == index);
         let (mut ctx, sas) = self.ctx(now);
-        let sa = tasks::ike_init_initiator::start(&mut ctx, index, local, remote)?;
+        let mut sa = tasks::ike_init_initiator::start(&mut ctx, index, local, remote)?;
+        sa.initial_contact = first;
         let spi = sa.our_spi;
         sas.insert(spi, sa);
         Ok(spi)
@@ -547,6 +606,7 @@ impl Engine {
 
     /// Returns a handled SA to the table, or forgets it, keeping the responder indexes true.
     fn put_back(&mut self, now: Instant, sa: IkeSa, keep: Keep, was_half_open: bool) {
+        let initial_contact = self.initial_contact.take() == Some(sa.our_spi);
         let half_open_now = keep == Keep::Yes && matches!(sa.phase, Phase::HalfOpen);
         if was_half_open && !half_open_now {
             self.half_open -= 1;
@@ -569,10 +629,24 @@ impl Engine {
                     sa.timers.set(Timer::Rekey, now + lifetime - early);
                     sa.rekey.lifetime_armed = true;
                 }
+                if matches!(sa.phase, Phase::Established) && sa.established_at.is_none() {
+                    sa.established_at = Some(now);
+                }
                 let replaced = matches!(sa.phase, Phase::Established)
                     .then(|| sa.rekey.reauth_of.take())
                     .flatten();
+                let contact = initial_contact.then(|| InitialContact {
+                    spi: sa.our_spi,
+                    peer: ctx.peer_name(&sa),
+                    established_at: now,
+                    spared: replaced.into_iter().chain(sa.correlated_with).collect(),
+                });
                 self.sas.insert(sa.our_spi, sa);
+                if let Some(contact) = contact {
+                    self.events
+                        .push_back(Event::InitialContact(contact.clone()));
+                    self.apply_initial_contact(now, &contact);
+                }
                 if let Some(old) = replaced {
                     self.terminate(now, old);
                 }
@@ -644,7 +718,11 @@ impl Engine {
             };
             sa.last_heard = now;
             return match request {
-                Request::Auth => tasks::ike_auth_initiator::handle_response(&mut ctx, sa, &inner),
+                Request::Auth => {
+                    let keep = tasks::ike_auth_initiator::handle_response(&mut ctx, sa, &inner);
+                    self.initial_contact = initial_contact(sa, &inner);
+                    keep
+                }
                 Request::RekeyChild { .. } => {
                     tasks::create_child_initiator::handle_response(&mut ctx, sa, &inner)
                 }
@@ -699,13 +777,17 @@ impl Engine {
             })
             .and_then(|o| Some((o.our_spi, o.keys.as_ref()?.ike.sk_ai.clone())));
         match header.exchange {
-            ExchangeType::IkeAuth => tasks::ike_auth_responder::handle_request(
-                &mut ctx,
-                sa,
-                header.message_id,
-                &inner,
-                original,
-            ),
+            ExchangeType::IkeAuth => {
+                let keep = tasks::ike_auth_responder::handle_request(
+                    &mut ctx,
+                    sa,
+                    header.message_id,
+                    &inner,
+                    original,
+                );
+                self.initial_contact = initial_contact(sa, &inner);
+                keep
+            }
             ExchangeType::Informational => tasks::informational_responder::handle_request(
                 &mut ctx,
                 sa,
@@ -791,6 +873,45 @@ impl Engine {
         }
     }
 
+    /// Deletes the IKE SAs `contact` makes stale, with their child SAs, without telling the peer
+    /// (it no longer has them, RFC 7296 2.4): established ones of the same peer configuration,
+    /// established by `contact.established_at`, neither the new one nor a spared one. Returns
+    /// how many were deleted.
+    pub fn apply_initial_contact(&mut self, now: Instant, contact: &InitialContact) -> usize {
+        let stale: Vec<u64> = self
+            .sas
+            .values()
+            .filter(|sa| {
+                sa.our_spi != contact.spi
+                    && !contact.spared.contains(&sa.our_spi)
+                    && matches!(sa.phase, Phase::Established)
+                    && sa
+                        .established_at
+                        .is_some_and(|at| at <= contact.established_at)
+                    && self.config.peers[sa.peer].name == contact.peer
+            })
+            .map(|sa| sa.our_spi)
+            .collect();
+        // All out of the table first, so that none of them is told to the peer as the
+        // correlated SA of another ([MS-IKEE] 3.10, `put_back`).
+        let stale: Vec<IkeSa> = stale
+            .iter()
+            .filter_map(|spi| self.sas.remove(spi))
+            .collect();
+        let deleted = stale.len();
+        for sa in stale {
+            let (mut ctx, _) = self.ctx(now);
+            ctx.events.push_back(Event::DeletedOnInitialContact {
+                spi: sa.our_spi,
+                peer: contact.peer.clone(),
+                by: contact.spi,
+            });
+            ctx.deleted(&sa);
+            self.put_back(now, sa, Keep::Remove, false);
+        }
+        deleted
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sas.values().filter_map(|sa| sa.timers.next()).min()
     }
@@ -834,6 +955,15 @@ impl Engine {
             .compute(secret, &[nonce, &ip, &spi_i.to_be_bytes()])
             .to_vec()
     }
+}
+
+/// Our SPI of `sa` if the peer's IKE_AUTH message that established it carried N(INITIAL_CONTACT)
+/// (RFC 7296 2.4; the initiator sends it, but it counts wherever it comes).
+fn initial_contact(sa: &IkeSa, inner: &[Payload]) -> Option<u64> {
+    let contact = crate::ikev2::payloads::notifies(inner, NotifyType::InitialContact)
+        .next()
+        .is_some();
+    (contact && matches!(sa.phase, Phase::Established)).then_some(sa.our_spi)
 }
 
 /// Resends the outstanding request with exponential backoff; gives up after the configured

@@ -33,7 +33,9 @@ mod vendor;
 pub use config::{
     ChildConfig, EngineConfig, IkeProposal, PeerConfig, RetransmitPolicy, SpiShard, WallClock,
 };
-pub use engine::{Engine, Event, IkeSaInfo, RandomSpis, SpiSource, Stats, Transmit, NAT_KEEPALIVE};
+pub use engine::{
+    Engine, Event, IkeSaInfo, InitialContact, RandomSpis, SpiSource, Stats, Transmit, NAT_KEEPALIVE,
+};
 pub use error::Failure;
 pub use sa::{ChildSa, DirectionKeys};
 pub use vendor::{KnownVendor, Vendor};

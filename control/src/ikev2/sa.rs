@@ -138,6 +138,12 @@ pub(crate) struct IkeSa {
     pub correlated_with: Option<u64>,
     pub timers: Timers,
     pub last_heard: Instant,
+    /// When the engine first saw this IKE SA established: an INITIAL_CONTACT deletes only the
+    /// SAs established before it (RFC 7296 2.4).
+    pub established_at: Option<Instant>,
+    /// Initiator: IKE_AUTH carries N(INITIAL_CONTACT), as no other IKE SA with the peer existed
+    /// when this one started (RFC 7296 2.4).
+    pub initial_contact: bool,
     /// RFC 7383: the negotiated fragment size and the fragments being received.
     pub fragmentation: super::fragmentation::Fragmentation,
     /// Rekeying of this IKE SA (RFC 7296 2.18) and its collisions (2.8.2).

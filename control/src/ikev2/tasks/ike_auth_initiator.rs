@@ -40,6 +40,8 @@ pub fn start(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Result<(), Failure> {
         // RFC 7296 2.8.3: a reauthentication keeps the old IKE SA until this one is up; the
         // peer must not drop it on INITIAL_CONTACT.
         None if sa.rekey.reauth_of.is_some() => {}
+        // RFC 7296 2.4: another IKE SA with this peer exists; the peer would delete it.
+        None if !sa.initial_contact => {}
         // RFC 7296 2.4: this is the only IKE SA with this peer.
         None => payloads.push(Payload::Notify(Notify::new(
             NotifyType::InitialContact,

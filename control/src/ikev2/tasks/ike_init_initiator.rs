@@ -64,6 +64,8 @@ pub fn start(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        established_at: None,
+        initial_contact: false,
         fragmentation: Default::default(),
         rekey: Default::default(),
     };

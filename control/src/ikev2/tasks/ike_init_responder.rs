@@ -189,6 +189,8 @@ pub fn handle(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        established_at: None,
+        initial_contact: false,
         fragmentation: fragmentation::negotiated(ctx.config, payloads),
         rekey: Default::default(),
     };
