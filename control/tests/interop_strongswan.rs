@@ -31,13 +31,16 @@ struct Case {
 }
 
 /// Two namespaces ("ik" + pid + tag, a: ours, b: charon's) joined by a veth, charon and `iked`.
+/// Charon's child `net2`, a part of `net`'s selectors, is only started by a test that wants a
+/// second child SA on the IKE SA.
 fn lab(case: &Case) -> Lab {
     let mut lab = Lab::new("ik", case.tag);
     lab.two_namespaces(OURS, THEIRS);
     let swanctl = format!(
         "connections {{\n ours {{\n  version = 2\n  local_addrs = {THEIRS}\n  remote_addrs = {OURS}\n  proposals = {ike}\n  \
          local {{\n   auth = psk\n   id = charon.example\n  }}\n  remote {{\n   auth = psk\n   id = ours.example\n  }}\n  \
-         dpd_delay = {dpd}\n  children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
+         dpd_delay = {dpd}\n  children {{\n   net {{\n    local_ts = 198.18.2.0/24\n    remote_ts = 198.18.1.0/24\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n   \
+         net2 {{\n    local_ts = 198.18.2.0/25\n    remote_ts = 198.18.1.0/25\n    esp_proposals = {esp}\n    mode = tunnel\n   }}\n  }}\n }}\n}}\n\
          secrets {{\n ike-1 {{\n  id-1 = ours.example\n  id-2 = charon.example\n  secret = \"{PSK}\"\n }}\n}}\n",
         ike = case.ike,
         esp = match case.pfs {
@@ -392,9 +395,10 @@ fn charon_initiates_aes_cbc_sha256_with_modp2048() {
     });
 }
 
-/// PFS (RFC 7296 1.3.2, 2.17): with `esp_proposals = aes128gcm16-ecp256` at charon and `pfs =
-/// ["ecp256"]` here, the IKE_AUTH child comes without a key exchange, then the child is rekeyed
-/// by each side with one; charon lists the group on the new child and its keys match ours.
+/// PFS (RFC 7296 1.3.1, 1.3.2, 2.17): with `esp_proposals = aes128gcm16-ecp256` at charon and
+/// `pfs = ["ecp256"]` here, the IKE_AUTH child comes without a key exchange, then the child is
+/// rekeyed by each side with one, and charon adds a second child with one; charon lists the
+/// group on those children and their keys match ours.
 #[test]
 fn child_rekeys_with_pfs_ecp256_by_either_side() {
     let lab = established(&Case {
@@ -413,5 +417,38 @@ fn child_rekeys_with_pfs_ecp256_by_either_side() {
             "charon's child SA uses PFS: {charon_sas}"
         );
     }
+    // 1.3.1: a new child SA (within the first one's selectors) made by charon with
+    // CREATE_CHILD_SA and a KE payload; we answer as responder with g^ir in its keys.
+    let before = lab.ctl("list")[0]["children"][0]["inbound_spi"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lab.swanctl("--initiate --child net2 --ike ours --timeout 10");
+    lab.wait_for("a second child SA in iked", WAIT, || {
+        lab.ctl("list")[0]["children"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
+    });
+    let list = lab.ctl("list");
+    let children = list[0]["children"].as_array().unwrap();
+    let new_in = children
+        .iter()
+        .filter_map(|c| c["inbound_spi"].as_str())
+        .find(|spi| *spi != before)
+        .unwrap();
+    let (initiator, responder) =
+        charon_last_encryption_keys(&std::fs::read_to_string(lab.path("charon.log")).unwrap());
+    let [(_, in_encr, _), (_, out_encr, _)] = lab.iked_keys_of(new_in);
+    assert_eq!(
+        (out_encr, in_encr),
+        (responder, initiator),
+        "(outbound, inbound) keys"
+    );
+    let charon_sas = lab.swanctl("--list-sas");
+    assert_eq!(
+        charon_sas.matches("AES_GCM_16-128/ECP_256").count(),
+        2,
+        "both child SAs use PFS: {charon_sas}"
+    );
     assert_eq!(lab.ctl("stats")["negotiations_failed"], 0, "{}", lab.logs());
 }
