@@ -2,7 +2,9 @@
 //! (198.18.0.0/15 only): several IKE SAs initiated one after the other land on different engines
 //! at both ends (by round robin at the initiator, by the initiator's SPI at the responder) and
 //! every message still reaches the engine that holds its SA: all come up, each is rekeyed, a
-//! liveness check on each is answered, and both ends list the same SPIs. Needs root.
+//! liveness check on each is answered, and both ends list the same SPIs. A daemon restarted
+//! with the same identity makes the other delete all its old IKE SAs, on every engine, on the
+//! INITIAL_CONTACT of its first new one (RFC 7296 2.4). Needs root.
 mod common;
 
 use common::lab::Lab;
@@ -107,4 +109,47 @@ fn ike_sas_spread_over_engine_threads_reach_their_engine() {
     });
     assert_eq!(lab.ctl_of("a", "stats")["integrity_failures"], 0);
     assert_eq!(lab.ctl_of("b", "stats")["ike_sas_established"], SAS);
+}
+
+#[test]
+fn a_restarted_peer_replaces_its_ike_sas_on_every_engine() {
+    let mut lab = Lab::new("ic", "r");
+    lab.two_namespaces(A, B);
+    start(&mut lab, "b", B, A);
+    start(&mut lab, "a", A, B);
+    // One INITIAL_CONTACT (the first IKE SA's), which leaves the later ones alone.
+    for _ in 0..SAS {
+        let answer = lab.ctl_of("a", "initiate other");
+        assert!(answer.get("ike_spi").is_some(), "{answer}");
+    }
+    lab.wait_for("every IKE SA up at both ends", WAIT, || {
+        let (a, b) = (sas(&lab, "a"), sas(&lab, "b"));
+        a.len() == SAS && a == b
+    });
+    let engines: BTreeSet<u64> = lab
+        .ctl_of("b", "list")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sa| u64::from_str_radix(&our_spi(sa), 16).unwrap() % 3)
+        .collect();
+    assert!(engines.len() > 1, "B used one engine only");
+    let old = sas(&lab, "b");
+
+    // A crashes and comes back: B still holds the old SAs until A's new one says INITIAL_CONTACT.
+    lab.kill_last();
+    let _ = std::fs::remove_file(lab.socket_of("a"));
+    start(&mut lab, "a", A, B);
+    assert_eq!(sas(&lab, "b"), old);
+    let answer = lab.ctl_of("a", "initiate other");
+    assert!(answer.get("ike_spi").is_some(), "{answer}");
+    lab.wait_for("only the new IKE SA at B", WAIT, || {
+        let (a, b) = (sas(&lab, "a"), sas(&lab, "b"));
+        a.len() == 1 && a == b && lab.ctl_of("b", "list").as_array().map(Vec::len) == Some(1)
+    });
+    assert!(sas(&lab, "b").is_disjoint(&old));
+    let log = std::fs::read_to_string(lab.path("b.log")).unwrap();
+    assert_eq!(log.matches("deleted without notice").count(), SAS, "{log}");
+    // Nothing about the old SAs reached the new A.
+    assert_eq!(lab.ctl_of("a", "stats")["unknown_spi"], 0);
 }

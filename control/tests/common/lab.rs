@@ -168,6 +168,14 @@ impl Lab {
         });
     }
 
+    /// Kills the process started last, as a crash would: it says goodbye to no one.
+    pub fn kill_last(&mut self) {
+        if let Some(mut process) = self.processes.pop() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
     /// `iked ctl` with `command`; its JSON answer.
     pub fn ctl(&self, command: &str) -> serde_json::Value {
         self.ctl_of("iked", command)
