@@ -73,20 +73,28 @@ fn sas_survive_writer_kills_and_readers_stay_consistent() {
     let region = Arc::new(Region::open(&path.0).unwrap());
     let writer = Writer::attach(region.clone()).unwrap();
     assert_eq!(region.writer_generation(), 5);
+    // A kill can land after a change returned and before its line was printed, and a change in
+    // flight at the kill is completed from the journal: each kill may leave one change the log
+    // does not show (an update one version further, or a delete of the oldest SA).
+    let mut unreported = Vec::new();
     for (spi, state) in &committed {
         let found = writer.query_sa(SaKey { spi: *spi, dst: SYNTHETIC_DST });
         match (state, found) {
             (Some(version), Ok(info)) => {
                 let got = synthetic_version(info.config.as_ref().unwrap()).expect("a whole record");
-                // The change in flight at the kill may have been completed from the journal.
                 assert!(got == *version || got == version + 1, "SPI {spi}: version {got}, committed {version}");
+                if got != *version {
+                    unreported.push(*spi);
+                }
             }
-            (Some(_), Err(e)) => panic!("SPI {spi} was installed before the kill and is lost: {e}"),
+            (Some(_), Err(OpError::NoSuchSa { .. })) => unreported.push(*spi),
+            (Some(_), Err(e)) => panic!("SPI {spi}: {e}"),
             (None, Ok(info)) => panic!("SPI {spi} was deleted before the kill but is back: {info:?}"),
             (None, Err(OpError::NoSuchSa { .. })) => {}
             (None, Err(e)) => panic!("{e}"),
         }
     }
+    assert!(unreported.len() <= 4, "more changes than the 4 kills explain, SAs lost or changed: {unreported:?}");
     for sa in writer.list_sas() {
         assert!(synthetic_version(sa.config.as_ref().unwrap()).is_some(), "no record is torn: {sa:?}");
     }
