@@ -64,31 +64,37 @@ fn our_spi(sa: &Value) -> String {
     sa[field].as_str().unwrap().to_string()
 }
 
-#[test]
-fn ike_sas_spread_over_engine_threads_reach_their_engine() {
-    let mut lab = Lab::new("ik", "e");
+/// The engines (our SPI modulo 3 is the engine's index) that hold `side`'s IKE SAs.
+fn engines(lab: &Lab, side: &str) -> BTreeSet<u64> {
+    lab.ctl_of(side, "list")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sa| u64::from_str_radix(&our_spi(sa), 16).unwrap() % 3)
+        .collect()
+}
+
+/// Starts B, then A, which opens SAS IKE SAs with B; waits until both ends hold them all.
+fn pair_with_ike_sas(lab: &mut Lab) {
     lab.two_namespaces(A, B);
-    start(&mut lab, "b", B, A);
-    start(&mut lab, "a", A, B);
+    start(lab, "b", B, A);
+    start(lab, "a", A, B);
     for _ in 0..SAS {
         let answer = lab.ctl_of("a", "initiate other");
         assert!(answer.get("ike_spi").is_some(), "{answer}");
     }
     lab.wait_for("every IKE SA up at both ends", WAIT, || {
-        let (a, b) = (sas(&lab, "a"), sas(&lab, "b"));
+        let (a, b) = (sas(lab, "a"), sas(lab, "b"));
         a.len() == SAS && a == b
     });
-    // Our SPIs are the engine's index modulo 3: both ends used more than one engine.
-    let engines = |side: &str| -> BTreeSet<u64> {
-        lab.ctl_of(side, "list")
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|sa| u64::from_str_radix(&our_spi(sa), 16).unwrap() % 3)
-            .collect()
-    };
-    assert!(engines("a").len() > 1, "A used one engine only");
-    assert!(engines("b").len() > 1, "B used one engine only");
+}
+
+#[test]
+fn ike_sas_spread_over_engine_threads_reach_their_engine() {
+    let mut lab = Lab::new("ik", "e");
+    pair_with_ike_sas(&mut lab);
+    assert!(engines(&lab, "a").len() > 1, "A used one engine only");
+    assert!(engines(&lab, "b").len() > 1, "B used one engine only");
 
     // Rekey every IKE SA from B (the engine that holds it does it) and check each new one.
     let before = sas(&lab, "b");
@@ -114,26 +120,9 @@ fn ike_sas_spread_over_engine_threads_reach_their_engine() {
 #[test]
 fn a_restarted_peer_replaces_its_ike_sas_on_every_engine() {
     let mut lab = Lab::new("ic", "r");
-    lab.two_namespaces(A, B);
-    start(&mut lab, "b", B, A);
-    start(&mut lab, "a", A, B);
     // One INITIAL_CONTACT (the first IKE SA's), which leaves the later ones alone.
-    for _ in 0..SAS {
-        let answer = lab.ctl_of("a", "initiate other");
-        assert!(answer.get("ike_spi").is_some(), "{answer}");
-    }
-    lab.wait_for("every IKE SA up at both ends", WAIT, || {
-        let (a, b) = (sas(&lab, "a"), sas(&lab, "b"));
-        a.len() == SAS && a == b
-    });
-    let engines: BTreeSet<u64> = lab
-        .ctl_of("b", "list")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|sa| u64::from_str_radix(&our_spi(sa), 16).unwrap() % 3)
-        .collect();
-    assert!(engines.len() > 1, "B used one engine only");
+    pair_with_ike_sas(&mut lab);
+    assert!(engines(&lab, "b").len() > 1, "B used one engine only");
     let old = sas(&lab, "b");
 
     // A crashes and comes back: B still holds the old SAs until A's new one says INITIAL_CONTACT.
