@@ -5,41 +5,19 @@
 //! other engines get the notify as an event and apply it the same way.
 mod common;
 
+use common::region::{small_region, TempRegion};
 use common::*;
 use control::crypto::SeededRng;
 use control::ikev2::{ChildSa, Engine, EngineConfig, Event, InitialContact, RandomSpis, SpiShard};
 use control::sa_manager::{ChildLifetimes, SaManager};
 use shared::event::SaKey;
-use shared::layout::Capacities;
 use shared::ops::Writer;
-use shared::region::Region;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 const C_ADDR: &str = "198.18.0.3:500";
 
-/// A region file removed when the test ends, pass or fail.
-struct TempRegion(std::path::PathBuf);
-
-impl Drop for TempRegion {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 fn region_manager(name: &str) -> (TempRegion, SaManager) {
-    let path = TempRegion(
-        std::env::temp_dir().join(format!("ike-initial-contact-{name}-{}", std::process::id())),
-    );
-    let caps = Capacities {
-        sas: 64,
-        policies: 64,
-        events: 64,
-        readers: 4,
-        reqids: 64,
-        _reserved: 0,
-    };
-    let region = Arc::new(Region::create(&path.0, caps).unwrap());
+    let (path, region) = small_region(&format!("initial-contact-{name}"));
     let manager = SaManager::new(Writer::attach(region).unwrap(), ChildLifetimes::default());
     (path, manager)
 }

@@ -4,43 +4,23 @@
 //! are released when no SA takes them.
 mod common;
 
+use common::region::small_region;
 use common::*;
 use control::crypto::SeededRng;
 use control::ikev2::{Engine, EngineConfig, SpiSource};
 use control::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager, LARVAL_TIMEOUT};
 use shared::event::{Event as RegionEvent, ExchangeInfoFlags, FlowTuple, SaKey};
 use shared::inspect;
-use shared::layout::Capacities;
 use shared::ops::Writer;
 use shared::policy::{Action, SaTemplate};
 use shared::reader::Reader;
 use shared::region::Region;
 use shared::sa::{Direction, Mode, SlotState};
-use std::sync::Arc;
 use std::time::Instant;
-
-/// A region file removed when the test ends, pass or fail.
-struct TempRegion(std::path::PathBuf);
-
-impl Drop for TempRegion {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 #[test]
 fn child_sas_and_policies_are_installed_queried_and_removed() {
-    let path =
-        TempRegion(std::env::temp_dir().join(format!("ike-sa-manager-{}", std::process::id())));
-    let caps = Capacities {
-        sas: 64,
-        policies: 64,
-        events: 64,
-        readers: 4,
-        reqids: 64,
-        _reserved: 0,
-    };
-    let region = Arc::new(Region::create(&path.0, caps).unwrap());
+    let (_path, region) = small_region("sa-manager");
     let mut manager = SaManager::new(
         Writer::attach(region.clone()).unwrap(),
         ChildLifetimes::default(),
@@ -151,18 +131,6 @@ fn child_sas_and_policies_are_installed_queried_and_removed() {
     manager.remove(id).unwrap();
 }
 
-fn small_region(path: &std::path::Path) -> Arc<Region> {
-    let caps = Capacities {
-        sas: 64,
-        policies: 64,
-        events: 64,
-        readers: 4,
-        reqids: 64,
-        _reserved: 0,
-    };
-    Arc::new(Region::create(path, caps).unwrap())
-}
-
 /// A pair whose A takes its inbound SPIs from `manager`'s region.
 fn pair_with_region_spis(manager: &SaManager) -> Pair {
     let mut pair = Pair::default_pair();
@@ -182,8 +150,7 @@ fn in_own_slot(region: &Region, spi: u32, state: SlotState) -> bool {
 
 #[test]
 fn negotiated_inbound_spis_come_from_the_region_and_take_the_fast_path() {
-    let path = TempRegion(std::env::temp_dir().join(format!("ike-spi-{}", std::process::id())));
-    let region = small_region(&path.0);
+    let (_path, region) = small_region("spi");
     let mut manager = SaManager::new(
         Writer::attach(region.clone()).unwrap(),
         ChildLifetimes::default(),
@@ -241,8 +208,7 @@ fn negotiated_inbound_spis_come_from_the_region_and_take_the_fast_path() {
 
 #[test]
 fn reserved_spis_are_released_on_failure_and_after_a_timeout() {
-    let path = TempRegion(std::env::temp_dir().join(format!("ike-larval-{}", std::process::id())));
-    let region = small_region(&path.0);
+    let (_path, region) = small_region("larval");
     let mut manager = SaManager::new(
         Writer::attach(region.clone()).unwrap(),
         ChildLifetimes::default(),
@@ -276,8 +242,7 @@ fn reserved_spis_are_released_on_failure_and_after_a_timeout() {
 /// when the child goes.
 #[test]
 fn trap_rules_raise_acquires_and_yield_to_the_negotiated_rules() {
-    let path = TempRegion(std::env::temp_dir().join(format!("ike-trap-{}", std::process::id())));
-    let region = small_region(&path.0);
+    let (_path, region) = small_region("trap");
     let mut manager = SaManager::new(
         Writer::attach(region.clone()).unwrap(),
         ChildLifetimes::default(),

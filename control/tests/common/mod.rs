@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod region;
 
 use control::crypto::{Integ, Prf, SeededRng, SkEncryption};
 use control::ikev2::{
