@@ -232,7 +232,7 @@ fn another_engine_applies_the_initial_contact_it_is_handed() {
 
     // Handed a notify older than its SA, or one that spares it, engine 0 keeps it.
     let mut earlier = contact.clone();
-    earlier.established_at = pair.now - std::time::Duration::from_secs(1);
+    earlier.started_at = pair.now - std::time::Duration::from_secs(1);
     assert_eq!(b0.apply_initial_contact(pair.now, &earlier), 0);
     let mut sparing = contact.clone();
     sparing.spared.push(old.ike_spi);
@@ -272,5 +272,75 @@ fn a_second_ike_sa_with_the_same_peer_leaves_the_first() {
     assert_eq!(
         Pair::count(b, |e| matches!(e, Event::IkeSaDeleted { .. })),
         0
+    );
+}
+
+/// A second IKE SA started while the first has not sent its IKE_AUTH takes the first one's
+/// INITIAL_CONTACT away: should the first IKE_SA_INIT be lost, the second one comes up first,
+/// and an INITIAL_CONTACT would then delete it at the peer (RFC 7296 2.4).
+#[test]
+fn a_second_ike_sa_started_early_withdraws_the_initial_contact() {
+    let mut pair = Pair::default_pair();
+    let first = pair.initiate();
+    let second = pair
+        .a
+        .initiate_beside_others(pair.now, "to-b", addr(A_ADDR), addr(B_ADDR))
+        .unwrap();
+    pair.fate = Box::new(|n, _| if n == 0 { Fate::Drop } else { Fate::Deliver });
+    pair.run(1, false);
+    assert_eq!(pair.b.ike_sas().len(), 1, "the second IKE SA is up first");
+    pair.run(4, true);
+    let b = &pair.b_events;
+    assert_eq!(
+        Pair::count(b, |e| matches!(e, Event::InitialContact(_))),
+        0,
+        "{b:?}"
+    );
+    let ours: Vec<u64> = pair.a.ike_sas().iter().map(|sa| sa.spi_i).collect();
+    assert!(ours.contains(&first) && ours.contains(&second), "{ours:?}");
+    assert_eq!(
+        pair.b.ike_sas().iter().filter(|sa| sa.established).count(),
+        2
+    );
+}
+
+/// The receiving side: an IKE SA that came up while the one saying INITIAL_CONTACT was being
+/// negotiated (here its IKE_AUTH request was lost once) is from the peer's new life too, and
+/// stays; only those established before the new one's IKE_SA_INIT are stale (RFC 7296 2.4).
+#[test]
+fn an_initial_contact_spares_an_ike_sa_that_came_up_while_it_was_negotiated() {
+    let mut pair = Pair::default_pair();
+    let first = pair.initiate();
+    // Datagrams 0 and 1 are the IKE_SA_INIT exchange, 2 the IKE_AUTH request.
+    pair.fate = Box::new(|n, _| if n == 2 { Fate::Drop } else { Fate::Deliver });
+    pair.run(1, false);
+    assert!(pair.b.ike_sas().iter().all(|sa| !sa.established));
+    pair.now += std::time::Duration::from_millis(10);
+    let second = pair
+        .a
+        .initiate_beside_others(pair.now, "to-b", addr(A_ADDR), addr(B_ADDR))
+        .unwrap();
+    pair.run(1, false);
+    assert_eq!(
+        pair.b.ike_sas().iter().filter(|sa| sa.established).count(),
+        1
+    );
+    pair.run(4, true);
+    let b = &pair.b_events;
+    assert_eq!(
+        Pair::count(b, |e| matches!(e, Event::InitialContact(_))),
+        1,
+        "{b:?}"
+    );
+    assert_eq!(
+        Pair::count(b, |e| matches!(e, Event::DeletedOnInitialContact { .. })),
+        0,
+        "{b:?}"
+    );
+    let ours: Vec<u64> = pair.a.ike_sas().iter().map(|sa| sa.spi_i).collect();
+    assert!(ours.contains(&first) && ours.contains(&second), "{ours:?}");
+    assert_eq!(
+        pair.b.ike_sas().iter().filter(|sa| sa.established).count(),
+        2
     );
 }

@@ -262,6 +262,15 @@ impl Daemon {
             .any(|sa| sa.peer == peer)
     }
 
+    /// Tells every engine that an IKE SA with `peer` starts ([`Engine::another_ike_sa_with`]);
+    /// returns whether any of them has one already.
+    fn another_ike_sa_with(&self, peer: &str) -> bool {
+        let peer = peer.to_string();
+        self.shards
+            .call_all(move |e| e.another_ike_sa_with(&peer))
+            .contains(&true)
+    }
+
     /// Installs the trap rules of the peers configured with `trap`.
     fn install_traps(&mut self) -> Result<(), DaemonError> {
         let Some(manager) = &mut self.manager else {
@@ -299,7 +308,7 @@ impl Daemon {
         let local = SocketAddr::new(self.config.listen, self.config.ike_port);
         let remote = SocketAddr::new(remote, self.config.ike_port);
         // RFC 7296 2.4: INITIAL_CONTACT only if no engine has an IKE SA with the peer.
-        let first = !self.has_ike_sa(peer);
+        let first = !self.another_ike_sa_with(peer);
         let peer = peer.to_string();
         let shard = self.shards.next_initiator();
         self.shards

@@ -101,8 +101,10 @@ pub struct InitialContact {
     pub spi: u64,
     /// The name of the peer configuration.
     pub peer: String,
-    /// Only IKE SAs established by then are stale: a later one is from the peer's new life.
-    pub established_at: Instant,
+    /// When the new IKE SA's negotiation began. Only IKE SAs established by then are stale: one
+    /// that came up while it was negotiated is from the peer's new life too, as an initiator
+    /// may finish several IKE SAs in any order, the one that says INITIAL_CONTACT last.
+    pub started_at: Instant,
     /// Stale-looking IKE SAs that stay: the one the new SA reauthenticates (RFC 7296 2.8.3), the
     /// one it is correlated with ([MS-IKEE] 3.10).
     pub spared: Vec<u64>,
@@ -230,11 +232,12 @@ impl Ctx<'_> {
 
     /// The datagrams of one message (several when it is fragmented, RFC 7383).
     pub fn send_all(&mut self, local: SocketAddr, remote: SocketAddr, datagrams: Vec<Vec<u8>>) {
-        self.transmits.extend(datagrams.into_iter().map(|bytes| Transmit {
-            local,
-            remote,
-            bytes,
-        }));
+        self.transmits
+            .extend(datagrams.into_iter().map(|bytes| Transmit {
+                local,
+                remote,
+                bytes,
+            }));
     }
 
     /// Sends a response and keeps it for retransmitted requests.
@@ -412,6 +415,29 @@ impl Engine {
         self.start_ike_sa(now, peer, local, remote, false)
     }
 
+    /// Another IKE SA with the peer `peer_name` starts, here or on another engine: ours that have
+    /// not sent their IKE_AUTH request yet no longer say INITIAL_CONTACT, or the peer would delete
+    /// the other one should it come up first (RFC 7296 2.4). Returns whether this engine has an
+    /// IKE SA with the peer.
+    pub fn another_ike_sa_with(&mut self, peer_name: &str) -> bool {
+        self.config
+            .peers
+            .iter()
+            .position(|p| p.name == peer_name)
+            .is_some_and(|index| self.another_ike_sa_starts(index))
+    }
+
+    fn another_ike_sa_starts(&mut self, peer: usize) -> bool {
+        let mut any = false;
+        for sa in self.sas.values_mut().filter(|sa| sa.peer == peer) {
+            any = true;
+            if matches!(sa.phase, Phase::InitSent { .. }) {
+                sa.initial_contact = false;
+            }
+        }
+        any
+    }
+
     fn start_ike_sa(
         &mut self,
         now: Instant,
@@ -426,7 +452,8 @@ impl Engine {
             .iter()
             .position(|p| p.name == peer)
             .ok_or(Failure::Missing("peer configuration"))?;
-        let first = may_be_first && !self.sas.values().any(|sa| sa.peer == index);
+        let others = self.another_ike_sa_starts(index);
+        let first = may_be_first && !others;
         let (mut ctx, sas) = self.ctx(now);
         let mut sa = tasks::ike_init_initiator::start(&mut ctx, index, local, remote)?;
         sa.initial_contact = first;
@@ -638,7 +665,7 @@ impl Engine {
                 let contact = initial_contact.then(|| InitialContact {
                     spi: sa.our_spi,
                     peer: ctx.peer_name(&sa),
-                    established_at: now,
+                    started_at: sa.started_at,
                     spared: replaced.into_iter().chain(sa.correlated_with).collect(),
                 });
                 self.sas.insert(sa.our_spi, sa);
@@ -875,7 +902,7 @@ impl Engine {
 
     /// Deletes the IKE SAs `contact` makes stale, with their child SAs, without telling the peer
     /// (it no longer has them, RFC 7296 2.4): established ones of the same peer configuration,
-    /// established by `contact.established_at`, neither the new one nor a spared one. Returns
+    /// established by `contact.started_at`, neither the new one nor a spared one. Returns
     /// how many were deleted.
     pub fn apply_initial_contact(&mut self, now: Instant, contact: &InitialContact) -> usize {
         let stale: Vec<u64> = self
@@ -885,9 +912,7 @@ impl Engine {
                 sa.our_spi != contact.spi
                     && !contact.spared.contains(&sa.our_spi)
                     && matches!(sa.phase, Phase::Established)
-                    && sa
-                        .established_at
-                        .is_some_and(|at| at <= contact.established_at)
+                    && sa.established_at.is_some_and(|at| at <= contact.started_at)
                     && self.config.peers[sa.peer].name == contact.peer
             })
             .map(|sa| sa.our_spi)
@@ -991,7 +1016,12 @@ fn retransmit(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Keep {
 
 /// The inner payloads of a protected message, counting what fails; `None` also while the
 /// fragments of a message are still coming in (RFC 7383 2.6).
-fn open(ctx: &mut Ctx<'_>, sa: &mut IkeSa, message: &Message, bytes: &[u8]) -> Option<Vec<Payload>> {
+fn open(
+    ctx: &mut Ctx<'_>,
+    sa: &mut IkeSa,
+    message: &Message,
+    bytes: &[u8],
+) -> Option<Vec<Payload>> {
     match sa.open(message, bytes) {
         Ok(inner) => inner,
         Err(Failure::Crypto(_)) => {

@@ -125,6 +125,7 @@ pub fn successor(ctx: &mut Ctx<'_>, old: &IkeSa, new: NewIkeSa<'_>) -> Result<Ik
         correlated_with: old.correlated_with,
         timers: Timers::default(),
         last_heard: ctx.now,
+        started_at: ctx.now,
         established_at: Some(ctx.now),
         initial_contact: false,
         fragmentation: old.fragmentation.successor(),

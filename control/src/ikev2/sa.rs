@@ -138,8 +138,11 @@ pub(crate) struct IkeSa {
     pub correlated_with: Option<u64>,
     pub timers: Timers,
     pub last_heard: Instant,
+    /// When this IKE SA's negotiation began here (our IKE_SA_INIT request sent or the peer's
+    /// received; the rekey that made it).
+    pub started_at: Instant,
     /// When the engine first saw this IKE SA established: an INITIAL_CONTACT deletes only the
-    /// SAs established before it (RFC 7296 2.4).
+    /// SAs established before its own SA started (RFC 7296 2.4).
     pub established_at: Option<Instant>,
     /// Initiator: IKE_AUTH carries N(INITIAL_CONTACT), as no other IKE SA with the peer existed
     /// when this one started (RFC 7296 2.4).

@@ -64,6 +64,7 @@ pub fn start(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        started_at: ctx.now,
         established_at: None,
         initial_contact: false,
         fragmentation: Default::default(),

@@ -189,6 +189,7 @@ pub fn handle(
         correlated_with: None,
         timers: Timers::default(),
         last_heard: ctx.now,
+        started_at: ctx.now,
         established_at: None,
         initial_contact: false,
         fragmentation: fragmentation::negotiated(ctx.config, payloads),
