@@ -485,17 +485,27 @@ fn the_daemon_configuration_loads_certificates_and_names_what_is_wrong() {
     let loaded = DaemonConfig::parse(&config(&good)).unwrap();
     assert!(loaded.engine.peers[0].pubkey.is_some());
     let missing_key = format!("auth = \"pubkey\"\ncert = \"{cert_path}\"\nca = \"{ca_path}\"");
-    let error = DaemonConfig::parse(&config(&missing_key)).unwrap_err().to_string();
+    let error = DaemonConfig::parse(&config(&missing_key))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("key") && error.contains("pubkey"), "{error}");
-    let wrong_key =
-        format!("auth = \"pubkey\"\ncert = \"{ca_path}\"\nkey = \"{key_path}\"\nca = \"{ca_path}\"");
-    let error = DaemonConfig::parse(&config(&wrong_key)).unwrap_err().to_string();
+    let wrong_key = format!(
+        "auth = \"pubkey\"\ncert = \"{ca_path}\"\nkey = \"{key_path}\"\nca = \"{ca_path}\""
+    );
+    let error = DaemonConfig::parse(&config(&wrong_key))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("does not belong"), "{error}");
     let unreadable = format!(
         "auth = \"pubkey\"\ncert = \"{cert_path}\"\nkey = \"{key_path}\"\nca = \"/nonexistent/ca.pem\""
     );
-    let error = DaemonConfig::parse(&config(&unreadable)).unwrap_err().to_string();
-    assert!(error.contains("ca") && error.contains("cannot read"), "{error}");
+    let error = DaemonConfig::parse(&config(&unreadable))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("ca") && error.contains("cannot read"),
+        "{error}"
+    );
     // The pre-shared key stays mandatory for auth = "psk".
     let error = DaemonConfig::parse(&config("")).unwrap_err().to_string();
     assert!(error.contains("psk"), "{error}");

@@ -18,7 +18,12 @@ pub const PYTHON: &str = "/usr/bin/python3";
 /// Runs `cmd`; fails the test with its output if it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -28,7 +33,9 @@ pub fn text(out: &Output) -> String {
 
 /// Sends `signal` (INT, TERM, KILL) and waits up to 10 s for the process to end, then kills it.
 pub fn signal_and_wait(child: &mut Child, signal: &str) {
-    let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().ok().flatten().is_none() {
         if Instant::now() > deadline {
@@ -69,10 +76,20 @@ impl Sites {
     /// Creates the namespaces, named `tag` + pid + a counter; `gateway` is the binary to run.
     pub fn up(tag: &str, gateway: &Path) -> Sites {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let prefix = format!("{tag}{}{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let prefix = format!(
+            "{tag}{}{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let work = std::env::temp_dir().join(format!("{prefix}.work"));
         std::fs::create_dir_all(&work).unwrap();
-        let sites = Sites { prefix, work, gateway: gateway.to_owned(), gateways: [None, None], captures: Vec::new() };
+        let sites = Sites {
+            prefix,
+            work,
+            gateway: gateway.to_owned(),
+            gateways: [None, None],
+            captures: Vec::new(),
+        };
         run(Command::new(TOPOLOGY).args(["up", &sites.prefix]));
         sites
     }
@@ -89,13 +106,21 @@ impl Sites {
     /// topology.sh's configuration of gateway `g` with `suite`: ports, routes, neighbours, then
     /// its SPD rules and static SAs.
     pub fn topology_config(&self, g: &str, suite: &str) -> String {
-        text(&run(Command::new(TOPOLOGY).args(["config", &self.prefix, g, suite])))
+        text(&run(Command::new(TOPOLOGY).args([
+            "config",
+            &self.prefix,
+            g,
+            suite,
+        ])))
     }
 
     /// The part of topology.sh's configuration before the SPD rules and SAs.
     pub fn topology_config_head(&self, g: &str) -> String {
         let base = self.topology_config(g, "aes-gcm-256");
-        base[..base.find("[[policies]]").expect("topology.sh config has rules")].to_owned()
+        base[..base
+            .find("[[policies]]")
+            .expect("topology.sh config has rules")]
+            .to_owned()
     }
 
     /// Where topology.sh's configuration puts gateway `g`'s statistics and region.
@@ -130,7 +155,14 @@ impl Sites {
             .arg(self.config(g))
             .arg("--")
             .args(lcores)
-            .args(["--no-huge", "--no-pci", "-m", "512", "--no-shconf", "--no-telemetry"])
+            .args([
+                "--no-huge",
+                "--no-pci",
+                "-m",
+                "512",
+                "--no-shconf",
+                "--no-telemetry",
+            ])
             .arg(format!("--file-prefix={}-{g}", self.prefix))
             .arg("--log-level=pmd.net.tap:error")
             .stdout(log.try_clone().unwrap())
@@ -141,7 +173,10 @@ impl Sites {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.stats_path(g).exists() {
             if let Some(status) = self.gateways[i].as_mut().unwrap().try_wait().unwrap() {
-                panic!("gateway {g} exited ({status}): {}", std::fs::read_to_string(self.log_path(g)).unwrap_or_default());
+                panic!(
+                    "gateway {g} exited ({status}): {}",
+                    std::fs::read_to_string(self.log_path(g)).unwrap_or_default()
+                );
             }
             assert!(Instant::now() < deadline, "gateway {g} did not start");
             std::thread::sleep(Duration::from_millis(50));
@@ -157,12 +192,16 @@ impl Sites {
 
     /// `gateway load` of gateway `g`'s file; returns its report.
     pub fn load(&self, g: &str) -> String {
-        text(&run(Command::new(&self.gateway).arg("load").arg(self.config(g))))
+        text(&run(Command::new(&self.gateway)
+            .arg("load")
+            .arg(self.config(g))))
     }
 
     /// `gateway stats` of gateway `g`: its statistics and its SAs' counters.
     pub fn stats(&self, g: &str) -> String {
-        text(&run(Command::new(&self.gateway).arg("stats").arg(self.config(g))))
+        text(&run(Command::new(&self.gateway)
+            .arg("stats")
+            .arg(self.config(g))))
     }
 
     /// Polls gateway `g`'s statistics until `done` holds (they are published every 250 ms).
@@ -179,12 +218,19 @@ impl Sites {
     }
 
     pub fn exec(&self, n: &str, args: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.ns(n)]).args(args).output().unwrap()
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(n)])
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     pub fn ping(&self, n: &str, dst: &str, count: u32) -> Output {
         let count = count.to_string();
-        self.exec(n, &["ping", "-n", "-c", &count, "-i", "0.1", "-W", "2", dst])
+        self.exec(
+            n,
+            &["ping", "-n", "-c", &count, "-i", "0.1", "-W", "2", dst],
+        )
     }
 
     /// Three pings from namespace `n` to `dst`, all answered.
@@ -198,7 +244,18 @@ impl Sites {
     pub fn capture(&mut self, n: &str, iface: &str, name: &str) -> PathBuf {
         let path = self.work.join(format!("{name}.pcapng"));
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(n), "dumpcap", "-q", "-B", "16", "-i", iface, "-w"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(n),
+                "dumpcap",
+                "-q",
+                "-B",
+                "16",
+                "-i",
+                iface,
+                "-w",
+            ])
             .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -231,7 +288,11 @@ impl Sites {
         std::thread::sleep(Duration::from_millis(500));
         let mb = megabytes.to_string();
         let client = self.exec("ha", &["timeout", "60", PYTHON, "-c", TCP_CLIENT, &mb]);
-        assert!(client.status.success(), "TCP client: {}", String::from_utf8_lossy(&client.stderr));
+        assert!(
+            client.status.success(),
+            "TCP client: {}",
+            String::from_utf8_lossy(&client.stderr)
+        );
         let out = server.wait_with_output().unwrap();
         text(&out).trim().parse().unwrap_or(0)
     }
