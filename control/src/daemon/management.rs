@@ -1,7 +1,7 @@
 //! The management socket: one command per connection, one JSON answer.
 //! Commands: `list`, `stats`, `initiate <peer>`, `liveness <ike spi hex>`, `terminate <ike spi hex>`,
 //! `terminate-child <ike spi hex> <inbound spi hex>`, `rekey-child <ike spi hex> <inbound spi hex>`,
-//! `rekey-ike <ike spi hex>`, `reauth <ike spi hex>`. An IKE SA is named by our SPI (SPIi if we initiated it, else SPIr).
+//! `create-child <ike spi hex>`, `rekey-ike <ike spi hex>`, `reauth <ike spi hex>`. An IKE SA is named by our SPI (SPIi if we initiated it, else SPIr).
 use super::Daemon;
 use crate::ikev2::Engine;
 use mio::net::UnixListener;
@@ -54,6 +54,13 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
                 Err(format!("no established IKE SA {spi:016x}"))
             }
         }),
+        Some("create-child") => hex_u64(words.next()).and_then(|spi| {
+            if on_sa(daemon, spi, move |e| e.create_child(Instant::now(), spi)) {
+                Ok(json!({ "create-child": format!("{spi:016x}") }))
+            } else {
+                Err(format!("no established IKE SA {spi:016x} that is not being replaced"))
+            }
+        }),
         Some("rekey-ike") => hex_u64(words.next()).and_then(|spi| {
             if on_sa(daemon, spi, move |e| e.rekey_ike(Instant::now(), spi)) {
                 Ok(json!({ "rekey-ike": format!("{spi:016x}") }))
@@ -98,7 +105,7 @@ pub(crate) fn command(daemon: &mut Daemon, line: &str) -> Value {
             }
         }),
         other => Err(format!(
-            "unknown command {other:?}; try list, stats, initiate, liveness, terminate, terminate-child, rekey-child, rekey-ike, reauth"
+            "unknown command {other:?}; try list, stats, initiate, liveness, terminate, terminate-child, create-child, rekey-child, rekey-ike, reauth"
         )),
     };
     result.unwrap_or_else(|error| json!({ "error": error }))

@@ -7,7 +7,7 @@ pub mod config;
 mod management;
 mod shards;
 
-use crate::ikev2::{Event, RandomSpis, SpiSource, NAT_KEEPALIVE};
+use crate::ikev2::{Event, IkeSaInfo, RandomSpis, SpiSource, NAT_KEEPALIVE};
 use crate::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager};
 use config::DaemonConfig;
 use mio::net::{UdpSocket, UnixListener};
@@ -47,6 +47,16 @@ pub enum DaemonError {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     let what = what.into();
     move |source| DaemonError::Io { what, source }
+}
+
+/// What an ACQUIRE for a peer starts ([`Daemon::acquire_answer`]).
+enum AcquireAnswer {
+    /// Nothing: an IKE SA with the peer is being set up, or its child SA is.
+    Wait,
+    /// Another child SA in this established IKE SA (our SPI).
+    ChildIn(u64),
+    /// A new IKE SA.
+    IkeSa,
 }
 
 pub(crate) struct Daemon {
@@ -216,17 +226,25 @@ impl Daemon {
                     let Some(peer) = peer.map(|p| p.name.clone()) else {
                         continue;
                     };
-                    // The dataplane repeats an ACQUIRE while the SA is missing: one IKE SA
-                    // with a peer at a time (its child SA comes with it).
-                    if self.has_ike_sa(&peer) {
-                        continue;
-                    }
-                    match self.initiate(&peer) {
-                        Ok(spi) => eprintln!(
-                            "iked: ACQUIRE for {}: IKE SA {spi:016x} with {peer} initiated",
-                            template.dst
-                        ),
-                        Err(e) => eprintln!("iked: ACQUIRE for {}: {e}", template.dst),
+                    match self.acquire_answer(&peer) {
+                        AcquireAnswer::Wait => {}
+                        AcquireAnswer::ChildIn(spi) => {
+                            let shard = self.shards.of_spi(spi);
+                            self.shards.post(shard, move |e| {
+                                e.create_child(Instant::now(), spi);
+                            });
+                            eprintln!(
+                                "iked: ACQUIRE for {}: child SA requested in IKE SA {spi:016x} with {peer}",
+                                template.dst
+                            );
+                        }
+                        AcquireAnswer::IkeSa => match self.initiate(&peer) {
+                            Ok(spi) => eprintln!(
+                                "iked: ACQUIRE for {}: IKE SA {spi:016x} with {peer} initiated",
+                                template.dst
+                            ),
+                            Err(e) => eprintln!("iked: ACQUIRE for {}: {e}", template.dst),
+                        },
                     }
                 }
                 Action2Engine::Delete(id) => {
@@ -254,12 +272,28 @@ impl Daemon {
     }
 
     /// Whether an engine holds an IKE SA with `peer`, established or being set up.
-    fn has_ike_sa(&self, peer: &str) -> bool {
-        self.shards
+    /// What an ACQUIRE for `peer` starts. The dataplane repeats it while the SA is missing, so
+    /// one IKE SA with a peer at a time (its child SA comes with it); an established IKE SA that
+    /// lost its child SAs (deleted by the peer, idle) gets a new one (RFC 7296 1.3.1), which
+    /// its engine starts only once.
+    fn acquire_answer(&self, peer: &str) -> AcquireAnswer {
+        let ike_sas: Vec<IkeSaInfo> = self
+            .shards
             .call_all(|e| e.ike_sas())
-            .iter()
+            .into_iter()
             .flatten()
-            .any(|sa| sa.peer == peer)
+            .filter(|sa| sa.peer == peer)
+            .collect();
+        if ike_sas.is_empty() {
+            return AcquireAnswer::IkeSa;
+        }
+        if ike_sas
+            .iter()
+            .any(|sa| !sa.established || !sa.children.is_empty())
+        {
+            return AcquireAnswer::Wait;
+        }
+        AcquireAnswer::ChildIn(ike_sas[0].our_spi())
     }
 
     /// Tells every engine that an IKE SA with `peer` starts ([`Engine::another_ike_sa_with`]);

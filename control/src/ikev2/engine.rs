@@ -180,6 +180,17 @@ pub struct IkeSaInfo {
     pub children: Vec<ChildSa>,
 }
 
+impl IkeSaInfo {
+    /// The SPI this end chose, which names the IKE SA here.
+    pub fn our_spi(&self) -> u64 {
+        if self.initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+}
+
 /// What the exchange handlers get besides the SA.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
@@ -514,6 +525,25 @@ impl Engine {
         )
     }
 
+    /// Starts another child SA with the peer's configured traffic selectors in the IKE SA
+    /// (RFC 7296 1.3.1), unless one is already under way there.
+    pub fn create_child(&mut self, now: Instant, ike_spi: u64) -> bool {
+        let under_way = |sa: &IkeSa| {
+            sa.pending_child
+                .as_ref()
+                .is_some_and(|p| p.rekeys.is_none())
+                || sa
+                    .queued
+                    .iter()
+                    .chain(&sa.rekey.deferred)
+                    .any(|r| matches!(r, Request::NewChild { .. }))
+        };
+        if self.sas.get(&ike_spi).is_some_and(under_way) {
+            return true;
+        }
+        self.queue_request(now, ike_spi, Request::NewChild { ke_group: None })
+    }
+
     /// Sends a liveness check now.
     pub fn check_liveness(&mut self, now: Instant, spi: u64) -> bool {
         self.queue_request(now, spi, Request::Liveness)
@@ -750,7 +780,7 @@ impl Engine {
                     self.initial_contact = initial_contact(sa, &inner);
                     keep
                 }
-                Request::RekeyChild { .. } => {
+                Request::RekeyChild { .. } | Request::NewChild { .. } => {
                     tasks::create_child_initiator::handle_response(&mut ctx, sa, &inner)
                 }
                 Request::RekeyIke => {

@@ -142,6 +142,7 @@ fn follows_children(request: &Request) -> bool {
         request,
         Request::DeleteChild { .. }
             | Request::RekeyChild { .. }
+            | Request::NewChild { .. }
             | Request::Liveness
             | Request::InvalidSpi { .. }
     )

@@ -79,6 +79,11 @@ pub(crate) enum Request {
         old_inbound_spi: u32,
         ke_group: Option<DhGroup>,
     },
+    /// CREATE_CHILD_SA for another child SA with the configured traffic selectors (RFC 7296
+    /// 1.3.1), PFS as for `RekeyChild`.
+    NewChild {
+        ke_group: Option<DhGroup>,
+    },
     /// CREATE_CHILD_SA replacing this IKE SA (RFC 7296 1.3.2, 2.18).
     RekeyIke,
     /// INFORMATIONAL telling the peer that ESP arrived on an SPI we do not know (RFC 7296 2.21.4).
@@ -89,7 +94,8 @@ pub(crate) enum Request {
 
 /// Our CREATE_CHILD_SA request in flight.
 pub(crate) struct PendingChild {
-    pub old_inbound_spi: u32,
+    /// Our inbound SPI of the child SA this one replaces; `None` for another child (1.3.1).
+    pub rekeys: Option<u32>,
     pub new_inbound_spi: u32,
     pub ni: Vec<u8>,
     /// Our half of the PFS key exchange (RFC 7296 1.3.2), if any.

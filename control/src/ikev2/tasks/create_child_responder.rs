@@ -90,7 +90,7 @@ fn note_collision(
     if let Some(pending) = sa
         .pending_child
         .as_mut()
-        .filter(|p| p.old_inbound_spi == old_inbound_spi)
+        .filter(|p| p.rekeys == Some(old_inbound_spi))
     {
         pending.collision = Some(Answered {
             new_spi: new_child.inbound_spi,

@@ -32,7 +32,11 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, _inner: &[Payload]) ->
         }
         Request::Liveness => ctx.stats.liveness_answered_by_peer += 1,
         Request::InvalidSpi { .. } => ctx.stats.invalid_spi_sent += 1,
-        Request::SaInit | Request::Auth | Request::RekeyChild { .. } | Request::RekeyIke => {}
+        Request::SaInit
+        | Request::Auth
+        | Request::RekeyChild { .. }
+        | Request::NewChild { .. }
+        | Request::RekeyIke => {}
     }
     send_queued(ctx, sa);
     Keep::Yes

@@ -48,10 +48,16 @@ pub fn send_queued(ctx: &mut Ctx<'_>, sa: &mut IkeSa) {
             Request::RekeyChild {
                 old_inbound_spi,
                 ke_group,
-            } => match create_child_initiator::rekey_request(ctx, sa, old_inbound_spi, ke_group) {
+            } => match create_child_initiator::request(ctx, sa, Some(old_inbound_spi), ke_group) {
                 Some(payloads) => (ExchangeType::CreateChildSa, payloads),
                 None => continue,
             },
+            Request::NewChild { ke_group } => {
+                match create_child_initiator::request(ctx, sa, None, ke_group) {
+                    Some(payloads) => (ExchangeType::CreateChildSa, payloads),
+                    None => continue,
+                }
+            }
             Request::RekeyIke => match rekey_ike_initiator::request(ctx, sa) {
                 Some(payloads) => (ExchangeType::CreateChildSa, payloads),
                 None => continue,
