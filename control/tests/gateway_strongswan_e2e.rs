@@ -17,7 +17,9 @@
 //! ESP-in-UDP, which tshark decrypts (with the keys `iked` logs) to the hosts' ICMP and TCP; the
 //! gateway's SA counters (`gateway stats`), charon's (`swanctl --list-sas`) and the capture agree
 //! packet for packet; no SA dropped anything. When iked initiated, the child SA is then rekeyed
-//! by iked and by charon while host A pings every 20 ms: no ping is lost.
+//! by iked and by charon while host A pings every 20 ms: no ping is lost. When traffic started
+//! it, charon then deletes the child SA and host A's next packet makes iked add a new one to the
+//! same IKE SA (CREATE_CHILD_SA), which carries the pings that follow.
 //!
 //! Needs root, DPDK, charon and tshark (scripts/setup.sh) and the dataplane's `gateway` binary
 //! next to `iked` (`cargo test --workspace` builds both); fails, does not skip, without any.
@@ -358,9 +360,62 @@ fn host_to_host(initiator: Initiator, tag: &str) {
         "{initiator:?} initiated: {ike} IKE frames on 500, {ike_4500} on 4500, {sent} ESP-in-UDP packets to host B, {received} back; {}",
         stats.lines().filter(|l| l.starts_with("sa spi ")).collect::<Vec<_>>().join("; ")
     );
-    if initiator == Initiator::Ours {
-        rekeys_under_traffic(&e);
+    match initiator {
+        Initiator::Ours => rekeys_under_traffic(&e),
+        Initiator::Traffic => deleted_child_comes_back_on_traffic(&e),
+        Initiator::Charon => {}
     }
+}
+
+/// Charon deletes the child SA and keeps the IKE SA: the gateway's trap rule stays, so host A's
+/// next packet raises an ACQUIRE, and iked asks for a new child SA in the same IKE SA
+/// (CREATE_CHILD_SA, RFC 7296 1.3.1) instead of a new IKE SA; traffic flows again on it.
+fn deleted_child_comes_back_on_traffic(e: &EndToEnd) {
+    let list = e.lab.ctl("list");
+    let ike_spi = list[0]["spi_i"].as_str().unwrap().to_string();
+    let old_in = list[0]["children"][0]["inbound_spi"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    e.lab.swanctl("--terminate --child net --timeout 10");
+    e.lab.wait_for(
+        "the child SA deleted in iked",
+        Duration::from_secs(10),
+        || {
+            let list = e.lab.ctl("list");
+            list[0]["children"].as_array().is_some_and(Vec::is_empty)
+        },
+    );
+    e.sites
+        .wait_for_stats("a", "the old SAs to leave the gateway", |stats| {
+            gateway_packets(stats, &old_in).is_none()
+        });
+    let out = e.sites.ping("ha", HOST_B, 1);
+    assert!(!out.status.success(), "a ping passed without a child SA");
+    e.lab
+        .wait_for("a new child SA in iked", Duration::from_secs(15), || {
+            let list = e.lab.ctl("list");
+            list[0]["children"].as_array().is_some_and(|c| c.len() == 1)
+        });
+    let list = e.lab.ctl("list");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "one IKE SA: {list}");
+    assert_eq!(
+        list[0]["spi_i"],
+        ike_spi.as_str(),
+        "the same IKE SA: {list}"
+    );
+    let new_in = list[0]["children"][0]["inbound_spi"].as_str().unwrap();
+    assert_ne!(new_in, old_in);
+    let log = std::fs::read_to_string(e.lab.path("iked.log")).unwrap();
+    let requested = format!("iked: ACQUIRE for {THEIRS}: child SA requested in IKE SA {ike_spi}");
+    assert!(log.contains(&requested), "{log}");
+    e.sites.assert_ping("ha", HOST_B);
+    e.sites.assert_ping("hb", HOST_A);
+    let stats = e.sites.stats("a");
+    assert!(
+        gateway_packets(&stats, new_in).is_some_and(|n| n >= 6),
+        "the pings did not use the new SA {new_in}:\n{stats}"
+    );
 }
 
 /// The child SA is rekeyed by iked, then by charon, while host A pings host B every 20 ms: no

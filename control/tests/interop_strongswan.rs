@@ -397,8 +397,8 @@ fn charon_initiates_aes_cbc_sha256_with_modp2048() {
 
 /// PFS (RFC 7296 1.3.1, 1.3.2, 2.17): with `esp_proposals = aes128gcm16-ecp256` at charon and
 /// `pfs = ["ecp256"]` here, the IKE_AUTH child comes without a key exchange, then the child is
-/// rekeyed by each side with one, and charon adds a second child with one; charon lists the
-/// group on those children and their keys match ours.
+/// rekeyed by each side with one, charon adds a second child with one and we add a third
+/// (RFC 7296 1.3.1); charon lists the group on those children and their keys match ours.
 #[test]
 fn child_rekeys_with_pfs_ecp256_by_either_side() {
     let lab = established(&Case {
@@ -449,6 +449,45 @@ fn child_rekeys_with_pfs_ecp256_by_either_side() {
         charon_sas.matches("AES_GCM_16-128/ECP_256").count(),
         2,
         "both child SAs use PFS: {charon_sas}"
+    );
+    // And a third, which we ask for (`create-child`): charon answers as responder, its keys
+    // are the exchange initiator's ours outbound (RFC 7296 2.17).
+    let answer = lab.ctl(&format!("create-child {}", our_spi(&list[0])));
+    assert!(answer.get("error").is_none(), "{answer}");
+    lab.wait_for("a third child SA in iked", WAIT, || {
+        lab.ctl("list")[0]["children"]
+            .as_array()
+            .is_some_and(|c| c.len() == 3)
+    });
+    let list = lab.ctl("list");
+    let third = list[0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["inbound_spi"] != before && c["inbound_spi"] != new_in)
+        .unwrap();
+    let (third_in, third_out) = (
+        third["inbound_spi"].as_str().unwrap(),
+        third["outbound_spi"].as_str().unwrap(),
+    );
+    let charon_sas = lab.swanctl("--list-sas");
+    assert!(
+        charon_sas.contains(&format!("in  {third_out}"))
+            && charon_sas.contains(&format!("out {third_in}")),
+        "{charon_sas}"
+    );
+    assert_eq!(
+        charon_sas.matches("AES_GCM_16-128/ECP_256").count(),
+        3,
+        "all three child SAs use PFS: {charon_sas}"
+    );
+    let (initiator, responder) =
+        charon_last_encryption_keys(&std::fs::read_to_string(lab.path("charon.log")).unwrap());
+    let [(_, in_encr, _), (_, out_encr, _)] = lab.iked_keys_of(third_in);
+    assert_eq!(
+        (out_encr, in_encr),
+        (initiator, responder),
+        "(outbound, inbound) keys"
     );
     assert_eq!(lab.ctl("stats")["negotiations_failed"], 0, "{}", lab.logs());
 }
