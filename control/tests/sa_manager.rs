@@ -1,21 +1,23 @@
 //! Negotiated child SAs land in a real shared region with the keys both peers derived, with
 //! their policies; dataplane events become engine actions; delete removes everything. Inbound
 //! SPIs come from the region's `get_spi` (the dataplane's one-access lookup) and reserved ones
-//! are released when no SA takes them.
+//! are released when no SA takes them. A restarted manager takes over what its predecessor left.
 mod common;
 
-use common::region::small_region;
+use common::region::{small_region, TempRegion};
 use common::*;
 use control::crypto::SeededRng;
-use control::ikev2::{Engine, EngineConfig, SpiSource};
+use control::ikev2::{ChildSa, Engine, EngineConfig, SpiSource};
 use control::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager, LARVAL_TIMEOUT};
 use shared::event::{Event as RegionEvent, ExchangeInfoFlags, FlowTuple, SaKey};
 use shared::inspect;
 use shared::ops::Writer;
-use shared::policy::{Action, SaTemplate};
+use shared::policy::{Action, Policy, PolicyFlags, Prefix, SaTemplate, Selector};
 use shared::reader::Reader;
 use shared::region::Region;
 use shared::sa::{Direction, Mode, SlotState};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[test]
@@ -315,4 +317,184 @@ fn trap_rules_raise_acquires_and_yield_to_the_negotiated_rules() {
         })
         .unwrap();
     assert_eq!(manager.writer().policies(), vec![(trap_id, trap_rule)]);
+}
+
+/// What a killed iked leaves in the region for the next one: the SAs and rules of a child SA
+/// (with the peer B_ADDR), a trap rule, and a static rule (priority 10, reqid 40, as `gateway
+/// load` writes one) that was there before. Then the restart: a new SA manager on the same
+/// file takes over. Returns the region (its file guard first), the new manager, the static rule
+/// and the predecessor's child SA.
+fn restarted_after_a_child_sa(name: &str) -> (TempRegion, Arc<Region>, SaManager, Policy, ChildSa) {
+    let (path, region) = small_region(name);
+    let template = SaTemplate {
+        mode: Mode::Tunnel,
+        src: addr(A_ADDR).ip(),
+        dst: addr(B_ADDR).ip(),
+    };
+    let prefix = |third| Prefix::new(IpAddr::from([198, 18, third, 0]), 24);
+    let static_rule = Policy {
+        priority: 10,
+        direction: Direction::Out,
+        selector: Selector {
+            src: prefix(3),
+            dst: prefix(4),
+            proto: None,
+            src_ports: (0, u16::MAX),
+            dst_ports: (0, u16::MAX),
+            icmp_type: None,
+            icmp_code: None,
+        },
+        action: Action::Protect {
+            reqid: 40,
+            template,
+        },
+        flags: PolicyFlags::default(),
+    };
+    Writer::attach(region.clone())
+        .unwrap()
+        .add_policy(&static_rule)
+        .unwrap();
+
+    let mut manager = SaManager::new(
+        Writer::attach(region.clone()).unwrap(),
+        ChildLifetimes::default(),
+    );
+    manager
+        .install_trap(&[subnet(1)], &[subnet(2)], template)
+        .unwrap();
+    let mut pair = pair_with_region_spis(&manager);
+    pair.initiate();
+    pair.run(3, false);
+    let (child, _) = pair.assert_established();
+    manager.install(&child).unwrap();
+    assert!(
+        reqid_of(&manager, &child) > 40,
+        "a reqid above the static rule's"
+    );
+    assert_eq!(manager.writer().policies().len(), 4);
+
+    // The process dies: its writer lock goes with its last descriptor of the file.
+    drop((pair, manager, region));
+    let region = Arc::new(Region::open(&path.0).unwrap());
+    let mut manager = SaManager::new(
+        Writer::attach(region.clone()).unwrap(),
+        ChildLifetimes::default(),
+    );
+    assert_eq!(manager.adopt_predecessor().unwrap(), 1);
+    (path, region, manager, static_rule, child)
+}
+
+/// The reqid of an installed child SA (its outbound SA's).
+fn reqid_of(manager: &SaManager, child: &ChildSa) -> u32 {
+    let key = SaKey {
+        spi: child.outbound_spi,
+        dst: child.remote.ip(),
+    };
+    manager
+        .writer()
+        .query_sa(key)
+        .unwrap()
+        .config
+        .unwrap()
+        .reqid
+}
+
+/// Whether the region holds both SAs of `child`.
+fn both_sas_installed(manager: &SaManager, child: &ChildSa) -> bool {
+    let writer = manager.writer();
+    writer
+        .query_sa(SaKey {
+            spi: child.inbound_spi,
+            dst: child.local.ip(),
+        })
+        .is_ok()
+        && writer
+            .query_sa(SaKey {
+                spi: child.outbound_spi,
+                dst: child.remote.ip(),
+            })
+            .is_ok()
+}
+
+/// A restarted iked keeps the child SA its predecessor left (traffic goes on) until a new child
+/// SA with the same peer is installed, then removes it; the trap rule goes at once (the new
+/// daemon installs its own); the static rule stays; no reqid in the region is reused.
+#[test]
+fn a_restarted_manager_keeps_its_predecessors_child_sa_until_the_peer_has_a_new_one() {
+    let (_path, region, mut manager, static_rule, old) = restarted_after_a_child_sa("restart");
+    assert_eq!(manager.orphans(), 1);
+    assert!(both_sas_installed(&manager, &old));
+    let rules: Vec<Policy> = manager
+        .writer()
+        .policies()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        rules.len(),
+        3,
+        "the static rule and the child SA's two: {rules:?}"
+    );
+    assert_eq!(rules[0], static_rule);
+    assert!(rules[1..].iter().all(|p| p.flags.negotiated
+        && p.action != static_rule.action
+        && p.priority != static_rule.priority));
+    let old_reqid = reqid_of(&manager, &old);
+
+    // The peer comes back with a new child SA (its SPIs from other seeds).
+    let mut pair = pair_with_region_spis(&manager);
+    pair.b = Engine::new(
+        EngineConfig::new(vec![peer("from-a", "b.example", "a.example", 2, 1)]),
+        Box::new(SeededRng::new(77)),
+        Box::new(control::ikev2::RandomSpis),
+    );
+    pair.initiate();
+    pair.run(3, false);
+    let (new, _) = pair.assert_established();
+    manager.install(&new).unwrap();
+    let new_reqid = reqid_of(&manager, &new);
+    assert!(new_reqid > old_reqid && new_reqid != 40);
+    assert!(both_sas_installed(&manager, &old), "make before break");
+    manager.retire_orphans_of(new.remote.ip()).unwrap();
+    assert_eq!(manager.orphans(), 0);
+    assert!(!both_sas_installed(&manager, &old));
+    assert!(both_sas_installed(&manager, &new));
+    let rules = manager.writer().policies();
+    assert_eq!(
+        rules.len(),
+        3,
+        "the static rule and the new child SA's two: {rules:?}"
+    );
+    assert_eq!(rules[0].1, static_rule);
+    assert_eq!(inspect::list_sas(&region).len(), 2);
+}
+
+/// A child SA of the previous iked that reaches its hard limit goes: no engine owns it, so no
+/// action reaches the engine.
+#[test]
+fn a_predecessors_child_sa_goes_when_it_expires() {
+    let (path, region, mut manager, static_rule, old) = restarted_after_a_child_sa("expiry");
+    let dataplane = Reader::attach(Arc::new(Region::open(&path.0).unwrap())).unwrap();
+    dataplane
+        .emit(&RegionEvent::HardExpire {
+            sa: SaKey {
+                spi: old.outbound_spi,
+                dst: old.remote.ip(),
+            },
+        })
+        .unwrap();
+    drop(dataplane);
+    assert_eq!(manager.poll_actions(), vec![]);
+    assert_eq!(manager.orphans(), 0);
+    assert!(!both_sas_installed(&manager, &old));
+    assert_eq!(
+        manager
+            .writer()
+            .policies()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect::<Vec<_>>(),
+        vec![static_rule]
+    );
+    assert!(inspect::list_sas(&region).is_empty());
 }

@@ -17,7 +17,7 @@ const GE: FlowFlags = FlowFlags::GUARANTEED_ENCRYPTION;
 const ACQ: FlowFlags = FlowFlags::ACQUIRE;
 
 fn rule(nd_outbound: bool, boundary: bool, ge: bool) -> PolicyFlags {
-    PolicyFlags { nd_inbound: false, nd_outbound, boundary, guaranteed_encryption: ge }
+    PolicyFlags { nd_inbound: false, nd_outbound, boundary, guaranteed_encryption: ge, negotiated: false }
 }
 
 fn sa(boundary: bool, ge: bool, udp_encap: bool) -> Option<SaMatch> {

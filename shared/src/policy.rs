@@ -60,7 +60,7 @@ pub enum Action {
     Protect { reqid: u32, template: SaTemplate },
 }
 
-/// The policy flags of [MS-IKEE] 3.7.1.
+/// A rule's flags: the policy flags of [MS-IKEE] 3.7.1, and whether the IKE daemon installed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PolicyFlags {
     /// Negotiation discovery applies to inbound traffic.
@@ -71,6 +71,9 @@ pub struct PolicyFlags {
     pub boundary: bool,
     /// Encryption is guaranteed for this traffic.
     pub guaranteed_encryption: bool,
+    /// Installed by the IKE daemon for a negotiated child SA, or as a trap rule: a restarted
+    /// daemon finds its predecessor's rules by this flag (the dataplane ignores it).
+    pub negotiated: bool,
 }
 
 /// One SPD rule. Rules are evaluated in ascending `priority`; ties keep insertion order.
@@ -142,6 +145,7 @@ pub const PFLAG_ND_INBOUND: u8 = 1 << 0;
 pub const PFLAG_ND_OUTBOUND: u8 = 1 << 1;
 pub const PFLAG_BOUNDARY: u8 = 1 << 2;
 pub const PFLAG_GUARANTEED_ENCRYPTION: u8 = 1 << 3;
+pub const PFLAG_NEGOTIATED: u8 = 1 << 4;
 
 pub const SEL_HAS_PROTO: u8 = 1 << 0;
 pub const SEL_HAS_ICMP_TYPE: u8 = 1 << 1;
@@ -194,7 +198,8 @@ impl PolicyRecord {
             flags: bit(p.flags.nd_inbound, PFLAG_ND_INBOUND)
                 | bit(p.flags.nd_outbound, PFLAG_ND_OUTBOUND)
                 | bit(p.flags.boundary, PFLAG_BOUNDARY)
-                | bit(p.flags.guaranteed_encryption, PFLAG_GUARANTEED_ENCRYPTION),
+                | bit(p.flags.guaranteed_encryption, PFLAG_GUARANTEED_ENCRYPTION)
+                | bit(p.flags.negotiated, PFLAG_NEGOTIATED),
             selector_flags: bit(s.proto.is_some(), SEL_HAS_PROTO)
                 | bit(s.icmp_type.is_some(), SEL_HAS_ICMP_TYPE)
                 | bit(s.icmp_code.is_some(), SEL_HAS_ICMP_CODE),
@@ -251,6 +256,7 @@ impl PolicyRecord {
                 nd_outbound: flag(PFLAG_ND_OUTBOUND),
                 boundary: flag(PFLAG_BOUNDARY),
                 guaranteed_encryption: flag(PFLAG_GUARANTEED_ENCRYPTION),
+                negotiated: flag(PFLAG_NEGOTIATED),
             },
         }
     }

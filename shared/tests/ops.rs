@@ -325,7 +325,7 @@ fn policies_are_published_in_priority_order_and_removed_by_id() {
     let b = w.add_policy(&rule(10, "198.19.2.0", protect(3))).unwrap();
     r.quiescent();
     let mut nd = rule(20, "198.19.3.0", protect(4));
-    nd.flags = PolicyFlags { nd_inbound: true, nd_outbound: true, boundary: true, guaranteed_encryption: true };
+    nd.flags = PolicyFlags { nd_inbound: true, nd_outbound: true, boundary: true, guaranteed_encryption: true, negotiated: true };
     let c = w.add_policy(&nd).unwrap();
     r.quiescent();
     let ids: Vec<u32> = r.spd().iter().map(|p| p.id).collect();

@@ -135,11 +135,25 @@ impl Daemon {
                         );
                     }
                     if let Some(manager) = &mut self.manager {
-                        if let Err(e) = manager.install(child) {
-                            eprintln!(
+                        let before = manager.orphans();
+                        match manager
+                            .install(child)
+                            .map(|()| manager.retire_orphans_of(child.remote.ip()))
+                        {
+                            Err(e) => eprintln!(
                                 "iked: installing child SA {:08x} failed: {e}",
                                 child.inbound_spi
-                            );
+                            ),
+                            Ok(Err(e)) => eprintln!(
+                                "iked: removing the previous iked's child SAs with {} failed (tried again with the next child SA): {e}",
+                                child.remote.ip()
+                            ),
+                            Ok(Ok(())) if manager.orphans() < before => eprintln!(
+                                "iked: {} child SA(s) of the previous iked with {} removed",
+                                before - manager.orphans(),
+                                child.remote.ip()
+                            ),
+                            Ok(Ok(())) => {}
                         }
                     }
                 }
@@ -427,6 +441,14 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         ike,
         nat_t,
     };
+    if let Some(manager) = &mut daemon.manager {
+        let adopted = manager.adopt_predecessor().map_err(|e| {
+            DaemonError::Region(format!("taking over a previous iked's entries: {e}"))
+        })?;
+        if adopted > 0 {
+            eprintln!("iked: {adopted} child SA(s) of a previous iked kept until their peers have new ones or they expire");
+        }
+    }
     daemon.install_traps()?;
     for peer in initiate {
         if let Err(e) = daemon.initiate(&peer) {

@@ -525,6 +525,7 @@ fn nd_flags(p: &PolicyEntry, direction: Direction) -> Result<PolicyFlags, FieldE
         nd_outbound: p.negotiation_discovery && direction == Direction::Out,
         boundary: p.boundary,
         guaranteed_encryption: p.guaranteed_encryption,
+        negotiated: false,
     })
 }
 

@@ -27,6 +27,7 @@ pub fn policy_flags(bits: u8) -> PolicyFlags {
         nd_outbound: bits & PFLAG_ND_OUTBOUND != 0,
         boundary: bits & PFLAG_BOUNDARY != 0,
         guaranteed_encryption: bits & PFLAG_GUARANTEED_ENCRYPTION != 0,
+        ..PolicyFlags::default()
     }
 }
 

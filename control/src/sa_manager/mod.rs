@@ -1,7 +1,10 @@
 //! Installs negotiated child SAs (both directions) and their policies into the shared region,
 //! removes them on delete, reserves inbound SPIs for the engine (`get_spi`, so that the dataplane
 //! finds an SA in its SPI's own slot) and releases the ones no SA took, and turns the dataplane's
-//! events into actions for the IKE engine.
+//! events into actions for the IKE engine. A restarted daemon adopts what its predecessor left
+//! (`predecessor`).
+mod predecessor;
+
 use crate::crypto::Rng;
 use crate::ikev2::{ChildSa, RandomSpis, SpiSource};
 use crate::wire::ikev2::TrafficSelector;
@@ -142,6 +145,8 @@ pub struct SaManager {
     by_sa: HashMap<SaKey, ChildId>,
     free_reqids: Vec<u32>,
     next_reqid: u32,
+    /// Child SAs a previous daemon left in the region ([`SaManager::adopt_predecessor`]).
+    orphans: Vec<predecessor::Orphan>,
 }
 
 /// The smallest set of prefixes covering start..=end (addresses as integers of `bits` bits).
@@ -243,7 +248,10 @@ fn protect_rules(
                             icmp_code: None,
                         },
                         action: Action::Protect { reqid, template },
-                        flags: PolicyFlags::default(),
+                        flags: PolicyFlags {
+                            negotiated: true,
+                            ..PolicyFlags::default()
+                        },
                     };
                     let local_ports = (local.start_port, local.end_port);
                     let remote_ports = (remote.start_port, remote.end_port);
@@ -257,7 +265,9 @@ fn protect_rules(
 }
 
 impl SaManager {
+    /// Takes the region's writer. Reqids start above every one the region already uses.
     pub fn new(writer: Writer, lifetimes: ChildLifetimes) -> SaManager {
+        let next_reqid = predecessor::highest_reqid(&writer) + 1;
         SaManager {
             shared: Arc::new(Mutex::new(Shared {
                 writer,
@@ -267,8 +277,50 @@ impl SaManager {
             installed: HashMap::new(),
             by_sa: HashMap::new(),
             free_reqids: Vec::new(),
-            next_reqid: 1,
+            next_reqid,
+            orphans: Vec::new(),
         }
+    }
+
+    /// Takes over what a previous daemon left in the region: its trap rules are removed, its
+    /// child SAs stay until the peer has a new child SA with us or they expire
+    /// (`predecessor`). Returns how many child SAs were adopted.
+    pub fn adopt_predecessor(&mut self) -> Result<usize, OpError> {
+        let orphans = predecessor::adopt(&mut lock(&self.shared).writer)?;
+        let adopted = orphans.len();
+        self.orphans.extend(orphans);
+        Ok(adopted)
+    }
+
+    /// How many child SAs of a previous daemon are still installed.
+    pub fn orphans(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// Removes the previous daemon's child SAs that match `matches`; those the region refuses
+    /// to remove stay for a later attempt (the first error is returned).
+    fn remove_orphans(
+        &mut self,
+        matches: impl Fn(&predecessor::Orphan) -> bool,
+    ) -> Result<(), OpError> {
+        let mut shared = lock(&self.shared);
+        let mut result = Ok(());
+        let mut kept = Vec::new();
+        for mut orphan in std::mem::take(&mut self.orphans) {
+            if !matches(&orphan) {
+                kept.push(orphan);
+                continue;
+            }
+            match predecessor::remove(&mut shared.writer, &mut orphan) {
+                Ok(()) => self.free_reqids.push(orphan.reqid),
+                Err(e) => {
+                    kept.push(orphan);
+                    result = result.and(Err(e));
+                }
+            }
+        }
+        self.orphans = kept;
+        result
     }
 
     pub fn writer(&self) -> WriterGuard<'_> {
@@ -443,6 +495,12 @@ impl SaManager {
         Ok(())
     }
 
+    /// Called once a child SA with `peer` is installed: the previous daemon's child SAs with
+    /// that peer are stale now (make before break: only now do they go).
+    pub fn retire_orphans_of(&mut self, peer: IpAddr) -> Result<(), OpError> {
+        self.remove_orphans(|orphan| orphan.peer == peer)
+    }
+
     /// Removes a child's policies, then its SAs; unknown children are ignored. If the region
     /// refuses a step, what is left stays recorded so a later call can finish the job.
     pub fn remove(&mut self, id: ChildId) -> Result<(), OpError> {
@@ -515,6 +573,9 @@ impl SaManager {
                     child(&sa).map(Action2Engine::Rekey)
                 }
                 RegionEvent::HardExpire { sa } | RegionEvent::IdleExpire { sa } => {
+                    for orphan in self.orphans.iter_mut().filter(|o| o.sas.contains(&sa)) {
+                        orphan.expired = true;
+                    }
                     child(&sa).map(Action2Engine::Delete)
                 }
                 RegionEvent::UnknownSpi { sa, src } => Some(Action2Engine::InvalidSpi {
@@ -524,6 +585,10 @@ impl SaManager {
             };
             actions.extend(action);
         }
+        drop(shared);
+        // An expired child SA of the previous daemon goes (no engine owns it); one the region
+        // refuses to remove now is tried again on the next call.
+        let _ = self.remove_orphans(|orphan| orphan.expired);
         actions
     }
 }
