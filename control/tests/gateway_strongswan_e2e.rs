@@ -19,7 +19,9 @@
 //! packet for packet; no SA dropped anything. When iked initiated, the child SA is then rekeyed
 //! by iked and by charon while host A pings every 20 ms: no ping is lost. When traffic started
 //! it, charon then deletes the child SA and host A's next packet makes iked add a new one to the
-//! same IKE SA (CREATE_CHILD_SA), which carries the pings that follow.
+//! same IKE SA (CREATE_CHILD_SA), which carries the pings that follow. When charon started it,
+//! iked is then killed and restarted under traffic: the gateway forwards on the dead iked's SAs
+//! until the new iked has a new child SA with charon and removes them; no ping is lost.
 //!
 //! Needs root, DPDK, charon and tshark (scripts/setup.sh) and the dataplane's `gateway` binary
 //! next to `iked` (`cargo test --workspace` builds both); fails, does not skip, without any.
@@ -363,8 +365,90 @@ fn host_to_host(initiator: Initiator, tag: &str) {
     match initiator {
         Initiator::Ours => rekeys_under_traffic(&e),
         Initiator::Traffic => deleted_child_comes_back_on_traffic(&e),
-        Initiator::Charon => {}
+        Initiator::Charon => iked_restarts_under_traffic(&mut e),
     }
+}
+
+/// Host A pings host B every 20 ms, 250 times, in the background.
+fn pings_every_20_ms(e: &EndToEnd) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", &e.sites.ns("ha")])
+        .args(["ping", "-n", "-c", "250", "-i", "0.02", "-W", "2", HOST_B])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The sequence numbers of the 250 pings that got no answer.
+fn lost_pings(ping: std::process::Child) -> (Vec<u32>, String) {
+    let out = ping.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let answered: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let lost = (1..=250).filter(|n| !answered.contains(n)).collect();
+    (lost, text)
+}
+
+/// iked is killed under traffic and started again. The gateway goes on forwarding with the child
+/// SA the dead iked installed (its SAs and rules stay in the region); the new iked keeps them
+/// until charon has a new child SA with it (its new IKE SA's INITIAL_CONTACT makes charon drop
+/// the old one, RFC 7296 2.4), then removes them. No ping is lost.
+fn iked_restarts_under_traffic(e: &mut EndToEnd) {
+    let ping = pings_every_20_ms(e);
+    std::thread::sleep(Duration::from_millis(500));
+    let list = e.lab.ctl("list");
+    let spi = |field: &str| list[0]["children"][0][field].as_str().unwrap().to_string();
+    let (old_in, old_out) = (spi("inbound_spi"), spi("outbound_spi"));
+    e.lab.kill("iked");
+    std::thread::sleep(Duration::from_millis(1000));
+    e.start_iked(false);
+    let log = std::fs::read_to_string(e.lab.path("iked.log")).unwrap();
+    assert!(
+        log.contains("iked: 1 child SA(s) of a previous iked kept"),
+        "{log}"
+    );
+    let answer = e.lab.ctl("initiate charon");
+    assert!(answer.get("error").is_none(), "{answer}");
+    e.lab.wait_for(
+        "a new child SA, and the old SAs gone from the gateway",
+        Duration::from_secs(15),
+        || {
+            let list = e.lab.ctl("list");
+            let stats = e.sites.stats("a");
+            list[0]["children"][0]["inbound_spi"]
+                .as_str()
+                .is_some_and(|spi| spi != old_in)
+                && gateway_packets(&stats, &old_in).is_none()
+                && gateway_packets(&stats, &old_out).is_none()
+        },
+    );
+    let charon_sas = e.lab.swanctl("--list-sas");
+    assert_eq!(
+        charon_sas.matches("ESTABLISHED").count(),
+        1,
+        "charon dropped the old IKE SA: {charon_sas}"
+    );
+    let log = std::fs::read_to_string(e.lab.path("iked.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "iked: 1 child SA(s) of the previous iked with {THEIRS} removed"
+        )),
+        "{log}"
+    );
+    let (lost, text) = lost_pings(ping);
+    assert!(
+        lost.is_empty(),
+        "pings lost across the restart: {lost:?}\n{text}\n{}",
+        e.logs()
+    );
+    let list = e.lab.ctl("list");
+    let new_in = list[0]["children"][0]["inbound_spi"].as_str().unwrap();
+    assert!(
+        gateway_packets(&e.sites.stats("a"), new_in).is_some_and(|n| n > 0),
+        "no traffic on the new SA {new_in}"
+    );
 }
 
 /// Charon deletes the child SA and keeps the IKE SA: the gateway's trap rule stays, so host A's
@@ -422,12 +506,7 @@ fn deleted_child_comes_back_on_traffic(e: &EndToEnd) {
 /// ping is lost (make before break, RFC 7296 2.8), and the traffic moves to the new SAs, which
 /// replace the old ones in the gateway's region.
 fn rekeys_under_traffic(e: &EndToEnd) {
-    let ping = Command::new("ip")
-        .args(["netns", "exec", &e.sites.ns("ha")])
-        .args(["ping", "-n", "-c", "250", "-i", "0.02", "-W", "2", HOST_B])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let ping = pings_every_20_ms(e);
     let child = || {
         let list = e.lab.ctl("list");
         let spi = |field: &str| list[0]["children"][0][field].as_str().map(str::to_owned);
@@ -456,13 +535,7 @@ fn rekeys_under_traffic(e: &EndToEnd) {
             },
         );
     }
-    let out = ping.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let answered: Vec<u32> = text
-        .lines()
-        .filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok())
-        .collect();
-    let lost: Vec<u32> = (1..=250).filter(|n| !answered.contains(n)).collect();
+    let (lost, text) = lost_pings(ping);
     assert!(
         lost.is_empty(),
         "pings lost across the rekeys: {lost:?}\n{}\n{}\n{}",

@@ -127,8 +127,7 @@ fn a_restarted_peer_replaces_its_ike_sas_on_every_engine() {
     let old = sas(&lab, "b");
 
     // A crashes and comes back: B still holds the old SAs until A's new one says INITIAL_CONTACT.
-    lab.kill_last();
-    let _ = std::fs::remove_file(lab.socket_of("a"));
+    lab.kill("a");
     start(&mut lab, "a", A, B);
     assert_eq!(sas(&lab, "b"), old);
     let answer = lab.ctl_of("a", "initiate other");

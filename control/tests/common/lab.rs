@@ -26,12 +26,13 @@ pub struct Lab {
     pub name: String,
     pub dir: PathBuf,
     namespaces: Vec<String>,
-    processes: Vec<Child>,
+    /// The processes started, by name ("charon", a daemon's name).
+    processes: Vec<(String, Child)>,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for p in &mut self.processes {
+        for (_, p) in &mut self.processes {
             let _ = p.kill();
             let _ = p.wait();
         }
@@ -113,7 +114,7 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        self.processes.push(charon);
+        self.processes.push(("charon".into(), charon));
         self.wait_for("charon's vici socket", Duration::from_secs(10), || {
             self.path("run/charon.vici").exists()
         });
@@ -154,7 +155,12 @@ impl Lab {
     pub fn start_iked_named(&mut self, ns: &str, name: &str, config: &str) {
         let path = self.path(&format!("{name}.toml"));
         std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        // Appended to: a restarted daemon's log follows its predecessor's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(&format!("{name}.log")))
+            .unwrap();
         let iked = Command::new("ip")
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_iked"), "run"])
             .arg(path)
@@ -162,18 +168,21 @@ impl Lab {
             .stderr(log)
             .spawn()
             .unwrap();
-        self.processes.push(iked);
+        self.processes.push((name.to_string(), iked));
         self.wait_for("iked's control socket", Duration::from_secs(5), || {
             self.socket_of(name).exists()
         });
     }
 
-    /// Kills the process started last, as a crash would: it says goodbye to no one.
-    pub fn kill_last(&mut self) {
-        if let Some(mut process) = self.processes.pop() {
+    /// Kills the process called `name`, as a crash would: it says goodbye to no one. A daemon's
+    /// control socket goes too, so that its successor's shows when it is up.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(at) = self.processes.iter().position(|(n, _)| n == name) {
+            let (_, mut process) = self.processes.remove(at);
             let _ = process.kill();
             let _ = process.wait();
         }
+        let _ = std::fs::remove_file(self.socket_of(name));
     }
 
     /// `iked ctl` with `command`; its JSON answer.
