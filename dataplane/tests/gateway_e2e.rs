@@ -110,6 +110,23 @@ fn site_to_site(suite: &str) {
 
     let stats = s.stats("a");
     assert!(stats.contains("sa spi 0x00001001 dst 198.18.0.2 direction Out mode Tunnel"), "{stats}");
+
+    // Pings of 1500 bytes without DF, too large for the tunnel once under ESP: gateway A cuts
+    // each into two fragments before encrypting them (RFC 4301 8.1), host B reassembles it, and
+    // the same for the replies through gateway B. (The
+    // hosts' links carry 1500 bytes for this; the topology gives them 1400.)
+    for host in ["ha", "hb"] {
+        s.exec(host, &["ip", "link", "set", "eth0", "mtu", "1500"]);
+    }
+    let big = s.exec("ha", &["ping", "-n", "-M", "dont", "-s", "1472", "-c", "3", "-i", "0.2", "-W", "2", "198.18.2.2"]);
+    let text = String::from_utf8_lossy(&big.stdout);
+    assert!(big.status.success() && text.contains(" 0% packet loss"), "{text}\n{}\n{}", s.stats("a"), s.stats("b"));
+    let fragments = |stats: &str| -> u64 {
+        stats.lines().filter_map(|l| l.split_once(" fragments ")?.1.split(' ').next()?.parse::<u64>().ok()).sum()
+    };
+    for g in ["a", "b"] {
+        s.wait_for_stats(g, "6 fragments, 2 of each packet", |stats| fragments(stats) == 6);
+    }
 }
 
 #[test]

@@ -405,13 +405,78 @@ fn fragmentation_needed_reports_the_largest_packet_that_fits_through_the_sa() {
     scapy_checks(&checks);
 }
 
-/// Without DF the packet would have to be fragmented, which the gateway does not do: it is
-/// dropped and counted, no error, and never sent oversized or in cleartext.
+/// Runs an IPv4 packet from host A through the pipeline into a tunnel too small for it: the
+/// pipeline asks for fragments, and each step of [`Pipeline::next_fragment`] seals one. Returns
+/// the ESP packets (IP, without Ethernet) that leave on the unprotected port.
+fn fragmented(p: &mut Pipeline, ip: &[u8]) -> Vec<Vec<u8>> {
+    let frame = framed(ip, HOST, Side::Protected);
+    let mut mem = vec![0u8; 8192];
+    let mut buf = SliceBuf::with_packet(&mut mem, 128, &frame).unwrap();
+    p.begin_round();
+    let verdict = p.from_port(Side::Protected, &mut buf);
+    let Verdict::Fragment(plan) = verdict else { panic!("{verdict:?}") };
+    let mut current = buf.data().to_vec();
+    let mut sealed = Vec::new();
+    loop {
+        let mut mem = vec![0u8; 8192];
+        let mut piece = SliceBuf::with_packet(&mut mem, 128, &current).unwrap();
+        let mut rest_mem = vec![0u8; 8192];
+        let mut rest = SliceBuf::with_packet(&mut rest_mem, 128, &[]).unwrap();
+        let (verdict, more) = p.next_fragment(plan, &mut piece, &mut rest);
+        assert_eq!(verdict, Verdict::Transmit(Side::Unprotected));
+        let header = Frame::parse(piece.data()).unwrap();
+        assert_eq!(header.dst, PEER);
+        sealed.push(piece.data()[header.header_len..].to_vec());
+        if !more {
+            break;
+        }
+        current = rest.data().to_vec();
+    }
+    p.end_round();
+    sealed
+}
+
+/// Without DF, a packet too large for the tunnel is cut into fragments (RFC 791) before it is
+/// encrypted (RFC 4301 8.1): each fragment under ESP within the port's MTU, with a sequence
+/// number of its own. The peer decrypts them, and a reassembly in Python gives back the packet
+/// (its TTL one lower), for GCM and for CBC+HMAC in UDP. In transport mode (the gateway's own
+/// traffic) such a packet is still dropped and counted, and never sent in cleartext.
 #[test]
-fn an_oversized_packet_without_df_is_dropped_and_counted() {
-    let mut f = fixture("nodf", CONFIG_V4);
-    let packets = scapy(&[r#"IP(src="198.18.1.2", dst="198.18.2.2")/UDP(sport=5000, dport=53)/Raw(b"m" * 1472)"#]);
-    let (v, _, _) = run(&mut f.pipeline, Side::Protected, &packets[0]);
+fn an_oversized_packet_without_df_is_fragmented_before_encryption() {
+    const REASSEMBLE: &str = r#"
+import sys
+from scapy.all import IP
+from scapy.utils import checksum
+original, *fragments = [IP(bytes.fromhex(l)) for l in sys.stdin.read().split()]
+data = b""
+for n, f in enumerate(sorted(fragments, key=lambda f: f.frag)):
+    raw = bytes(f)
+    assert checksum(raw[:f.ihl * 4]) == 0, (n, "IP checksum")
+    assert (f.id, f.src, f.dst, f.proto, f.ttl) == (original.id, original.src, original.dst, original.proto, original.ttl - 1), n
+    assert f.frag * 8 == len(data), (n, f.frag, len(data))
+    assert bool(f.flags.MF) == (n + 1 < len(fragments)), (n, f.flags)
+    data += raw[f.ihl * 4:f.len]
+assert data == bytes(original.payload), (len(data), len(bytes(original.payload)))
+print(len(fragments))
+"#;
+    let packet = scapy(&[r#"IP(src="198.18.1.2", dst="198.18.2.2", id=4242)/UDP(sport=5000, dport=53)/Raw(b"m" * 2972)"#]).remove(0);
+    for (i, (suite, extra)) in [("aes-gcm-256", ""), ("aes-cbc-256-hmac-sha256", "udp_encap = [4500, 4500]")].into_iter().enumerate() {
+        let mut f = fixture(&format!("frag{i}"), &with_out_sa(suite, "tunnel", extra));
+        let sealed = fragmented(&mut f.pipeline, &packet);
+        assert_eq!(sealed.len(), 3, "{suite}");
+        let esp_at = 20 + if extra.is_empty() { 0 } else { 8 };
+        let seqs: Vec<u32> = sealed.iter().map(|e| u32::from_be_bytes(e[esp_at + 4..esp_at + 8].try_into().unwrap())).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{suite}: sequence numbers {seqs:?}");
+        assert!(sealed.iter().all(|e| e.len() <= 1500), "{suite}: {:?}", sealed.iter().map(Vec::len).collect::<Vec<_>>());
+        assert_eq!(f.counters.fragments.load(Ordering::Relaxed), 3);
+        assert_eq!(f.counters.encrypted.load(Ordering::Relaxed), 3);
+        let mut hex = vec![common::hex(&packet)];
+        hex.extend(sealed.iter().map(|esp| common::hex(&peer_reads(&f.config, esp))));
+        let out = common::python(&["-c", REASSEMBLE], &(hex.join("\n") + "\n"));
+        assert_eq!(out.trim(), "3", "{suite}");
+    }
+    let mut f = fixture("nodf", &with_out_sa("aes-gcm-256", "transport", ""));
+    let (v, _, _) = run(&mut f.pipeline, Side::Protected, &packet);
     assert_eq!(v, Verdict::Drop(Reason::Gateway(GatewayDrop::MtuExceeded)));
     assert_eq!((icmp_errors(&f.counters), f.counters.encrypted.load(Ordering::Relaxed)), (0, 0));
 }

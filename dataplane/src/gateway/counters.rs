@@ -38,8 +38,11 @@ gateway_drops! {
     /// TTL or hop limit would reach zero (a time-exceeded error is sent if allowed).
     TtlExpired => "ttl_expired";
     /// Larger than the egress port's MTU, after ESP for protected traffic (a fragmentation-needed
-    /// or packet-too-big error is sent if allowed; the gateway does not fragment).
+    /// or packet-too-big error is sent if allowed; the gateway fragments only IPv4 without DF
+    /// going into a tunnel-mode SA).
     MtuExceeded => "mtu_exceeded";
+    /// No buffer for the next fragment of a packet being fragmented.
+    NoBuffer => "no_buffer";
     /// An ICMP error about a packet that came out of an SA would have left without ESP.
     IcmpErrorUnprotected => "icmp_error_unprotected";
     /// No route to the destination.
@@ -119,6 +122,8 @@ pub struct LcoreCounters {
     pub icmp_errors: AtomicU64,
     /// ICMP errors not sent because of the lcore's rate limit.
     pub icmp_errors_limited: AtomicU64,
+    /// Fragments made of IPv4 packets too large for their tunnel (each then encrypted).
+    pub fragments: AtomicU64,
     pub polls: AtomicU64,
     pub busy_polls: AtomicU64,
     drops: Vec<AtomicU64>,
@@ -137,6 +142,7 @@ impl Default for LcoreCounters {
             from_host: z(),
             icmp_errors: z(),
             icmp_errors_limited: z(),
+            fragments: z(),
             polls: z(),
             busy_polls: z(),
             drops: (0..Reason::count()).map(|_| z()).collect(),

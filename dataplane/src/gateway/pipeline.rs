@@ -21,7 +21,7 @@ use shared::event::{Event, ExchangeInfoFlags, FlowTuple, SaKey};
 use shared::reader::Reader;
 use shared::sad::SaHandle;
 use shared::region::now_ns;
-use shared::sa::Direction;
+use shared::sa::{Direction, Mode};
 
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
@@ -38,6 +38,8 @@ use crate::esp::decrypt::{classify, decapsulate, Classified};
 use crate::esp::encrypt::{encapsulate, exceeds_mtu};
 use crate::esp::flow::{Flow, FlowAddr};
 use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv4_fragment::{self, SplitError};
 use crate::wire::{checksum, ipv6};
 use crate::wire::proto;
 
@@ -49,6 +51,19 @@ pub enum Verdict {
     /// To the kernel through the exception interface of this side.
     Exception(Side),
     Drop(Reason),
+    /// An IPv4 packet without DF too large for its tunnel-mode SA: the buffer holds it (its
+    /// TTL decremented); the caller cuts it into fragments with [`Pipeline::next_fragment`],
+    /// which seals each one (RFC 4301 8.1: fragmenting before encryption).
+    Fragment(FragmentPlan),
+}
+
+/// How to fragment and seal a packet ([`Verdict::Fragment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentPlan {
+    /// The outbound SA the packet's rule chose.
+    pub sa: SaHandle,
+    /// The largest fragment that fits through it.
+    pub max_len: usize,
 }
 
 /// One port's link-layer setup.
@@ -266,9 +281,25 @@ impl Pipeline {
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
             Verdict::Exception(_) => bump(&self.counters.exception, 1),
-            Verdict::Transmit(_) => {}
+            Verdict::Transmit(_) | Verdict::Fragment(_) => {}
         }
         verdict
+    }
+
+    /// One step of [`Verdict::Fragment`]: cuts the first fragment off the packet in `pkt`
+    /// (RFC 791), moves the rest into `rest` (an empty buffer) and seals the fragment. Returns
+    /// the fragment's verdict and whether `rest` now holds the rest, to pass in as the next
+    /// step's `pkt`; the last piece, which fits, is sealed as it is.
+    pub fn next_fragment<B: PacketBuf, R: PacketBuf>(&mut self, plan: FragmentPlan, pkt: &mut B, rest: &mut R) -> (Verdict, bool) {
+        let more = match ipv4_fragment::split(pkt, rest, plan.max_len) {
+            Ok(()) => true,
+            Err(SplitError::Fits) => false,
+            Err(SplitError::NoRoom) => return (self.account(Verdict::Drop(GatewayDrop::NoBuffer.into())), false),
+            Err(_) => return (self.account(Verdict::Drop(GatewayDrop::MtuExceeded.into())), false),
+        };
+        bump(&self.counters.fragments, 1);
+        let verdict = self.seal(plan.sa, pkt, None).unwrap_or_else(Verdict::Drop);
+        (self.account(verdict), more)
     }
 
     fn port_frame<B: PacketBuf>(&mut self, side: Side, pkt: &mut B) -> Result<Verdict, Reason> {
@@ -458,24 +489,37 @@ impl Pipeline {
                         return Err(GatewayDrop::NoSa.into());
                     }
                 };
-                let (sa, seq) = self.sas.outbound(&self.reader, h)?;
-                // RFC 4301 8.2.1: the path MTU through the SA. (The sequence number just taken
-                // stays unused: a gap, which the receiver's window accepts.)
-                if let Some(largest) = exceeds_mtu(sa, pkt.data(), usize::from(self.setup.unprotected.mtu)) {
-                    return self.too_big(pkt, largest, origin);
-                }
-                let (runtime, dst) = (self.reader.runtime(h), sa.dst);
-                if let Err(reason) = encapsulate(sa, seq, pkt) {
-                    if let Some(d) = reason.sa_drop() {
-                        runtime.count_drops(d, 1);
-                    }
-                    return Err(reason.into());
-                }
-                self.count_sa(h, pkt.len() as u64);
-                bump(&self.counters.encrypted, 1);
-                self.route(pkt, dst, None)
+                self.seal(h, pkt, Some(origin))
             }
         }
+    }
+
+    /// Encrypts `pkt` with the outbound SA `h` and routes it. With an `mtu_check`, a packet too
+    /// large for the SA is not sent (RFC 4301 8.2.1): an IPv4 packet without DF in tunnel mode
+    /// is fragmented first (`Verdict::Fragment`), others get the path MTU error.
+    fn seal<B: PacketBuf>(&mut self, h: SaHandle, pkt: &mut B, mtu_check: Option<Origin>) -> Result<Verdict, Reason> {
+        let (sa, seq) = self.sas.outbound(&self.reader, h)?;
+        if let Some(origin) = mtu_check {
+            // (The sequence number just taken stays unused: a gap, which the receiver's window
+            // accepts.)
+            if let Some(largest) = exceeds_mtu(sa, pkt.data(), usize::from(self.setup.unprotected.mtu)) {
+                let fragmentable = sa.mode == Mode::Tunnel && Ipv4Packet::new_checked(pkt.data()).is_ok_and(|p| !p.dont_fragment());
+                if fragmentable {
+                    return Ok(Verdict::Fragment(FragmentPlan { sa: h, max_len: largest }));
+                }
+                return self.too_big(pkt, largest, origin);
+            }
+        }
+        let (runtime, dst) = (self.reader.runtime(h), sa.dst);
+        if let Err(reason) = encapsulate(sa, seq, pkt) {
+            if let Some(d) = reason.sa_drop() {
+                runtime.count_drops(d, 1);
+            }
+            return Err(reason.into());
+        }
+        self.count_sa(h, pkt.len() as u64);
+        bump(&self.counters.encrypted, 1);
+        self.route(pkt, dst, None)
     }
 
     /// The outbound decision for a flow, given the rule that matched (if any). Transit traffic
@@ -509,9 +553,9 @@ impl Pipeline {
     }
 
     /// A packet larger than `mtu`, the most its path carries. IPv6, and IPv4 with DF set, get the
-    /// path MTU error (RFC 1191, RFC 4443 3.2). IPv4 without DF would need fragmenting, which the
-    /// gateway does not do, and IPv6 below the minimum MTU fragmenting under IPv6 (RFC 8200 5):
-    /// both are dropped and counted.
+    /// path MTU error (RFC 1191, RFC 4443 3.2). IPv4 without DF here (cleartext, or transport
+    /// mode) would need fragmenting, which the gateway does only under a tunnel-mode SA, and IPv6
+    /// below the minimum MTU fragmenting under IPv6 (RFC 8200 5): both are dropped and counted.
     fn too_big<B: PacketBuf>(&mut self, pkt: &mut B, mtu: usize, origin: Origin) -> Result<Verdict, Reason> {
         let ip = pkt.data();
         let signalled = match ip.first().map(|b| b >> 4) {

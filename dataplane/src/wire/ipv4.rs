@@ -5,10 +5,10 @@ use std::net::Ipv4Addr;
 use super::{checksum, WireError};
 
 pub const HEADER_LEN: usize = 20;
-const FLAG_DF: u8 = 0x40;
+pub(crate) const FLAG_DF: u8 = 0x40;
 /// The flags and fragment offset word (bytes 6-7) of an unfragmented packet with DF set.
 pub const FLAG_DF_WORD: u16 = (FLAG_DF as u16) << 8;
-const FLAG_MF: u8 = 0x20;
+pub(crate) const FLAG_MF: u8 = 0x20;
 
 /// A view of an IPv4 packet whose header and total length were checked against the buffer.
 #[derive(Debug)]

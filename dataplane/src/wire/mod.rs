@@ -4,6 +4,7 @@
 pub mod checksum;
 pub mod esp;
 pub mod ipv4;
+pub mod ipv4_fragment;
 pub mod ipv6;
 pub mod udp_encap;
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dataplane::gateway::counters::{bump, GatewayDrop};
-use dataplane::gateway::pipeline::{Pipeline, Verdict};
+use dataplane::gateway::pipeline::{FragmentPlan, Pipeline, Verdict};
 use dataplane::gateway::Side;
 use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
 
@@ -42,7 +42,8 @@ impl<'pool> Output<'pool> {
         match verdict {
             Verdict::Transmit(side) => Some(&mut self.port[index(side)]),
             Verdict::Exception(side) => Some(&mut self.tap[index(side)]),
-            Verdict::Drop(_) => None,
+            // `dispatch` fragments such packets; their fragments have verdicts of their own.
+            Verdict::Drop(_) | Verdict::Fragment(_) => None,
         }
     }
 }
@@ -68,7 +69,7 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
                 } else {
                     Verdict::Drop(GatewayDrop::MalformedFrame.into())
                 };
-                forward(&mut q, &mut out, &pipeline, verdict, m);
+                dispatch(&mut q, &mut out, &mut pipeline, pool, verdict, m);
             }
             // The exception interfaces carry little traffic and every poll of a tap is a system
             // call: they are polled once every TAP_POLL_ROUNDS rounds.
@@ -82,7 +83,7 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
                 } else {
                     Verdict::Drop(GatewayDrop::MalformedFrame.into())
                 };
-                forward(&mut q, &mut out, &pipeline, verdict, m);
+                dispatch(&mut q, &mut out, &mut pipeline, pool, verdict, m);
             }
         }
         for (side, target) in pipeline.take_solicitations() {
@@ -105,6 +106,32 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
                 std::thread::sleep(idle_sleep);
             }
         }
+    }
+}
+
+/// Sends `m` where its verdict says, fragmenting it first if the verdict says so.
+fn dispatch<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, pool: &'pool Mempool<'_>, verdict: Verdict, m: Mbuf<'pool>) {
+    match verdict {
+        Verdict::Fragment(plan) => fragment(q, out, pipeline, pool, plan, m),
+        _ => forward(q, out, pipeline, verdict, m),
+    }
+}
+
+/// Cuts the packet in `piece` into fragments, each sealed by the pipeline and sent where its
+/// verdict says; each step takes a new mbuf for the rest of the packet. Without one, the rest is
+/// dropped (counted as no_buffer).
+fn fragment<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, pool: &'pool Mempool<'_>, plan: FragmentPlan, mut piece: Mbuf<'pool>) {
+    loop {
+        let Ok(mut rest) = pool.alloc() else {
+            pipeline.counters().count_drop(GatewayDrop::NoBuffer.into());
+            return;
+        };
+        let (verdict, more) = pipeline.next_fragment(plan, &mut MbufPacket(&mut piece), &mut MbufPacket(&mut rest));
+        forward(q, out, pipeline, verdict, piece);
+        if !more {
+            return;
+        }
+        piece = rest;
     }
 }
 

@@ -21,7 +21,7 @@ pub fn render(lcores: &[(u32, Arc<LcoreCounters>)], ports: &[(&str, dpdk::PortSt
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
-            "lcore {id} rx {} tx {} encrypted {} decrypted {} bypassed {} exception {} from_host {} icmp_errors {} icmp_errors_limited {} polls {} busy_polls {}",
+            "lcore {id} rx {} tx {} encrypted {} decrypted {} bypassed {} exception {} from_host {} icmp_errors {} icmp_errors_limited {} fragments {} polls {} busy_polls {}",
             l(&c.rx),
             l(&c.tx),
             l(&c.encrypted),
@@ -31,6 +31,7 @@ pub fn render(lcores: &[(u32, Arc<LcoreCounters>)], ports: &[(&str, dpdk::PortSt
             l(&c.from_host),
             l(&c.icmp_errors),
             l(&c.icmp_errors_limited),
+            l(&c.fragments),
             l(&c.polls),
             l(&c.busy_polls)
         );
