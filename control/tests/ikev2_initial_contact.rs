@@ -344,3 +344,28 @@ fn an_initial_contact_spares_an_ike_sa_that_came_up_while_it_was_negotiated() {
         2
     );
 }
+
+/// The identity is the remote ID, not the configuration: A, rebooted at another address (C_ADDR),
+/// lands on B's configuration for that address, which has A's remote ID too; its INITIAL_CONTACT
+/// deletes the old IKE SA made under the other configuration.
+#[test]
+fn an_initial_contact_covers_every_configuration_of_the_same_identity() {
+    let mut from_a = peer("from-a", "b.example", "a.example", 2, 1);
+    from_a.remote_addr = Some(ip(A_ADDR));
+    let mut moved = peer("from-a-moved", "b.example", "a.example", 2, 1);
+    moved.remote_addr = Some(ip(C_ADDR));
+    let mut pair = Pair::new(
+        EngineConfig::new(vec![peer("to-b", "a.example", "b.example", 1, 2)]),
+        EngineConfig::new(vec![from_a, moved]),
+    );
+    pair.a = a_engine(10);
+    let (old, _) = establish_from(&mut pair, A_ADDR);
+    pair.a = a_engine(11);
+    let (new, _) = establish_from(&mut pair, C_ADDR);
+    assert!(pair.b_events.contains(&Event::DeletedOnInitialContact {
+        spi: old.ike_spi,
+        peer: "from-a".into(),
+        by: new.ike_spi,
+    }));
+    assert_eq!(b_ike_spis(&pair), vec![new.ike_spi]);
+}

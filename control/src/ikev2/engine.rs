@@ -93,8 +93,10 @@ pub enum Event {
 
 /// N(INITIAL_CONTACT) in the peer's IKE_AUTH message (RFC 7296 2.4): the peer has no IKE SA with
 /// us but the new one, so every other one with the same authenticated identity is stale, and so
-/// are its child SAs. The identity is the peer configuration: to authenticate, the peer's ID
-/// payload had to equal its `remote_id` (and, as responder, it was chosen by the peer's address).
+/// are its child SAs. The identity is the peer configuration's `remote_id`, which the peer's ID
+/// payload had to equal to authenticate: every configuration with that remote ID counts (as
+/// responder, the configuration is chosen by the peer's address, which a rebooted peer may
+/// have changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitialContact {
     /// Our SPI of the new IKE SA.
@@ -438,9 +440,17 @@ impl Engine {
             .is_some_and(|index| self.another_ike_sa_starts(index))
     }
 
+    /// (The peer is its identity, the remote ID: another configuration with the same one
+    /// counts, as at the receiving end.)
     fn another_ike_sa_starts(&mut self, peer: usize) -> bool {
+        let peers = &self.config.peers;
+        let identity = &peers[peer].remote_id;
         let mut any = false;
-        for sa in self.sas.values_mut().filter(|sa| sa.peer == peer) {
+        for sa in self
+            .sas
+            .values_mut()
+            .filter(|sa| peers[sa.peer].remote_id == *identity)
+        {
             any = true;
             if matches!(sa.phase, Phase::InitSent { .. }) {
                 sa.initial_contact = false;
@@ -931,10 +941,20 @@ impl Engine {
     }
 
     /// Deletes the IKE SAs `contact` makes stale, with their child SAs, without telling the peer
-    /// (it no longer has them, RFC 7296 2.4): established ones of the same peer configuration,
-    /// established by `contact.started_at`, neither the new one nor a spared one. Returns
+    /// (it no longer has them, RFC 7296 2.4): established ones with the same authenticated
+    /// identity (a configuration with the same remote ID), established by `contact.started_at`, neither the new one nor a spared one. Returns
     /// how many were deleted.
     pub fn apply_initial_contact(&mut self, now: Instant, contact: &InitialContact) -> usize {
+        // The authenticated identity: every configuration with the same remote ID counts.
+        let Some(identity) = self
+            .config
+            .peers
+            .iter()
+            .find(|p| p.name == contact.peer)
+            .map(|p| p.remote_id.clone())
+        else {
+            return 0;
+        };
         let stale: Vec<u64> = self
             .sas
             .values()
@@ -943,7 +963,7 @@ impl Engine {
                     && !contact.spared.contains(&sa.our_spi)
                     && matches!(sa.phase, Phase::Established)
                     && sa.established_at.is_some_and(|at| at <= contact.started_at)
-                    && self.config.peers[sa.peer].name == contact.peer
+                    && self.config.peers[sa.peer].remote_id == identity
             })
             .map(|sa| sa.our_spi)
             .collect();
@@ -958,7 +978,7 @@ impl Engine {
             let (mut ctx, _) = self.ctx(now);
             ctx.events.push_back(Event::DeletedOnInitialContact {
                 spi: sa.our_spi,
-                peer: contact.peer.clone(),
+                peer: ctx.peer_name(&sa),
                 by: contact.spi,
             });
             ctx.deleted(&sa);
