@@ -275,6 +275,28 @@ fn a_second_ike_sa_with_the_same_peer_leaves_the_first() {
     );
 }
 
+/// A's two IKE SAs (our SPIs) are up at both ends: B saw `contacts` INITIAL_CONTACTs and
+/// deleted nothing for them.
+fn assert_both_stay(pair: &Pair, (first, second): (u64, u64), contacts: usize) {
+    let b = &pair.b_events;
+    assert_eq!(
+        Pair::count(b, |e| matches!(e, Event::InitialContact(_))),
+        contacts,
+        "{b:?}"
+    );
+    assert_eq!(
+        Pair::count(b, |e| matches!(e, Event::DeletedOnInitialContact { .. })),
+        0,
+        "{b:?}"
+    );
+    let ours: Vec<u64> = pair.a.ike_sas().iter().map(|sa| sa.spi_i).collect();
+    assert!(ours.contains(&first) && ours.contains(&second), "{ours:?}");
+    assert_eq!(
+        pair.b.ike_sas().iter().filter(|sa| sa.established).count(),
+        2
+    );
+}
+
 /// A second IKE SA started while the first has not sent its IKE_AUTH takes the first one's
 /// INITIAL_CONTACT away: should the first IKE_SA_INIT be lost, the second one comes up first,
 /// and an INITIAL_CONTACT would then delete it at the peer (RFC 7296 2.4).
@@ -290,18 +312,7 @@ fn a_second_ike_sa_started_early_withdraws_the_initial_contact() {
     pair.run(1, false);
     assert_eq!(pair.b.ike_sas().len(), 1, "the second IKE SA is up first");
     pair.run(4, true);
-    let b = &pair.b_events;
-    assert_eq!(
-        Pair::count(b, |e| matches!(e, Event::InitialContact(_))),
-        0,
-        "{b:?}"
-    );
-    let ours: Vec<u64> = pair.a.ike_sas().iter().map(|sa| sa.spi_i).collect();
-    assert!(ours.contains(&first) && ours.contains(&second), "{ours:?}");
-    assert_eq!(
-        pair.b.ike_sas().iter().filter(|sa| sa.established).count(),
-        2
-    );
+    assert_both_stay(&pair, (first, second), 0);
 }
 
 /// The receiving side: an IKE SA that came up while the one saying INITIAL_CONTACT was being
@@ -326,23 +337,7 @@ fn an_initial_contact_spares_an_ike_sa_that_came_up_while_it_was_negotiated() {
         1
     );
     pair.run(4, true);
-    let b = &pair.b_events;
-    assert_eq!(
-        Pair::count(b, |e| matches!(e, Event::InitialContact(_))),
-        1,
-        "{b:?}"
-    );
-    assert_eq!(
-        Pair::count(b, |e| matches!(e, Event::DeletedOnInitialContact { .. })),
-        0,
-        "{b:?}"
-    );
-    let ours: Vec<u64> = pair.a.ike_sas().iter().map(|sa| sa.spi_i).collect();
-    assert!(ours.contains(&first) && ours.contains(&second), "{ours:?}");
-    assert_eq!(
-        pair.b.ike_sas().iter().filter(|sa| sa.established).count(),
-        2
-    );
+    assert_both_stay(&pair, (first, second), 1);
 }
 
 /// The identity is the remote ID, not the configuration: A, rebooted at another address (C_ADDR),

@@ -7,21 +7,8 @@
 mod common;
 
 use common::*;
-use control::ikev2::{ChildSa, EngineConfig, Event, Failure, IkeSaInfo};
+use control::ikev2::{ChildSa, Event, Failure, IkeSaInfo};
 use control::wire::ikev2::{DhGroup, NotifyType};
-
-/// An established pair with the given PFS groups for CREATE_CHILD_SA on A and B.
-fn established(a_groups: &[DhGroup], b_groups: &[DhGroup]) -> Pair {
-    let mut a = peer("to-b", "a.example", "b.example", 1, 2);
-    let mut b = peer("from-a", "b.example", "a.example", 2, 1);
-    a.child.pfs_groups = a_groups.to_vec();
-    b.child.pfs_groups = b_groups.to_vec();
-    let mut pair = Pair::new(EngineConfig::new(vec![a]), EngineConfig::new(vec![b]));
-    pair.initiate();
-    pair.run(3, false);
-    pair.assert_established();
-    pair
-}
 
 fn only_ike_sa(sas: Vec<IkeSaInfo>) -> IkeSaInfo {
     assert_eq!(sas.len(), 1, "{sas:#?}");
@@ -81,7 +68,7 @@ fn refused_with(events: &[Event], notify: NotifyType) -> bool {
 #[test]
 fn either_end_adds_a_child_sa_to_the_ike_sa() {
     for a_starts in [true, false] {
-        let mut pair = established(&[], &[]);
+        let mut pair = Pair::established_with_pfs(&[], &[]);
         let first = assert_mirrored(&mut pair);
         let start = pair.sent;
         assert!(create_child(&mut pair, a_starts));
@@ -124,7 +111,7 @@ fn either_end_adds_a_child_sa_to_the_ike_sa() {
 #[test]
 fn a_new_child_sa_with_pfs_retries_with_the_group_invalid_ke_payload_asks_for() {
     // A prefers ECP-256 but also takes Curve25519, which is all B accepts.
-    let mut pair = established(
+    let mut pair = Pair::established_with_pfs(
         &[DhGroup::Ecp256, DhGroup::Curve25519],
         &[DhGroup::Curve25519],
     );
@@ -149,7 +136,7 @@ fn a_new_child_sa_with_pfs_retries_with_the_group_invalid_ke_payload_asks_for() 
 fn a_new_child_sa_survives_loss_and_duplication() {
     // 0: the request lost, 1: the response lost, 2: the request twice, 3: the response twice.
     for case in 0..4 {
-        let mut pair = established(&[], &[]);
+        let mut pair = Pair::established_with_pfs(&[], &[]);
         let start = pair.sent;
         pair.fate = Box::new(move |n, _| match (case, n - start) {
             (0, 0) | (1, 1) => Fate::Drop,
@@ -175,7 +162,7 @@ fn a_new_child_sa_survives_loss_and_duplication() {
 #[test]
 fn a_new_child_sa_crossing_an_ike_rekey_moves_to_the_new_ike_sa() {
     for a_first in [true, false] {
-        let mut pair = established(&[], &[]);
+        let mut pair = Pair::established_with_pfs(&[], &[]);
         let old = only_ike_sa(pair.a.ike_sas());
         let b_spi = only_ike_sa(pair.b.ike_sas()).our_spi();
         let now = pair.now;
@@ -205,7 +192,7 @@ fn a_new_child_sa_crossing_an_ike_rekey_moves_to_the_new_ike_sa() {
 #[test]
 fn a_refused_child_sa_leaves_the_ike_sa_and_its_first_child() {
     // A requires PFS, B refuses it: NO_PROPOSAL_CHOSEN (RFC 7296 1.3.1, 2.21.3).
-    let mut pair = established(&[DhGroup::Ecp256], &[]);
+    let mut pair = Pair::established_with_pfs(&[DhGroup::Ecp256], &[]);
     let first = assert_mirrored(&mut pair);
     assert!(create_child(&mut pair, true));
     pair.run(3, false);
@@ -225,7 +212,7 @@ fn a_refused_child_sa_leaves_the_ike_sa_and_its_first_child() {
 
 #[test]
 fn a_child_sa_under_way_is_not_asked_for_twice() {
-    let mut pair = established(&[], &[]);
+    let mut pair = Pair::established_with_pfs(&[], &[]);
     let start = pair.sent;
     assert!(create_child(&mut pair, true));
     assert!(create_child(&mut pair, true));
@@ -238,7 +225,7 @@ fn a_child_sa_under_way_is_not_asked_for_twice() {
 
 #[test]
 fn an_ike_sa_whose_child_sa_was_deleted_gets_a_new_one() {
-    let mut pair = established(&[], &[]);
+    let mut pair = Pair::established_with_pfs(&[], &[]);
     let first = assert_mirrored(&mut pair);
     let b = only_ike_sa(pair.b.ike_sas());
     assert!(pair

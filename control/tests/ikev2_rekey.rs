@@ -471,20 +471,6 @@ fn ms_ikee_correlated_sa_follows_its_rekeyed_original() {
     assert!(pair.a.ike_sas().is_empty() && pair.b.ike_sas().is_empty());
 }
 
-/// An established pair with the given PFS groups for CREATE_CHILD_SA on A and B (RFC 7296 1.3),
-/// from fixed seeds: the IKE SA and its IKE_AUTH child are the same whatever the groups.
-fn established_with_pfs(a_groups: &[DhGroup], b_groups: &[DhGroup]) -> Pair {
-    let mut a = peer("to-b", "a.example", "b.example", 1, 2);
-    let mut b = peer("from-a", "b.example", "a.example", 2, 1);
-    a.child.pfs_groups = a_groups.to_vec();
-    b.child.pfs_groups = b_groups.to_vec();
-    let mut pair = Pair::new(EngineConfig::new(vec![a]), EngineConfig::new(vec![b]));
-    pair.initiate();
-    pair.run(3, false);
-    pair.assert_established();
-    pair
-}
-
 /// Rekeys the child SA from A or B; returns the old and the new child SAs (A's view) and the
 /// number of datagrams the rekey took.
 fn rekey_child_from(pair: &mut Pair, a_starts: bool) -> (ChildSa, ChildSa, usize) {
@@ -509,8 +495,8 @@ fn pfs_child_rekey_by_either_side_mixes_a_new_key_exchange_into_the_keys() {
     for a_starts in [true, false] {
         for group in [DhGroup::Ecp256, DhGroup::Curve25519, DhGroup::Modp2048] {
             let context = format!("A starts: {a_starts}, {group:?}");
-            let mut with_pfs = established_with_pfs(&[group], &[group]);
-            let mut without = established_with_pfs(&[], &[]);
+            let mut with_pfs = Pair::established_with_pfs(&[group], &[group]);
+            let mut without = Pair::established_with_pfs(&[], &[]);
             let (old, new, datagrams) = rekey_child_from(&mut with_pfs, a_starts);
             let (old_plain, new_plain, _) = rekey_child_from(&mut without, a_starts);
             // RFC 7296 1.2: the IKE_AUTH child takes its keys from the IKE SA, PFS or not.
@@ -539,7 +525,7 @@ fn pfs_child_rekey_by_either_side_mixes_a_new_key_exchange_into_the_keys() {
 fn pfs_child_rekey_retries_with_the_group_invalid_ke_payload_asks_for() {
     // A prefers ECP-256 but also takes Curve25519, which is all B accepts: B answers
     // INVALID_KE_PAYLOAD(31) and A sends its KE again (RFC 7296 1.3).
-    let mut pair = established_with_pfs(
+    let mut pair = Pair::established_with_pfs(
         &[DhGroup::Ecp256, DhGroup::Curve25519],
         &[DhGroup::Curve25519],
     );
@@ -569,7 +555,7 @@ fn pfs_child_rekey_retries_with_the_group_invalid_ke_payload_asks_for() {
 #[test]
 fn pfs_required_by_one_side_only_fails_the_rekey_and_keeps_the_old_child() {
     for a_starts in [true, false] {
-        let mut pair = established_with_pfs(&[DhGroup::Ecp256], &[]);
+        let mut pair = Pair::established_with_pfs(&[DhGroup::Ecp256], &[]);
         let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
         let old = a.children[0].clone();
         if a_starts {

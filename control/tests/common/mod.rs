@@ -134,6 +134,20 @@ impl Pair {
         }
     }
 
+    /// The default pair with the given PFS groups for CREATE_CHILD_SA on A and B (RFC 7296 1.3),
+    /// its IKE SA and first child SA established (the same whatever the groups: fixed seeds).
+    pub fn established_with_pfs(a_groups: &[DhGroup], b_groups: &[DhGroup]) -> Pair {
+        let mut a = peer("to-b", "a.example", "b.example", 1, 2);
+        let mut b = peer("from-a", "b.example", "a.example", 2, 1);
+        a.child.pfs_groups = a_groups.to_vec();
+        b.child.pfs_groups = b_groups.to_vec();
+        let mut pair = Pair::new(EngineConfig::new(vec![a]), EngineConfig::new(vec![b]));
+        pair.initiate();
+        pair.run(3, false);
+        pair.assert_established();
+        pair
+    }
+
     pub fn default_pair() -> Pair {
         Pair::new(
             EngineConfig::new(vec![peer("to-b", "a.example", "b.example", 1, 2)]),
