@@ -414,7 +414,7 @@ fn fragmented(p: &mut Pipeline, ip: &[u8]) -> Vec<Vec<u8>> {
     let mut buf = SliceBuf::with_packet(&mut mem, 128, &frame).unwrap();
     p.begin_round();
     let verdict = p.from_port(Side::Protected, &mut buf);
-    let Verdict::Fragment(plan) = verdict else { panic!("{verdict:?}") };
+    assert_eq!(verdict, Verdict::Fragment);
     let mut current = buf.data().to_vec();
     let mut sealed = Vec::new();
     loop {
@@ -422,7 +422,7 @@ fn fragmented(p: &mut Pipeline, ip: &[u8]) -> Vec<Vec<u8>> {
         let mut piece = SliceBuf::with_packet(&mut mem, 128, &current).unwrap();
         let mut rest_mem = vec![0u8; 8192];
         let mut rest = SliceBuf::with_packet(&mut rest_mem, 128, &[]).unwrap();
-        let (verdict, more) = p.next_fragment(plan, &mut piece, &mut rest);
+        let (verdict, more) = p.next_fragment(&mut piece, &mut rest);
         assert_eq!(verdict, Verdict::Transmit(Side::Unprotected));
         let header = Frame::parse(piece.data()).unwrap();
         assert_eq!(header.dst, PEER);

@@ -53,17 +53,18 @@ pub enum Verdict {
     Drop(Reason),
     /// An IPv4 packet without DF too large for its tunnel-mode SA: the buffer holds it (its
     /// TTL decremented); the caller cuts it into fragments with [`Pipeline::next_fragment`],
-    /// which seals each one (RFC 4301 8.1: fragmenting before encryption).
-    Fragment(FragmentPlan),
+    /// which seals each one (RFC 4301 8.1: fragmenting before encryption). (The plan stays in
+    /// the pipeline: a verdict small enough for registers costs nothing per packet.)
+    Fragment,
 }
 
-/// How to fragment and seal a packet ([`Verdict::Fragment`]).
+/// How to fragment and seal the packet of a [`Verdict::Fragment`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FragmentPlan {
+struct FragmentPlan {
     /// The outbound SA the packet's rule chose.
-    pub sa: SaHandle,
+    sa: SaHandle,
     /// The largest fragment that fits through it.
-    pub max_len: usize,
+    max_len: usize,
 }
 
 /// One port's link-layer setup.
@@ -152,6 +153,8 @@ pub struct Pipeline {
     next_sa_flush_ns: u64,
     nd: Option<NdHook>,
     icmp_limit: ErrorRateLimit,
+    /// The plan of the last `Verdict::Fragment`, until its last fragment is sealed.
+    fragment_plan: Option<FragmentPlan>,
 }
 
 /// The flow of the IP packet at the start of `pkt`.
@@ -188,6 +191,7 @@ impl Pipeline {
             next_sa_flush_ns: 0,
             nd: shared.nd.clone().map(NdHook::new),
             icmp_limit,
+            fragment_plan: None,
         }
     }
 
@@ -281,22 +285,29 @@ impl Pipeline {
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
             Verdict::Exception(_) => bump(&self.counters.exception, 1),
-            Verdict::Transmit(_) | Verdict::Fragment(_) => {}
+            Verdict::Transmit(_) | Verdict::Fragment => {}
         }
         verdict
     }
 
-    /// One step of [`Verdict::Fragment`]: cuts the first fragment off the packet in `pkt`
-    /// (RFC 791), moves the rest into `rest` (an empty buffer) and seals the fragment. Returns
-    /// the fragment's verdict and whether `rest` now holds the rest, to pass in as the next
-    /// step's `pkt`; the last piece, which fits, is sealed as it is.
-    pub fn next_fragment<B: PacketBuf, R: PacketBuf>(&mut self, plan: FragmentPlan, pkt: &mut B, rest: &mut R) -> (Verdict, bool) {
-        let more = match ipv4_fragment::split(pkt, rest, plan.max_len) {
-            Ok(()) => true,
-            Err(SplitError::Fits) => false,
+    /// One step of the last [`Verdict::Fragment`]: cuts the first fragment off the packet in
+    /// `pkt` (RFC 791), moves the rest into `rest` (an empty buffer) and seals the fragment.
+    /// Returns the fragment's verdict and whether `rest` now holds the rest, to pass in as the
+    /// next step's `pkt`; the last piece, which fits, is sealed as it is.
+    pub fn next_fragment<B: PacketBuf, R: PacketBuf>(&mut self, pkt: &mut B, rest: &mut R) -> (Verdict, bool) {
+        let Some(plan) = self.fragment_plan else {
+            return (self.account(Verdict::Drop(GatewayDrop::MtuExceeded.into())), false);
+        };
+        let split = ipv4_fragment::split(pkt, rest, plan.max_len);
+        let more = split.is_ok();
+        if !more {
+            self.fragment_plan = None;
+        }
+        match split {
+            Ok(()) | Err(SplitError::Fits) => {}
             Err(SplitError::NoRoom) => return (self.account(Verdict::Drop(GatewayDrop::NoBuffer.into())), false),
             Err(_) => return (self.account(Verdict::Drop(GatewayDrop::MtuExceeded.into())), false),
-        };
+        }
         bump(&self.counters.fragments, 1);
         let verdict = self.seal(plan.sa, pkt, None).unwrap_or_else(Verdict::Drop);
         (self.account(verdict), more)
@@ -505,7 +516,8 @@ impl Pipeline {
             if let Some(largest) = exceeds_mtu(sa, pkt.data(), usize::from(self.setup.unprotected.mtu)) {
                 let fragmentable = sa.mode == Mode::Tunnel && Ipv4Packet::new_checked(pkt.data()).is_ok_and(|p| !p.dont_fragment());
                 if fragmentable {
-                    return Ok(Verdict::Fragment(FragmentPlan { sa: h, max_len: largest }));
+                    self.fragment_plan = Some(FragmentPlan { sa: h, max_len: largest });
+                    return Ok(Verdict::Fragment);
                 }
                 return self.too_big(pkt, largest, origin);
             }

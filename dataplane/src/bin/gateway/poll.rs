@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dataplane::gateway::counters::{bump, GatewayDrop};
-use dataplane::gateway::pipeline::{FragmentPlan, Pipeline, Verdict};
+use dataplane::gateway::pipeline::{Pipeline, Verdict};
 use dataplane::gateway::Side;
 use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
 
@@ -43,7 +43,7 @@ impl<'pool> Output<'pool> {
             Verdict::Transmit(side) => Some(&mut self.port[index(side)]),
             Verdict::Exception(side) => Some(&mut self.tap[index(side)]),
             // `dispatch` fragments such packets; their fragments have verdicts of their own.
-            Verdict::Drop(_) | Verdict::Fragment(_) => None,
+            Verdict::Drop(_) | Verdict::Fragment => None,
         }
     }
 }
@@ -112,7 +112,7 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
 /// Sends `m` where its verdict says, fragmenting it first if the verdict says so.
 fn dispatch<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, pool: &'pool Mempool<'_>, verdict: Verdict, m: Mbuf<'pool>) {
     match verdict {
-        Verdict::Fragment(plan) => fragment(q, out, pipeline, pool, plan, m),
+        Verdict::Fragment => fragment(q, out, pipeline, pool, m),
         _ => forward(q, out, pipeline, verdict, m),
     }
 }
@@ -120,13 +120,13 @@ fn dispatch<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &
 /// Cuts the packet in `piece` into fragments, each sealed by the pipeline and sent where its
 /// verdict says; each step takes a new mbuf for the rest of the packet. Without one, the rest is
 /// dropped (counted as no_buffer).
-fn fragment<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, pool: &'pool Mempool<'_>, plan: FragmentPlan, mut piece: Mbuf<'pool>) {
+fn fragment<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, pool: &'pool Mempool<'_>, mut piece: Mbuf<'pool>) {
     loop {
         let Ok(mut rest) = pool.alloc() else {
             pipeline.counters().count_drop(GatewayDrop::NoBuffer.into());
             return;
         };
-        let (verdict, more) = pipeline.next_fragment(plan, &mut MbufPacket(&mut piece), &mut MbufPacket(&mut rest));
+        let (verdict, more) = pipeline.next_fragment(&mut MbufPacket(&mut piece), &mut MbufPacket(&mut rest));
         forward(q, out, pipeline, verdict, piece);
         if !more {
             return;
