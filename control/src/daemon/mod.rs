@@ -285,7 +285,6 @@ impl Daemon {
         }
     }
 
-    /// Whether an engine holds an IKE SA with `peer`, established or being set up.
     /// What an ACQUIRE for `peer` starts. The dataplane repeats it while the SA is missing, so
     /// one IKE SA with a peer at a time (its child SA comes with it); an established IKE SA that
     /// lost its child SAs (deleted by the peer, idle) gets a new one (RFC 7296 1.3.1), which

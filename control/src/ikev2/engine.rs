@@ -405,7 +405,7 @@ impl Engine {
     }
 
     /// Starts an IKE SA with the named peer; returns our SPI. It carries N(INITIAL_CONTACT) if
-    /// this engine holds no other IKE SA with the peer (RFC 7296 2.4).
+    /// this engine holds no other IKE SA with the peer's identity (RFC 7296 2.4).
     pub fn initiate(
         &mut self,
         now: Instant,
