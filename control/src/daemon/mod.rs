@@ -3,12 +3,14 @@
 //! (`shards`, so that Diffie-Hellman never blocks the loop), and the SA manager writing into the
 //! shared region. Inbound SPIs come from the region's `get_spi`; the dataplane's reports of ESP
 //! on unknown SPIs become INVALID_SPI notifications.
+mod acquire_hold;
 pub mod config;
 mod management;
 mod shards;
 
 use crate::ikev2::{Event, IkeSaInfo, RandomSpis, SpiSource, NAT_KEEPALIVE};
 use crate::sa_manager::{Action2Engine, ChildId, ChildLifetimes, SaManager};
+use acquire_hold::AcquireHold;
 use config::DaemonConfig;
 use mio::net::{UdpSocket, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -63,6 +65,7 @@ pub(crate) struct Daemon {
     pub config: DaemonConfig,
     pub shards: Shards,
     pub manager: Option<SaManager>,
+    acquire_hold: AcquireHold,
     events: mpsc::Receiver<Event>,
     ike: UdpSocket,
     nat_t: UdpSocket,
@@ -240,7 +243,13 @@ impl Daemon {
                     let Some(peer) = peer.map(|p| p.name.clone()) else {
                         continue;
                     };
-                    match self.acquire_answer(&peer) {
+                    let answer = self.acquire_answer(&peer);
+                    if !matches!(answer, AcquireAnswer::Wait)
+                        && !self.acquire_hold.start(&peer, Instant::now())
+                    {
+                        continue;
+                    }
+                    match answer {
                         AcquireAnswer::Wait => {}
                         AcquireAnswer::ChildIn(spi) => {
                             let shard = self.shards.of_spi(spi);
@@ -436,6 +445,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         config,
         shards,
         manager,
+        acquire_hold: AcquireHold::default(),
         events: engine_events,
         ike,
         nat_t,
