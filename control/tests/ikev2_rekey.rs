@@ -595,3 +595,63 @@ fn pfs_required_by_one_side_only_fails_the_rekey_and_keeps_the_old_child() {
         }
     }
 }
+
+/// Both ends rekey the child SA at once with PFS, and A's first KE is of a group B does not
+/// take: A retries with the group B asks for (RFC 7296 1.3) while B's rekey of the same child
+/// runs (2.8.1). Still one new child at both ends, every other one made deleted.
+#[test]
+fn simultaneous_child_rekey_with_a_pfs_retry_keeps_one_new_child() {
+    for seed in 1..=6u64 {
+        for net in [Network::Clean, Network::Reorder] {
+            let mut a = peer("to-b", "a.example", "b.example", 1, 2);
+            let mut b = peer("from-a", "b.example", "a.example", 2, 1);
+            a.child.pfs_groups = vec![DhGroup::Ecp256, DhGroup::Curve25519];
+            b.child.pfs_groups = vec![DhGroup::Curve25519];
+            let (a, b) = (EngineConfig::new(vec![a]), EngineConfig::new(vec![b]));
+            let mut pair = Pair::new(a.clone(), b.clone());
+            pair.a = Engine::new(
+                a,
+                Box::new(SeededRng::new(seed * 10 + 7)),
+                Box::new(RandomSpis),
+            );
+            pair.b = Engine::new(
+                b,
+                Box::new(SeededRng::new(seed * 10 + 8)),
+                Box::new(RandomSpis),
+            );
+            pair.initiate();
+            pair.run(3, false);
+            let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+            let (old_a, old_b) = (a.children[0].clone(), b.children[0].clone());
+            network(&mut pair, net);
+            assert!(pair.a.rekey_child(pair.now, our_spi(&a), old_a.inbound_spi));
+            assert!(pair.b.rekey_child(pair.now, our_spi(&b), old_b.inbound_spi));
+            pair.run(20, true);
+            let context = format!("seed {seed}, {net:?}");
+            let asked = pair.b_events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::IkeSaFailed {
+                        reason: Failure::InvalidKe(31),
+                        ..
+                    }
+                )
+            });
+            assert!(asked, "B asked for its group: {context}");
+            let ((_, ac), (_, bc)) = assert_agree(&mut pair);
+            assert_ne!(ac.inbound_spi, old_a.inbound_spi, "{context}");
+            for (events, kept) in [
+                (&pair.a_events, ac.inbound_spi),
+                (&pair.b_events, bc.inbound_spi),
+            ] {
+                for made in Pair::children(events) {
+                    assert_eq!(
+                        child_deleted(events, made.inbound_spi),
+                        made.inbound_spi != kept,
+                        "{context}"
+                    );
+                }
+            }
+        }
+    }
+}
