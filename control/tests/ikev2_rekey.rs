@@ -27,6 +27,15 @@ fn established_with_seeds(seed_a: u64, seed_b: u64, lifetime: Option<Duration>) 
     let mut b = EngineConfig::new(vec![peer("from-a", "b.example", "a.example", 2, 1)]);
     a.ike_lifetime = lifetime;
     b.ike_lifetime = lifetime;
+    established_from_configs(a, b, (seed_a, seed_b))
+}
+
+/// A pair of engines with these configurations, drawing from these seeds, established.
+fn established_from_configs(
+    a: EngineConfig,
+    b: EngineConfig,
+    (seed_a, seed_b): (u64, u64),
+) -> Pair {
     let mut pair = Pair::new(a.clone(), b.clone());
     pair.a = Engine::new(a, Box::new(SeededRng::new(seed_a)), Box::new(RandomSpis));
     pair.b = Engine::new(b, Box::new(SeededRng::new(seed_b)), Box::new(RandomSpis));
@@ -40,14 +49,6 @@ fn only_ike_sa(engine: &Engine) -> IkeSaInfo {
     let sas = engine.ike_sas();
     assert_eq!(sas.len(), 1, "{sas:#?}");
     sas.into_iter().next().unwrap()
-}
-
-fn our_spi(info: &IkeSaInfo) -> u64 {
-    if info.initiator {
-        info.spi_i
-    } else {
-        info.spi_r
-    }
 }
 
 /// Both ends hold one IKE SA with the same SPIs and one mirrored child SA each, and the IKE SA
@@ -66,14 +67,14 @@ fn assert_agree(pair: &mut Pair) -> ((IkeSaInfo, ChildSa), (IkeSaInfo, ChildSa))
         (bc.outbound_spi, bc.inbound_spi)
     );
     assert_eq!((&ac.inbound, &ac.outbound), (&bc.outbound, &bc.inbound));
-    assert_eq!(ac.ike_spi, our_spi(&a));
-    assert_eq!(bc.ike_spi, our_spi(&b));
+    assert_eq!(ac.ike_spi, a.our_spi());
+    assert_eq!(bc.ike_spi, b.our_spi());
     let answered = (
         pair.a.stats().liveness_answered_by_peer,
         pair.b.stats().liveness_answered_by_peer,
     );
-    assert!(pair.a.check_liveness(pair.now, our_spi(&a)));
-    assert!(pair.b.check_liveness(pair.now, our_spi(&b)));
+    assert!(pair.a.check_liveness(pair.now, a.our_spi()));
+    assert!(pair.b.check_liveness(pair.now, b.our_spi()));
     pair.run(3, false);
     // At least ours (a due periodic check may have gone along).
     assert!(pair.a.stats().liveness_answered_by_peer > answered.0);
@@ -108,9 +109,9 @@ fn ike_rekey_from(a_starts: bool, lose: Option<usize>) {
         }
     });
     let queued = if a_starts {
-        pair.a.rekey_ike(pair.now, our_spi(&old_a))
+        pair.a.rekey_ike(pair.now, old_a.our_spi())
     } else {
-        pair.b.rekey_ike(pair.now, our_spi(&old_b))
+        pair.b.rekey_ike(pair.now, old_b.our_spi())
     };
     assert!(queued);
     pair.run(6, lose.is_some());
@@ -146,8 +147,8 @@ fn ike_rekey_from(a_starts: bool, lose: Option<usize>) {
             .iter()
             .any(|e| matches!(e, Event::IkeSaDeleted { spi, .. } if *spi == old))
     };
-    assert!(rekeyed(&pair.a_events, our_spi(&old_a), our_spi(&a)));
-    assert!(rekeyed(&pair.b_events, our_spi(&old_b), our_spi(&b)));
+    assert!(rekeyed(&pair.a_events, old_a.our_spi(), a.our_spi()));
+    assert!(rekeyed(&pair.b_events, old_b.our_spi(), b.our_spi()));
     if lose.is_some() {
         let starter = if a_starts {
             pair.a.stats()
@@ -157,7 +158,7 @@ fn ike_rekey_from(a_starts: bool, lose: Option<usize>) {
         assert_eq!(starter.retransmissions_sent, 1);
     }
     // A child rekey on the new IKE SA derives from its SK_d on both sides alike.
-    assert!(pair.a.rekey_child(pair.now, our_spi(&a), ac.inbound_spi));
+    assert!(pair.a.rekey_child(pair.now, a.our_spi(), ac.inbound_spi));
     pair.run(3, false);
     let ((_, ac2), (_, bc2)) = assert_agree(&mut pair);
     assert_ne!(ac2.inbound_spi, ac.inbound_spi);
@@ -239,8 +240,8 @@ fn simultaneous_ike_rekey_keeps_one_new_sa_with_the_children() {
             let (old_a, old_b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
             let child_a = old_a.children[0].clone();
             network(&mut pair, net);
-            assert!(pair.a.rekey_ike(pair.now, our_spi(&old_a)));
-            assert!(pair.b.rekey_ike(pair.now, our_spi(&old_b)));
+            assert!(pair.a.rekey_ike(pair.now, old_a.our_spi()));
+            assert!(pair.b.rekey_ike(pair.now, old_b.our_spi()));
             // Long enough for retransmissions and for a liveness check to clear a stray SA.
             pair.run(40, true);
             let context = format!("seed {seed}, {net:?}");
@@ -277,6 +278,19 @@ fn simultaneous_ike_rekey_keeps_one_new_sa_with_the_children() {
     );
 }
 
+/// Every child SA each end made and did not keep (`kept`: A's and B's) was deleted on its side.
+fn assert_only_the_kept_children_remain(pair: &Pair, kept: (&ChildSa, &ChildSa), context: &str) {
+    for (events, kept) in [(&pair.a_events, kept.0), (&pair.b_events, kept.1)] {
+        for made in Pair::children(events) {
+            assert_eq!(
+                child_deleted(events, made.inbound_spi),
+                made.inbound_spi != kept.inbound_spi,
+                "{context}"
+            );
+        }
+    }
+}
+
 #[test]
 fn simultaneous_child_rekey_keeps_one_new_child() {
     let mut winners = [0usize; 2];
@@ -286,8 +300,8 @@ fn simultaneous_child_rekey_keeps_one_new_child() {
             let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
             let (old_a, old_b) = (a.children[0].clone(), b.children[0].clone());
             network(&mut pair, net);
-            assert!(pair.a.rekey_child(pair.now, our_spi(&a), old_a.inbound_spi));
-            assert!(pair.b.rekey_child(pair.now, our_spi(&b), old_b.inbound_spi));
+            assert!(pair.a.rekey_child(pair.now, a.our_spi(), old_a.inbound_spi));
+            assert!(pair.b.rekey_child(pair.now, b.our_spi(), old_b.inbound_spi));
             pair.run(20, true);
             let context = format!("seed {seed}, {net:?}");
             let ((_, ac), (_, bc)) = assert_agree(&mut pair);
@@ -301,19 +315,7 @@ fn simultaneous_child_rekey_keeps_one_new_child() {
                 child_deleted(&pair.b_events, old_b.inbound_spi),
                 "{context}"
             );
-            // Every child SA made and not kept was deleted on its side.
-            for (events, kept) in [
-                (&pair.a_events, ac.inbound_spi),
-                (&pair.b_events, bc.inbound_spi),
-            ] {
-                for made in Pair::children(events) {
-                    assert_eq!(
-                        child_deleted(events, made.inbound_spi),
-                        made.inbound_spi != kept,
-                        "{context}"
-                    );
-                }
-            }
+            assert_only_the_kept_children_remain(&pair, (&ac, &bc), &context);
             let (a_verdicts, b_verdicts) = collisions(&pair, true);
             if !a_verdicts.is_empty() && !b_verdicts.is_empty() {
                 assert_eq!((a_verdicts.len(), b_verdicts.len()), (1, 1), "{context}");
@@ -334,10 +336,10 @@ fn ike_rekey_crossing_a_child_rekey_keeps_everything_consistent() {
         let mut pair = established();
         let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
         network(&mut pair, net);
-        assert!(pair.a.rekey_ike(pair.now, our_spi(&a)));
+        assert!(pair.a.rekey_ike(pair.now, a.our_spi()));
         assert!(pair
             .b
-            .rekey_child(pair.now, our_spi(&b), b.children[0].inbound_spi));
+            .rekey_child(pair.now, b.our_spi(), b.children[0].inbound_spi));
         pair.run(20, true);
         let ((a2, ac), _) = assert_agree(&mut pair);
         assert_ne!((a2.spi_i, a2.spi_r), (a.spi_i, a.spi_r), "{net:?}");
@@ -410,10 +412,10 @@ fn reauthentication_replaces_the_ike_sa_make_before_break() {
         pair.assert_established();
         let old = only_ike_sa(&pair.a);
         let old_child = old.children[0].clone();
-        let new_spi = pair.a.reauthenticate(pair.now, our_spi(&old)).unwrap();
+        let new_spi = pair.a.reauthenticate(pair.now, old.our_spi()).unwrap();
         pair.run(5, false);
         let ((a, ac), _) = assert_agree(&mut pair);
-        assert_eq!(our_spi(&a), new_spi, "nat {nat}");
+        assert_eq!(a.our_spi(), new_spi, "nat {nat}");
         assert_ne!((a.spi_i, a.spi_r), (old.spi_i, old.spi_r));
         assert_ne!(ac.inbound_spi, old_child.inbound_spi);
         // The new child SA came up before the old one went (make before break).
@@ -455,7 +457,7 @@ fn ms_ikee_correlated_sa_follows_its_rekeyed_original() {
         .into_iter()
         .find(|sa| sa.spi_i == original)
         .unwrap();
-    assert!(pair.b.rekey_ike(pair.now, our_spi(&b_original)));
+    assert!(pair.b.rekey_ike(pair.now, b_original.our_spi()));
     pair.run(5, false);
     assert_eq!((pair.a.ike_sas().len(), pair.b.ike_sas().len()), (2, 2));
     assert!(pair.a.ike_sas().iter().any(|sa| sa.spi_i == correlated));
@@ -466,7 +468,7 @@ fn ms_ikee_correlated_sa_follows_its_rekeyed_original() {
         .into_iter()
         .find(|sa| sa.spi_i != correlated)
         .unwrap();
-    assert!(pair.a.terminate(pair.now, our_spi(&new_original)));
+    assert!(pair.a.terminate(pair.now, new_original.our_spi()));
     pair.run(5, false);
     assert!(pair.a.ike_sas().is_empty() && pair.b.ike_sas().is_empty());
 }
@@ -478,10 +480,10 @@ fn rekey_child_from(pair: &mut Pair, a_starts: bool) -> (ChildSa, ChildSa, usize
     let old = a.children[0].clone();
     let start = pair.sent;
     let queued = if a_starts {
-        pair.a.rekey_child(pair.now, our_spi(&a), old.inbound_spi)
+        pair.a.rekey_child(pair.now, a.our_spi(), old.inbound_spi)
     } else {
         pair.b
-            .rekey_child(pair.now, our_spi(&b), b.children[0].inbound_spi)
+            .rekey_child(pair.now, b.our_spi(), b.children[0].inbound_spi)
     };
     assert!(queued);
     pair.run(6, false);
@@ -559,9 +561,9 @@ fn pfs_required_by_one_side_only_fails_the_rekey_and_keeps_the_old_child() {
         let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
         let old = a.children[0].clone();
         if a_starts {
-            assert!(pair.a.rekey_child(pair.now, our_spi(&a), old.inbound_spi));
+            assert!(pair.a.rekey_child(pair.now, a.our_spi(), old.inbound_spi));
         } else {
-            assert!(pair.b.rekey_child(pair.now, our_spi(&b), old.outbound_spi));
+            assert!(pair.b.rekey_child(pair.now, b.our_spi(), old.outbound_spi));
         }
         pair.run(6, false);
         // The responder found no proposal; the initiator heard NO_PROPOSAL_CHOSEN.
@@ -607,25 +609,16 @@ fn simultaneous_child_rekey_with_a_pfs_retry_keeps_one_new_child() {
             let mut b = peer("from-a", "b.example", "a.example", 2, 1);
             a.child.pfs_groups = vec![DhGroup::Ecp256, DhGroup::Curve25519];
             b.child.pfs_groups = vec![DhGroup::Curve25519];
-            let (a, b) = (EngineConfig::new(vec![a]), EngineConfig::new(vec![b]));
-            let mut pair = Pair::new(a.clone(), b.clone());
-            pair.a = Engine::new(
-                a,
-                Box::new(SeededRng::new(seed * 10 + 7)),
-                Box::new(RandomSpis),
+            let mut pair = established_from_configs(
+                EngineConfig::new(vec![a]),
+                EngineConfig::new(vec![b]),
+                (seed * 10 + 7, seed * 10 + 8),
             );
-            pair.b = Engine::new(
-                b,
-                Box::new(SeededRng::new(seed * 10 + 8)),
-                Box::new(RandomSpis),
-            );
-            pair.initiate();
-            pair.run(3, false);
             let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
             let (old_a, old_b) = (a.children[0].clone(), b.children[0].clone());
             network(&mut pair, net);
-            assert!(pair.a.rekey_child(pair.now, our_spi(&a), old_a.inbound_spi));
-            assert!(pair.b.rekey_child(pair.now, our_spi(&b), old_b.inbound_spi));
+            assert!(pair.a.rekey_child(pair.now, a.our_spi(), old_a.inbound_spi));
+            assert!(pair.b.rekey_child(pair.now, b.our_spi(), old_b.inbound_spi));
             pair.run(20, true);
             let context = format!("seed {seed}, {net:?}");
             let asked = pair.b_events.iter().any(|e| {
@@ -640,18 +633,7 @@ fn simultaneous_child_rekey_with_a_pfs_retry_keeps_one_new_child() {
             assert!(asked, "B asked for its group: {context}");
             let ((_, ac), (_, bc)) = assert_agree(&mut pair);
             assert_ne!(ac.inbound_spi, old_a.inbound_spi, "{context}");
-            for (events, kept) in [
-                (&pair.a_events, ac.inbound_spi),
-                (&pair.b_events, bc.inbound_spi),
-            ] {
-                for made in Pair::children(events) {
-                    assert_eq!(
-                        child_deleted(events, made.inbound_spi),
-                        made.inbound_spi != kept,
-                        "{context}"
-                    );
-                }
-            }
+            assert_only_the_kept_children_remain(&pair, (&ac, &bc), &context);
         }
     }
 }

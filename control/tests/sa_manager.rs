@@ -455,7 +455,7 @@ fn a_restarted_manager_keeps_its_predecessors_child_sa_until_the_peer_has_a_new_
     let new_reqid = reqid_of(&manager, &new);
     assert!(new_reqid > old_reqid && new_reqid != 40);
     assert!(both_sas_installed(&manager, &old), "make before break");
-    manager.retire_orphans_of(new.remote.ip()).unwrap();
+    assert_eq!(manager.retire_orphans_of(new.remote.ip()).unwrap(), 1);
     assert_eq!(manager.orphans(), 0);
     assert!(!both_sas_installed(&manager, &old));
     assert!(both_sas_installed(&manager, &new));

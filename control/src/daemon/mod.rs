@@ -138,7 +138,6 @@ impl Daemon {
                         );
                     }
                     if let Some(manager) = &mut self.manager {
-                        let before = manager.orphans();
                         match manager
                             .install(child)
                             .map(|()| manager.retire_orphans_of(child.remote.ip()))
@@ -151,12 +150,11 @@ impl Daemon {
                                 "iked: removing the previous iked's child SAs with {} failed (tried again with the next child SA): {e}",
                                 child.remote.ip()
                             ),
-                            Ok(Ok(())) if manager.orphans() < before => eprintln!(
-                                "iked: {} child SA(s) of the previous iked with {} removed",
-                                before - manager.orphans(),
+                            Ok(Ok(0)) => {}
+                            Ok(Ok(removed)) => eprintln!(
+                                "iked: {removed} child SA(s) of the previous iked with {} removed",
                                 child.remote.ip()
                             ),
-                            Ok(Ok(())) => {}
                         }
                     }
                 }

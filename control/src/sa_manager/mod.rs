@@ -297,13 +297,14 @@ impl SaManager {
         self.orphans.len()
     }
 
-    /// Removes the previous daemon's child SAs that match `matches`; those the region refuses
-    /// to remove stay for a later attempt (the first error is returned).
+    /// Removes the previous daemon's child SAs that match `matches`; returns how many. Those the
+    /// region refuses to remove stay for a later attempt (the first error is returned).
     fn remove_orphans(
         &mut self,
         matches: impl Fn(&predecessor::Orphan) -> bool,
-    ) -> Result<(), OpError> {
+    ) -> Result<usize, OpError> {
         let mut shared = lock(&self.shared);
+        let before = self.orphans.len();
         let mut result = Ok(());
         let mut kept = Vec::new();
         for mut orphan in std::mem::take(&mut self.orphans) {
@@ -320,7 +321,7 @@ impl SaManager {
             }
         }
         self.orphans = kept;
-        result
+        result.map(|()| before - self.orphans.len())
     }
 
     pub fn writer(&self) -> WriterGuard<'_> {
@@ -496,8 +497,8 @@ impl SaManager {
     }
 
     /// Called once a child SA with `peer` is installed: the previous daemon's child SAs with
-    /// that peer are stale now (make before break: only now do they go).
-    pub fn retire_orphans_of(&mut self, peer: IpAddr) -> Result<(), OpError> {
+    /// that peer are stale now (make before break: only now do they go). Returns how many went.
+    pub fn retire_orphans_of(&mut self, peer: IpAddr) -> Result<usize, OpError> {
         self.remove_orphans(|orphan| orphan.peer == peer)
     }
 
