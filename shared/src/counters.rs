@@ -115,6 +115,12 @@ impl SaRuntime {
         }
     }
 
+    /// The next outbound sequence number no one has reserved yet.
+    #[inline]
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed)
+    }
+
     /// The highest inbound sequence number accepted so far (0: none).
     #[inline]
     pub fn replay_top(&self) -> u64 {

@@ -20,6 +20,13 @@ use crate::esp::sa::{InboundSa, OutboundSa};
 /// Outbound sequence numbers an lcore reserves at a time.
 pub const SEQ_BLOCK: u64 = 64;
 
+/// How far the SA's other lcores may have gone past the next number of an lcore's block before
+/// the lcore drops the rest of it: packets numbered that far behind fall out of the peer's
+/// anti-replay window (RFC 4303 3.4.3) and are dropped as too old. An lcore that sends on the SA
+/// only now and then (one slow TCP flow) kept its block for ever before, every retransmission
+/// numbered out of the window. Four blocks: lcores taking turns never reach it.
+const STALE_SEQ: u64 = 4 * SEQ_BLOCK;
+
 type Prepared<T> = Mutex<HashMap<u32, (u64, Arc<T>)>>;
 
 /// The prepared SAs of a process.
@@ -108,9 +115,10 @@ impl SaCache {
             *slot = Some(OutboundEntry { generation: h.generation, sa, seq: 0..0 });
         }
         let Some(entry) = slot else { return Err(GatewayDrop::SaChanged.into()) };
+        // (A number left unused is a gap, which the peer's window accepts.)
         let seq = match entry.seq.next() {
-            Some(seq) => seq,
-            None => {
+            Some(seq) if reader.runtime(h).next_seq() <= seq + STALE_SEQ => seq,
+            _ => {
                 entry.seq = reader.reserve_seq(h, SEQ_BLOCK, entry.sa.esn).map_err(|e| match e {
                     SeqError::Exhausted(_) => Reason::Esp(DropReason::SeqExhausted),
                     SeqError::Stale => Reason::Gateway(GatewayDrop::SaChanged),
@@ -131,17 +139,19 @@ mod tests {
     use shared::region::Region;
     use shared::synthetic::{synthetic_sa, SYNTHETIC_DST};
 
+    /// Removes the region file however the test ends.
+    struct RemoveOnDrop(std::path::PathBuf);
+
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = Region::remove(&self.0);
+        }
+    }
+
     /// RFC 4303 3.4.3: an SA's anti-replay window must survive both a control-plane update of the
     /// SA (new generation, new prepared SA) and a restart of the dataplane (new process).
     #[test]
     fn the_replay_window_survives_an_sa_update_and_a_dataplane_restart() {
-        /// Removes the region file however the test ends.
-        struct RemoveOnDrop(std::path::PathBuf);
-        impl Drop for RemoveOnDrop {
-            fn drop(&mut self) {
-                let _ = Region::remove(&self.0);
-            }
-        }
         let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-sa-cache-{}", std::process::id())));
         let region = Arc::new(Region::create(&path.0, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
         let mut writer = Writer::attach(region.clone()).unwrap();
@@ -170,5 +180,37 @@ mod tests {
         assert!(window.check(50).is_err() && window.check(49).is_err(), "accepted before the restart");
         assert!(window.check(51).is_ok());
         writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
+    }
+
+    /// Two lcores on one outbound SA: while one sends a single packet, the other sends a
+    /// thousand. The first does not go on with its old block, whose numbers the peer's window
+    /// has left behind, but reserves a new one; lcores that take turns keep their blocks.
+    #[test]
+    fn an_lcore_drops_a_block_the_others_left_far_behind() {
+        let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-seq-blocks-{}", std::process::id())));
+        let region = Arc::new(Region::create(&path.0, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
+        let mut writer = Writer::attach(region.clone()).unwrap();
+        let mut sa = synthetic_sa(0x5151, 0);
+        sa.direction = shared::sa::Direction::Out;
+        sa.reqid = 3;
+        writer.add_sa(&sa).unwrap();
+        let reader = Reader::attach(region.clone()).unwrap();
+        let h = reader.lookup(0x5151, &SYNTHETIC_DST.into()).unwrap().unwrap();
+        let prepared = Arc::new(PreparedSas::default());
+        let (mut busy, mut quiet) = (SaCache::new(prepared.clone()), SaCache::new(prepared));
+        let seq = |cache: &mut SaCache| cache.outbound(&reader, h).unwrap().1;
+
+        assert_eq!(seq(&mut quiet), 1);
+        // Taking turns: the quiet lcore's block (1..=64) stays in use.
+        assert_eq!(seq(&mut busy), 65);
+        assert_eq!(seq(&mut quiet), 2);
+        let last = (0..1000).map(|_| seq(&mut busy)).last().unwrap();
+        let next = seq(&mut quiet);
+        assert!(next > last, "the quiet lcore went on with {next} after {last}");
+        let mut seen: Vec<u64> = (0..200).map(|_| seq(&mut busy)).chain((0..200).map(|_| seq(&mut quiet))).collect();
+        let count = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), count, "a sequence number used twice");
     }
 }
