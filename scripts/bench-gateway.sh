@@ -61,7 +61,9 @@ def key(seed, n):
 def frame_sizes(size):
     return [IMIX[i % len(IMIX)] for i in range(FLOWS * len(IMIX) // 4)] if size == "imix" else [int(size)] * FLOWS
 def plain(i, length, inbound=False):
-    local, remote = "198.18.128.%d" % (1 + i % FLOWS), "198.19.0.%d" % (1 + i % FLOWS)
+    # 198.18.128.1 is the gateway's own address: hosts start at .2, so that no packet goes to the
+    # exception path (the kernel) instead of being forwarded.
+    local, remote = "198.18.128.%d" % (2 + i % FLOWS), "198.19.0.%d" % (1 + i % FLOWS)
     src, dst = (remote, local) if inbound else (local, remote)
     p = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst=dst) / UDP(sport=1024 + i % FLOWS, dport=4096)
     return p / Raw(b"\x00" * (length - len(p)))
@@ -99,7 +101,7 @@ for suite in suites:
                 f.write('[ports.unprotected]\ndevice = "%s"\nexception = "net_tap1,iface=bt-u"\naddresses = ["198.18.0.1/24"]\n\n' % esp_dev)
                 f.write('[[routes]]\nprefix = "198.19.0.0/16"\nvia = "198.18.0.2"\n\n[[neighbours]]\naddress = "198.18.0.2"\nmac = "02:00:00:00:00:02"\n\n')
                 for i in range(FLOWS):
-                    f.write('[[neighbours]]\naddress = "198.18.128.%d"\nmac = "02:00:00:00:01:%02x"\n\n' % (1 + i, i))
+                    f.write('[[neighbours]]\naddress = "198.18.128.%d"\nmac = "02:00:00:00:01:%02x"\n\n' % (2 + i, i))
                 if layout == "many":
                     for i in range(FLOWS):
                         f.write('[[policies]]\ndirection = "out"\nsrc = "198.18.128.0/17"\ndst = "198.19.0.%d/32"\naction = "protect"\nreqid = %d\ntunnel = ["198.18.0.1", "198.18.0.2"]\n\n' % (1 + i, 1 + i))
