@@ -2,8 +2,8 @@
 //! (scripts/topology.sh, namespaces, both gateways on DPDK af_packet ports), Linux's ping on host
 //! A gets "time exceeded" from gateway A (TTL 1) and from gateway B through the tunnel (TTL 2),
 //! and "fragmentation needed" / "packet too big" with the path MTU through the SA when gateway
-//! A's unprotected port has a small MTU; the kernel adopts that MTU, a packet of that size then
-//! crosses, and the link between the gateways carries only ESP. Needs root, DPDK and tshark
+//! A's unprotected port has a small MTU (which the port itself takes); the kernel adopts that
+//! MTU, a packet of that size then crosses, and the link between the gateways carries only ESP. Needs root, DPDK and tshark
 //! (scripts/setup.sh); fails if any is missing.
 
 mod common;
@@ -42,6 +42,9 @@ fn hosts_get_time_exceeded_and_path_mtu_errors_from_the_gateways() {
     for g in ["a", "b"] {
         assert!(s.load(g).contains("6 SAs added"));
     }
+    // The port took the configured MTU: af_packet sets it on the veth under it.
+    let link = text(&s.exec("ga", &["ip", "-o", "link", "show", "u0"]));
+    assert!(link.contains(&format!(" mtu {MTU} ")), "{link}");
     // Both ends: DPDK's af_packet transmits past the capture hooks, so each end sees what arrives.
     let link = ["ga", "gb"].map(|n| s.capture(n, "u0", &format!("link-{n}")));
     s.assert_ping("ha", "198.18.2.2");

@@ -45,7 +45,15 @@ pub enum Error {
     JobPanicked(u32),
 }
 
+/// Linux's ENOTSUP, which DPDK returns negated for an operation the driver does not implement.
+const ENOTSUP: i32 = 95;
+
 impl Error {
+    /// Whether a DPDK call failed because the driver does not implement the operation.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Dpdk { errno, .. } if *errno == ENOTSUP)
+    }
+
     /// An error for a DPDK call that returned `-errno` (or -1 and set `rte_errno`).
     pub(crate) fn from_ret(call: &'static str, ret: i32) -> Self {
         let errno = if ret < -1 { -ret } else { rte_errno() };

@@ -240,6 +240,26 @@ impl<'pool> Port<'pool> {
         })
     }
 
+    /// Sets the port's MTU (the largest IP packet, without the Ethernet header). Fails with
+    /// errno `ENOTSUP` when the driver cannot change it, `EINVAL` when the device cannot carry
+    /// frames of that size.
+    pub fn set_mtu(&self, mtu: u16) -> Result<(), Error> {
+        // SAFETY: valid, configured port.
+        check("rte_eth_dev_set_mtu", unsafe {
+            dpdk_sys::rte_eth_dev_set_mtu(self.id, mtu)
+        })
+    }
+
+    /// The port's MTU as its driver reports it.
+    pub fn mtu(&self) -> Result<u16, Error> {
+        let mut mtu = 0u16;
+        // SAFETY: valid port and out pointer.
+        check("rte_eth_dev_get_mtu", unsafe {
+            dpdk_sys::rte_eth_dev_get_mtu(self.id, &mut mtu)
+        })?;
+        Ok(mtu)
+    }
+
     /// The link status, without waiting for auto-negotiation.
     pub fn link(&self) -> Result<Link, Error> {
         let mut link = dpdk_sys::rte_eth_link::default();

@@ -37,6 +37,10 @@ fn net_ring_tx_comes_back_on_rx_with_stats() {
     assert!(port.link().unwrap().up);
     port.mac_addr().unwrap();
     assert!(!port.rss_enabled());
+    // net_ring has no MTU of its own to set: the error says so, and the default stays.
+    let err = port.set_mtu(1400).unwrap_err();
+    assert!(err.is_unsupported(), "{err}");
+    assert_eq!(port.mtu().unwrap(), 1500);
 
     let mut tx = port.tx_queue(0).unwrap();
     let mut rx = port.rx_queue(0).unwrap();

@@ -122,6 +122,21 @@ fn eal_args(config: &Config, user: &[&str]) -> Vec<String> {
     args
 }
 
+/// Gives the port the configured MTU, so that the device (for af_packet, the kernel interface
+/// under it) carries frames of that size and no larger. A driver that cannot set an MTU keeps
+/// its own; the gateway's checks against the configured MTU apply either way.
+fn set_port_mtu(port: &Port<'_>, spec: &PortSpec) -> Result<(), Error> {
+    match port.set_mtu(spec.mtu) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_unsupported() => {
+            let own = port.mtu().map_or_else(|e| e.to_string(), |m| m.to_string());
+            eprintln!("gateway: {}: the driver cannot set an MTU (its own: {own}); the gateway enforces {} itself", spec.device, spec.mtu);
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: MTU {}: {e}", spec.device, spec.mtu).into()),
+    }
+}
+
 /// Brings the exception interface up in the kernel with the port's MAC and addresses.
 /// Runs `ip ARGS` (iproute2); an address that already exists is not an error.
 fn ip_command(args: &[&str]) -> Result<(), Error> {
@@ -166,6 +181,9 @@ fn run(path: &Path, eal_user_args: &[&str]) -> Result<(), Error> {
         Ok(port)
     };
     let ports = [open(&config.protected.device)?, open(&config.unprotected.device)?];
+    for (port, spec) in ports.iter().zip([&config.protected, &config.unprotected]) {
+        set_port_mtu(port, spec)?;
+    }
     let taps = [open(&config.protected.exception_device)?, open(&config.unprotected.exception_device)?];
     let mut macs = [Mac::default(); 2];
     for (i, spec) in [&config.protected, &config.unprotected].into_iter().enumerate() {
