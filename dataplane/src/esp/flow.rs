@@ -18,6 +18,7 @@ pub struct FlowAddr(pub u128);
 const V4_MAPPED_PREFIX: u128 = 0xffff << 32;
 
 impl FlowAddr {
+    #[inline(always)]
     pub fn is_ipv4(self) -> bool {
         self.0 >> 32 == 0xffff
     }

@@ -27,7 +27,7 @@ impl Selector {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn matches(&self, addr: FlowAddr, proto: u8, port: Option<u16>) -> bool {
         let in_range = self.ipv4 == addr.is_ipv4() && self.start <= addr && addr <= self.end;
         let port_ok = match port {
@@ -51,8 +51,10 @@ impl InboundSelectors {
         InboundSelectors { local: Selector::new(local), remote: Selector::new(remote) }
     }
 
-    /// An inbound packet comes from the remote selector and goes to the local one.
-    #[inline]
+    /// An inbound packet comes from the remote selector and goes to the local one. Always
+    /// inlined: called with a flow just parsed into registers, a call reads it back through
+    /// memory, a store-forwarding stall on every packet (7% of a 64 B decrypt in perf).
+    #[inline(always)]
     pub fn allow(&self, flow: &Flow) -> bool {
         let (src_port, dst_port) = match flow.ports {
             Some((s, d)) => (Some(s), Some(d)),
