@@ -217,11 +217,55 @@ impl JumpTable {
     }
 }
 
-/// A bit set over the rules, with a summary word: bit `b` of the summary is set when one of the
-/// words `b`, `b + 64`, ... is not zero (the aggregated bit vectors of Baboescu and Varghese), so
-/// a lookup reads only the words where every dimension has candidates.
-fn summary(bits: &[u64]) -> u64 {
-    bits.iter().enumerate().filter(|(_, w)| **w != 0).fold(0, |s, (i, _)| s | 1 << (i % 64))
+/// Bit sets over the rules, one per row (an elementary interval of a dimension, a protocol
+/// number, a family). A row's words are cut into up to 64 groups of `group` consecutive words
+/// (one word each up to 4,096 rules); bit `b` of the row's summary is set when group `b` holds
+/// a rule (the aggregated bit vectors of Baboescu and Varghese), so a lookup reads only the
+/// groups where every dimension has candidates, in rule order.
+#[derive(Debug, Clone, Default)]
+struct Rows {
+    group: usize,
+    /// Words per row: the rules' words, padded to whole groups.
+    stride: usize,
+    summaries: Vec<u64>,
+    bits: Vec<u64>,
+}
+
+/// One row of [`Rows`].
+#[derive(Debug, Clone, Copy)]
+struct Row<'a> {
+    summary: u64,
+    group: usize,
+    words: &'a [u64],
+}
+
+impl<'a> Row<'a> {
+    /// The words of group `b`.
+    #[inline(always)]
+    fn group(&self, b: u32) -> &'a [u64] {
+        &self.words[b as usize * self.group..][..self.group]
+    }
+}
+
+impl Rows {
+    /// `dense`: the rows one after another, `words` words each.
+    fn new(dense: &[u64], words: usize) -> Rows {
+        let group = words.div_ceil(64);
+        let stride = words.div_ceil(group) * group;
+        let mut summaries = Vec::with_capacity(dense.len() / words);
+        let mut bits = Vec::with_capacity(dense.len() / words * stride);
+        for row in dense.chunks(words) {
+            summaries.push(row.chunks(group).enumerate().filter(|(_, g)| g.iter().any(|w| *w != 0)).fold(0, |s, (b, _)| s | 1 << b));
+            bits.extend_from_slice(row);
+            bits.resize(bits.len() + stride - words, 0);
+        }
+        Rows { group, stride, summaries, bits }
+    }
+
+    #[inline(always)]
+    fn row(&self, i: usize) -> Row<'_> {
+        Row { summary: self.summaries[i], group: self.group, words: &self.bits[i * self.stride..][..self.stride] }
+    }
 }
 
 /// One dimension cut into elementary intervals, each with the bit set of the rules whose range
@@ -230,8 +274,7 @@ fn summary(bits: &[u64]) -> u64 {
 struct Dimension<K> {
     starts: Vec<K>,
     jump: JumpTable,
-    summaries: Vec<u64>,
-    bits: Vec<u64>,
+    rows: Rows,
 }
 
 impl<K: Key> Dimension<K> {
@@ -248,17 +291,16 @@ impl<K: Key> Dimension<K> {
                 bits[interval * words + rule / 64] |= 1 << (rule % 64);
             }
         }
-        let summaries = bits.chunks(words).map(summary).collect();
-        Dimension { jump: JumpTable::build(&starts), starts, summaries, bits }
+        Dimension { jump: JumpTable::build(&starts), starts, rows: Rows::new(&bits, words) }
     }
 
-    /// The summary and bit set of the elementary interval holding `k`.
-    #[inline]
-    fn lookup(&self, k: K, words: usize) -> (u64, &[u64]) {
+    /// The bit set of the elementary interval holding `k`.
+    #[inline(always)]
+    fn lookup(&self, k: K) -> Row<'_> {
         // `from` is at least 1 and start 0 (the minimum) is at or below `k`, so `i` is too.
         let (from, to) = self.jump.bounds(k.wide());
         let i = from + self.starts[from..to].partition_point(|s| *s <= k) - 1;
-        (self.summaries[i], &self.bits[i * words..(i + 1) * words])
+        self.rows.row(i)
     }
 }
 
@@ -266,7 +308,6 @@ impl<K: Key> Dimension<K> {
 #[derive(Debug, Clone, Default)]
 struct RuleSet {
     rules: Vec<Rule>,
-    words: usize,
     /// Addresses: IPv4 rules in 32-bit dimensions, IPv6 rules in 128-bit ones.
     src4: Dimension<u32>,
     dst4: Dimension<u32>,
@@ -274,15 +315,15 @@ struct RuleSet {
     dst6: Dimension<u128>,
     src_port: Dimension<u16>,
     dst_port: Dimension<u16>,
-    /// Per protocol number, the rules it may match, and its summary.
-    proto: Vec<u64>,
-    proto_summaries: Vec<u64>,
-    v4: Vec<u64>,
-    v6: Vec<u64>,
-    opaque: Vec<u64>,
-    /// Summaries of v4, v6, opaque.
-    set_summaries: [u64; 3],
+    /// Per protocol number, the rules it may match.
+    proto: Rows,
+    /// The rules of IPv4 ([`FAMILY_V4`]), of IPv6, and those that match packets without ports.
+    sets: Rows,
 }
+
+const FAMILY_V4: usize = 0;
+const FAMILY_V6: usize = 1;
+const OPAQUE: usize = 2;
 
 impl RuleSet {
     fn new(rules: Vec<Rule>) -> RuleSet {
@@ -295,21 +336,17 @@ impl RuleSet {
             bits
         };
         let proto: Vec<u64> = (0..=255u8).flat_map(|p| set(&|r: &Rule| r.proto.is_none_or(|x| x == p))).collect();
-        let (v4, v6, opaque) = (set(&|r: &Rule| r.v4), set(&|r: &Rule| !r.v4), set(&|r: &Rule| r.opaque_ok));
+        // In the order FAMILY_V4, FAMILY_V6, OPAQUE.
+        let sets: Vec<u64> = [set(&|r: &Rule| r.v4), set(&|r: &Rule| !r.v4), set(&|r: &Rule| r.opaque_ok)].concat();
         RuleSet {
-            words,
             src4: Dimension::build(&rules.iter().map(|r| r.v4.then(|| v4_range(r.src))).collect::<Vec<_>>(), words),
             dst4: Dimension::build(&rules.iter().map(|r| r.v4.then(|| v4_range(r.dst))).collect::<Vec<_>>(), words),
             src6: Dimension::build(&rules.iter().map(|r| (!r.v4).then_some(r.src)).collect::<Vec<_>>(), words),
             dst6: Dimension::build(&rules.iter().map(|r| (!r.v4).then_some(r.dst)).collect::<Vec<_>>(), words),
             src_port: Dimension::build(&rules.iter().map(|r| Some(r.src_ports)).collect::<Vec<_>>(), words),
             dst_port: Dimension::build(&rules.iter().map(|r| Some(r.dst_ports)).collect::<Vec<_>>(), words),
-            proto_summaries: proto.chunks(words).map(summary).collect(),
-            proto,
-            set_summaries: [summary(&v4), summary(&v6), summary(&opaque)],
-            v4,
-            v6,
-            opaque,
+            proto: Rows::new(&proto, words),
+            sets: Rows::new(&sets, words),
             rules,
         }
     }
@@ -321,43 +358,32 @@ impl RuleSet {
         if self.rules.len() <= LINEAR_MAX {
             return self.classify_linear(flow);
         }
-        let w = self.words;
-        let ((src_sum, src), (dst_sum, dst)) = if flow.src.is_ipv4() {
+        let (src, dst, family) = if flow.src.is_ipv4() {
             // The IPv4 address is the low 32 bits of its mapped form.
-            (self.src4.lookup(flow.src.0 as u32, w), self.dst4.lookup(flow.dst.0 as u32, w))
+            (self.src4.lookup(flow.src.0 as u32), self.dst4.lookup(flow.dst.0 as u32), FAMILY_V4)
         } else {
-            (self.src6.lookup(flow.src.0, w), self.dst6.lookup(flow.dst.0, w))
+            (self.src6.lookup(flow.src.0), self.dst6.lookup(flow.dst.0), FAMILY_V6)
         };
-        let p = usize::from(flow.proto);
-        let (proto_sum, proto) = (self.proto_summaries[p], &self.proto[p * w..][..w]);
-        let (family_sum, family) = if flow.src.is_ipv4() { (self.set_summaries[0], &self.v4) } else { (self.set_summaries[1], &self.v6) };
-        let ((sp_sum, sp), (dp_sum, dp)) = match flow.ports {
-            Some((s, d)) => (self.src_port.lookup(s, w), self.dst_port.lookup(d, w)),
-            None => ((self.set_summaries[2], &self.opaque[..]), (self.set_summaries[2], &self.opaque[..])),
+        let (sp, dp) = match flow.ports {
+            Some((s, d)) => (self.src_port.lookup(s), self.dst_port.lookup(d)),
+            None => (self.sets.row(OPAQUE), self.sets.row(OPAQUE)),
         };
-        let mut candidates = src_sum & dst_sum & proto_sum & family_sum & sp_sum & dp_sum;
-        let mut best: Option<usize> = None;
-        // Words in ascending order: word b, b + 64, ... for each candidate bit b. With at most 64
-        // words (4,096 rules) each bit names one word, so the first hit is the first rule.
+        let rows = [src, dst, self.proto.row(usize::from(flow.proto)), self.sets.row(family), sp, dp];
+        let mut candidates = rows.iter().fold(u64::MAX, |c, r| c & r.summary);
+        // Groups in ascending order, and words within a group: the first hit is the first rule.
         while candidates != 0 {
-            let b = candidates.trailing_zeros() as usize;
+            let b = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            for i in (b..w).step_by(64) {
-                if best.is_some_and(|r| r < i * 64) {
-                    break;
-                }
-                let hit = src[i] & dst[i] & proto[i] & family[i] & sp[i] & dp[i];
+            let groups = rows.map(|r| r.group(b));
+            for j in 0..src.group {
+                let hit = groups.iter().fold(u64::MAX, |h, g| h & g[j]);
                 if hit != 0 {
-                    let rule = i * 64 + hit.trailing_zeros() as usize;
-                    best = Some(best.map_or(rule, |r| r.min(rule)));
-                    break;
+                    let rule = (b as usize * src.group + j) * 64 + hit.trailing_zeros() as usize;
+                    return Some(self.rules[rule].matched);
                 }
-            }
-            if best.is_some() && w <= 64 {
-                break;
             }
         }
-        best.map(|r| self.rules[r].matched)
+        None
     }
 
     fn classify_linear(&self, flow: &Flow) -> Option<Matched> {
@@ -471,6 +497,17 @@ mod tests {
 
     #[test]
     fn the_jump_tables_agree_with_a_linear_scan_on_large_rule_sets() {
+        agrees_with_a_linear_scan(600);
+    }
+
+    #[test]
+    fn rule_sets_beyond_64_words_agree_with_a_linear_scan() {
+        // 5,000 rules: 79 words, in 40 summary groups of two words each.
+        agrees_with_a_linear_scan(5000);
+    }
+
+    /// `rules` random rules and 20,000 random flows: the index gives the linear scan's answer.
+    fn agrees_with_a_linear_scan(rules: u32) {
         // Enough distinct boundaries per dimension (far more than SMALL) that every lookup goes
         // through a jump table: random prefixes in 198.18.0.0/15 and 2001:2::/32, random ranges.
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -481,7 +518,7 @@ mod tests {
             state % n
         };
         let mut records = Vec::new();
-        for i in 0..600u32 {
+        for i in 0..rules {
             let v6 = next(4) == 0;
             let mut prefix = || {
                 let len = 15 + next(18) as u8;
@@ -513,6 +550,7 @@ mod tests {
             }
         }
         let c = Classifier::from_records(1, records);
+        assert_eq!(c.outbound.proto.group, c.outbound.rules.len().div_ceil(64).div_ceil(64));
         assert!(c.outbound.src4.starts.len() > SMALL && c.outbound.dst_port.starts.len() > SMALL && c.outbound.src6.starts.len() > SMALL);
         let mut matched = 0;
         for _ in 0..20_000 {
