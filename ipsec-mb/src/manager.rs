@@ -74,6 +74,16 @@ thread_local! {
     static JOB_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::sse());
 }
 
+thread_local! {
+    static BURST_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::for_this_cpu());
+}
+
+/// Runs `f` with this thread's manager for bursts of jobs: the best implementations for this
+/// CPU, whose multi-buffer lanes a burst fills.
+pub(crate) fn with_burst_manager<R>(f: impl FnOnce(&mut Manager) -> R) -> Result<R, crate::Error> {
+    BURST_MANAGER.with(|m| m.borrow_mut().as_mut().map(f).ok_or(crate::Error::NoManager))
+}
+
 /// Runs `f` with this thread's manager for the job API.
 pub(crate) fn with_job_manager<R>(f: impl FnOnce(&mut Manager) -> R) -> Result<R, crate::Error> {
     JOB_MANAGER.with(|m| m.borrow_mut().as_mut().map(f).ok_or(crate::Error::NoManager))

@@ -3,7 +3,7 @@
 //! included) alone and chained with AES-CBC decryption, and the tag checks a receiver relies on.
 
 use aws_lc_rs::{aead, cipher, hmac};
-use ipsec_mb::{CbcHmacKey, GcmKey, Hmac, Layout};
+use ipsec_mb::{encrypt_then_mac_burst, CbcHmacKey, GcmKey, Hmac, Layout, SealJob};
 use proptest::prelude::*;
 
 fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
@@ -78,6 +78,47 @@ proptest! {
         prop_assert_eq!(&check[..tag_len], &tag[..tag_len]);
         prop_assert_eq!(&buf[header.len()..], &plain[..]);
     }
+
+    /// Bursts of 1 to 40 packets (fewer than, as many as and more than the lanes), each with its
+    /// own key, IV and length: CBC encryption then HMAC, as aws-lc-rs computes them one by one.
+    #[test]
+    fn cbc_hmac_bursts_match_aws_lc(
+        packets in prop::collection::vec(
+            (any::<bool>(), any::<bool>(), any::<[u8; 32]>(), any::<[u8; 16]>(), 0usize..24, 1usize..90, any::<u8>()),
+            1..40,
+        ),
+    ) {
+        let mut keys = Vec::new();
+        let mut bufs = Vec::new();
+        let mut expected = Vec::new();
+        for (sha256, aes256, seed, iv, header, blocks, fill) in &packets {
+            let cipher_key = if *aes256 { &seed[..] } else { &seed[..16] };
+            let (hmac_alg, aws_alg, tag_len) = if *sha256 { (Hmac::Sha256, hmac::HMAC_SHA256, 16) } else { (Hmac::Sha1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 12) };
+            let mac_key = &seed[..20];
+            keys.push((CbcHmacKey::new(cipher_key, hmac_alg, mac_key, tag_len).unwrap(), *iv, *header, tag_len));
+            let buf: Vec<u8> = (0..header + blocks * 16).map(|i| (i as u8).wrapping_mul(*fill)).collect();
+            let aes = if *aes256 { &cipher::AES_256 } else { &cipher::AES_128 };
+            let enc = cipher::EncryptingKey::cbc(cipher::UnboundCipherKey::new(aes, cipher_key).unwrap()).unwrap();
+            let mut sealed = buf.clone();
+            enc.less_safe_encrypt(&mut sealed[*header..], cipher::EncryptionContext::Iv128((*iv).into())).unwrap();
+            let tag = hmac::sign(&hmac::Key::new(aws_alg, mac_key), &sealed);
+            expected.push((sealed, tag.as_ref()[..tag_len].to_vec()));
+            bufs.push(buf);
+        }
+        let mut jobs: Vec<SealJob<'_>> = keys
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|((key, iv, header, _), buf)| {
+                let layout = Layout { cipher: *header..buf.len(), hash: 0..buf.len() };
+                SealJob { key, buf, iv: *iv, layout, tag: [0; 32] }
+            })
+            .collect();
+        encrypt_then_mac_burst(&mut jobs).unwrap();
+        for (job, (sealed, tag)) in jobs.iter().zip(&expected) {
+            prop_assert_eq!(&job.buf[..], &sealed[..]);
+            prop_assert_eq!(&job.tag[..tag.len()], &tag[..]);
+        }
+    }
 }
 
 #[test]
@@ -93,6 +134,12 @@ fn bad_keys_and_layouts_are_errors() {
     assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..41 }).is_err());
     assert!(key.mac(&buf, 0..41).is_err());
     assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..40 }).is_ok());
+    // A burst with one bad layout is refused whole, before anything is encrypted.
+    let (mut first, mut second) = ([0u8; 40], [0u8; 40]);
+    let good = SealJob { key: &key, buf: &mut first, iv, layout: Layout { cipher: 8..40, hash: 0..40 }, tag: [0; 32] };
+    let bad = SealJob { key: &key, buf: &mut second, iv, layout: Layout { cipher: 8..38, hash: 0..38 }, tag: [0; 32] };
+    assert!(encrypt_then_mac_burst(&mut [good, bad]).is_err());
+    assert_eq!(first, [0u8; 40]);
 }
 
 #[test]

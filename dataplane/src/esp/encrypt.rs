@@ -62,6 +62,19 @@ impl Plain {
 /// caller reserves, e.g. from `shared::counters::SaRuntime::reserve_seq`). On success `pkt` holds
 /// the ESP packet with its outer IP header; on failure the packet is to be dropped.
 pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Result<(), DropReason> {
+    encapsulate_with(sa, seq, pkt, false).map(|_| ())
+}
+
+/// [`encapsulate`], except that a packet whose transform `seals_in_bursts` is left unsealed (its
+/// payload in clear, its IV and ICV unwritten) when nothing else in it depends on the ciphertext;
+/// then the offset of its ESP header is returned, and the packet must go through
+/// `Transform::seal_burst` before it leaves. (IPv6 ESP-in-UDP is sealed at once: its UDP checksum
+/// covers the ciphertext.)
+pub fn encapsulate_unsealed<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Result<Option<usize>, DropReason> {
+    encapsulate_with(sa, seq, pkt, true)
+}
+
+fn encapsulate_with<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B, defer: bool) -> Result<Option<usize>, DropReason> {
     if seq == 0 || seq > sa.seq_limit() {
         return Err(DropReason::SeqExhausted);
     }
@@ -104,7 +117,10 @@ pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Resu
     let ip_len = outer_ip_len + moved;
     let esp_at = ip_len + udp_len;
     esp::emit_header(&mut data[esp_at..], sa.spi, seq as u32);
-    sa.transform.seal(data, esp_at, seq, sa.esn).map_err(|_| DropReason::TooBig)?;
+    let unsealed = (defer && sa.transform.seals_in_bursts() && !(outer_v6 && udp_len > 0)).then_some(esp_at);
+    if unsealed.is_none() {
+        sa.transform.seal(data, esp_at, seq, sa.esn).map_err(|_| DropReason::TooBig)?;
+    }
 
     let carried = if udp_len > 0 { proto::UDP } else { proto::ESP };
     match &sa.outer {
@@ -157,7 +173,7 @@ pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Resu
             fill_udp6_checksum(data, ip_len);
         }
     }
-    Ok(())
+    Ok(unsealed)
 }
 
 /// Path MTU through an SA (RFC 4301 8.2.1): `None` if the IP packet `plain`, protected by `sa`,

@@ -11,7 +11,7 @@
 //! moment to make the authenticated data contiguous, and restored or overwritten.
 
 use aws_lc_rs::{cipher, rand};
-use ipsec_mb::{CbcHmacKey, GcmKey, Hmac, Layout, TAG_LEN};
+use ipsec_mb::{encrypt_then_mac_burst, CbcHmacKey, GcmKey, Hmac, Layout, SealJob, TAG_LEN};
 use shared::sa::{AesKeySize, Integrity, Suite, SALT_LEN};
 
 use crate::wire::esp::HEADER_LEN;
@@ -35,6 +35,21 @@ pub enum OpenError {
     /// Too short for IV, one block and ICV, or not a whole number of cipher blocks.
     Truncated,
     IcvMismatch,
+}
+
+/// Bursts smaller than this are sealed one packet at a time: the multi-buffer lanes pay for
+/// their width whether they are full or not.
+const SERIAL_BELOW: usize = 4;
+
+/// A packet for [`Transform::seal_burst`]: as for [`Transform::seal`], `pkt[esp_at..]` is the ESP
+/// header, room for the IV, the payload and trailer, and room for the ICV.
+#[derive(Debug)]
+pub struct PendingSeal<'a> {
+    pub transform: &'a Transform,
+    pub pkt: &'a mut [u8],
+    pub esp_at: usize,
+    pub seq: u64,
+    pub esn: bool,
 }
 
 #[derive(Debug)]
@@ -228,6 +243,51 @@ impl Transform {
         };
         pkt[icv_at..].copy_from_slice(&tag[..self.icv_len]);
         Ok(())
+    }
+
+    /// Whether packets under this transform are sealed faster together ([`Transform::seal_burst`]):
+    /// AES-CBC encryption, which is serial within a packet.
+    pub fn seals_in_bursts(&self) -> bool {
+        matches!(self.kind, Kind::CbcHmac(_))
+    }
+
+    /// [`seal`](Self::seal) for a burst of packets at once, each under its own transform;
+    /// `sealed[i]` tells whether packet `i` was. Up to
+    /// [`SERIAL_BELOW`] packets are sealed one by one; more run side by side in intel-ipsec-mb's
+    /// multi-buffer lanes (8 or 16 packets at a time), where a burst of 1420-byte packets is
+    /// several times faster than one after the other.
+    pub fn seal_burst(pending: &mut [PendingSeal<'_>], sealed: &mut [bool]) {
+        if pending.len() < SERIAL_BELOW {
+            for (p, ok) in pending.iter_mut().zip(sealed.iter_mut()) {
+                *ok = p.transform.seal(p.pkt, p.esp_at, p.seq, p.esn).is_ok();
+            }
+            return;
+        }
+        sealed.fill(false);
+        let mut jobs = Vec::with_capacity(pending.len());
+        let mut index = Vec::with_capacity(pending.len());
+        for (i, p) in pending.iter_mut().enumerate() {
+            let Kind::CbcHmac(c) = &p.transform.kind else {
+                sealed[i] = p.transform.seal(p.pkt, p.esp_at, p.seq, p.esn).is_ok();
+                continue;
+            };
+            let (iv_at, icv_len) = (p.esp_at + HEADER_LEN, p.transform.icv_len);
+            let Some(icv_at) = p.pkt.len().checked_sub(icv_len).filter(|&at| at >= iv_at + CBC_IV_LEN) else { continue };
+            p.transform.write_iv(&mut p.pkt[iv_at..iv_at + CBC_IV_LEN], p.seq);
+            let mut iv = [0u8; CBC_IV_LEN];
+            iv.copy_from_slice(&p.pkt[iv_at..iv_at + CBC_IV_LEN]);
+            let hash_end = borrow_icv_for_seq_hi(p.pkt, icv_at, p.seq, p.esn);
+            let layout = Layout { cipher: iv_at + CBC_IV_LEN..icv_at, hash: p.esp_at..hash_end };
+            jobs.push(SealJob { key: &c.key, buf: &mut *p.pkt, iv, layout, tag: [0; 32] });
+            index.push((i, icv_at, icv_len));
+        }
+        if encrypt_then_mac_burst(&mut jobs).is_err() {
+            return;
+        }
+        for (job, (i, icv_at, icv_len)) in jobs.iter_mut().zip(index) {
+            job.buf[icv_at..].copy_from_slice(&job.tag[..icv_len]);
+            sealed[i] = true;
+        }
     }
 
     /// Verifies the ICV and decrypts the payload in place. `seq` is the full inferred sequence number.

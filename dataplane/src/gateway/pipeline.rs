@@ -23,6 +23,7 @@ use shared::sad::SaHandle;
 use shared::region::now_ns;
 use shared::sa::{Direction, Mode};
 
+use super::burst_seal::{BurstSeal, Unsealed};
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::icmp_error::{self, ErrorRateLimit, IcmpError};
@@ -35,7 +36,7 @@ use super::spd_classifier::{Classifier, Decision, Matched};
 use super::Side;
 use crate::buf::PacketBuf;
 use crate::esp::decrypt::{classify, decapsulate, Classified};
-use crate::esp::encrypt::{encapsulate, exceeds_mtu};
+use crate::esp::encrypt::{encapsulate, encapsulate_unsealed, exceeds_mtu};
 use crate::esp::flow::{Flow, FlowAddr};
 use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
 use crate::wire::ipv4::Ipv4Packet;
@@ -155,6 +156,8 @@ pub struct Pipeline {
     icmp_limit: ErrorRateLimit,
     /// The plan of the last `Verdict::Fragment`, until its last fragment is sealed.
     fragment_plan: Option<FragmentPlan>,
+    /// With [`Pipeline::seal_in_bursts`]: the packets left unsealed for the I/O loop.
+    burst_seal: Option<BurstSeal>,
 }
 
 /// The flow of the IP packet at the start of `pkt`.
@@ -192,6 +195,36 @@ impl Pipeline {
             nd: shared.nd.clone().map(NdHook::new),
             icmp_limit,
             fragment_plan: None,
+            burst_seal: None,
+        }
+    }
+
+    /// From now on, packets of SAs whose transform `seals_in_bursts` (AES-CBC) are left unsealed
+    /// ([`burst_seal`](super::burst_seal)): after each frame, the caller takes the packet's
+    /// [`Unsealed`] with [`take_unsealed`](Self::take_unsealed), and seals every such packet of
+    /// the burst with [`seal_burst`](Self::seal_burst) before it sends any of them.
+    pub fn seal_in_bursts(&mut self) {
+        self.burst_seal = Some(BurstSeal::default());
+    }
+
+    /// Whether the frame just handled was left unsealed (each call forgets it). Such a frame must
+    /// go through [`seal_burst`](Self::seal_burst), whatever its verdict, before it is sent.
+    #[inline]
+    pub fn take_unsealed(&mut self) -> Option<Unsealed> {
+        self.burst_seal.as_mut().and_then(BurstSeal::take)
+    }
+
+    /// Seals the frames left unsealed since the last call, each with what
+    /// [`take_unsealed`](Self::take_unsealed) said of it; `sealed[i]` tells whether frame `i` was
+    /// (one that was not is counted as a drop and must not be sent).
+    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)], sealed: &mut [bool]) {
+        let Some(burst) = &mut self.burst_seal else {
+            sealed.fill(false);
+            return;
+        };
+        burst.seal(frames, sealed);
+        for _ in sealed.iter().filter(|ok| !**ok) {
+            self.counters.count_drop(crate::DropReason::TooBig.into());
         }
     }
 
@@ -309,7 +342,7 @@ impl Pipeline {
             Err(_) => return (self.account(Verdict::Drop(GatewayDrop::MtuExceeded.into())), false),
         }
         bump(&self.counters.fragments, 1);
-        let verdict = self.seal(plan.sa, pkt, None).unwrap_or_else(Verdict::Drop);
+        let verdict = self.seal(plan.sa, pkt, None, false).unwrap_or_else(Verdict::Drop);
         (self.account(verdict), more)
     }
 
@@ -500,7 +533,7 @@ impl Pipeline {
                         return Err(GatewayDrop::NoSa.into());
                     }
                 };
-                self.seal(h, pkt, Some(origin))
+                self.seal(h, pkt, Some(origin), self.burst_seal.is_some())
             }
         }
     }
@@ -508,7 +541,9 @@ impl Pipeline {
     /// Encrypts `pkt` with the outbound SA `h` and routes it. With an `mtu_check`, a packet too
     /// large for the SA is not sent (RFC 4301 8.2.1): an IPv4 packet without DF in tunnel mode
     /// is fragmented first (`Verdict::Fragment`), others get the path MTU error.
-    fn seal<B: PacketBuf>(&mut self, h: SaHandle, pkt: &mut B, mtu_check: Option<Origin>) -> Result<Verdict, Reason> {
+    /// With `defer` (and [`Pipeline::seal_in_bursts`]), a packet whose SA seals in bursts is left
+    /// unsealed for the I/O loop.
+    fn seal<B: PacketBuf>(&mut self, h: SaHandle, pkt: &mut B, mtu_check: Option<Origin>, defer: bool) -> Result<Verdict, Reason> {
         let (sa, seq) = self.sas.outbound(&self.reader, h)?;
         if let Some(origin) = mtu_check {
             // (The sequence number just taken stays unused: a gap, which the receiver's window
@@ -523,11 +558,20 @@ impl Pipeline {
             }
         }
         let (runtime, dst) = (self.reader.runtime(h), sa.dst);
-        if let Err(reason) = encapsulate(sa, seq, pkt) {
-            if let Some(d) = reason.sa_drop() {
-                runtime.count_drops(d, 1);
+        let burst = if defer { self.burst_seal.as_mut() } else { None };
+        let encapsulated = match burst {
+            Some(_) => encapsulate_unsealed(sa, seq, pkt),
+            None => encapsulate(sa, seq, pkt).map(|()| None),
+        };
+        match (encapsulated, burst) {
+            (Err(reason), _) => {
+                if let Some(d) = reason.sa_drop() {
+                    runtime.count_drops(d, 1);
+                }
+                return Err(reason.into());
             }
-            return Err(reason.into());
+            (Ok(Some(esp_at)), Some(burst)) => burst.defer(sa, seq, pkt.len() - esp_at),
+            (Ok(_), _) => {}
         }
         self.count_sa(h, pkt.len() as u64);
         bump(&self.counters.encrypted, 1);

@@ -108,7 +108,7 @@ impl SaCache {
 
     /// The outbound SA behind `h` and the sequence number for the next packet it protects.
     #[inline]
-    pub fn outbound(&mut self, reader: &Reader, h: SaHandle) -> Result<(&OutboundSa, u64), Reason> {
+    pub fn outbound(&mut self, reader: &Reader, h: SaHandle) -> Result<(&Arc<OutboundSa>, u64), Reason> {
         let slot = entry(&mut self.outbound, h.slot);
         if !matches!(slot, Some(e) if e.generation == h.generation) {
             let sa = prepare(&self.shared.outbound, reader, h, |r| OutboundSa::from_record(r).ok())?;

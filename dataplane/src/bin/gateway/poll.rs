@@ -1,10 +1,13 @@
 //! The poll loop of one worker lcore: bursts of 32 from its RX queue on each port and exception
-//! interface, through the pipeline, into per-destination TX bursts.
+//! interface, through the pipeline, into per-destination TX bursts. Packets of AES-CBC SAs come
+//! out of the pipeline unsealed; each burst is sealed at once (`gateway::burst_seal`) before any
+//! of it is sent.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dataplane::gateway::counters::{bump, GatewayDrop};
+use dataplane::gateway::burst_seal::Unsealed;
 use dataplane::gateway::pipeline::{Pipeline, Verdict};
 use dataplane::gateway::Side;
 use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
@@ -48,7 +51,16 @@ impl<'pool> Output<'pool> {
     }
 }
 
+/// A frame the pipeline has handled: where it goes, and whether it still awaits sealing.
+struct Handled<'pool> {
+    m: Mbuf<'pool>,
+    verdict: Verdict,
+    unsealed: Option<Unsealed>,
+}
+
 pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, stop: &AtomicBool, idle_sleep: Duration) {
+    pipeline.seal_in_bursts();
+    let mut handled = Vec::with_capacity(dpdk::BURST_SIZE);
     let mut rx = MbufBurst::new();
     let mut out = Output { port: [MbufBurst::new(), MbufBurst::new()], tap: [MbufBurst::new(), MbufBurst::new()] };
     let mut idle = 0u32;
@@ -69,8 +81,9 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
                 } else {
                     Verdict::Drop(GatewayDrop::MalformedFrame.into())
                 };
-                dispatch(&mut q, &mut out, &mut pipeline, pool, verdict, m);
+                dispatch(&mut q, &mut out, &mut pipeline, pool, &mut handled, verdict, m);
             }
+            send_handled(&mut q, &mut out, &mut pipeline, &mut handled);
             // The exception interfaces carry little traffic and every poll of a tap is a system
             // call: they are polled once every TAP_POLL_ROUNDS rounds.
             if !round.is_multiple_of(TAP_POLL_ROUNDS) {
@@ -83,8 +96,9 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
                 } else {
                     Verdict::Drop(GatewayDrop::MalformedFrame.into())
                 };
-                dispatch(&mut q, &mut out, &mut pipeline, pool, verdict, m);
+                dispatch(&mut q, &mut out, &mut pipeline, pool, &mut handled, verdict, m);
             }
+            send_handled(&mut q, &mut out, &mut pipeline, &mut handled);
         }
         for (side, target) in pipeline.take_solicitations() {
             if let Ok(mut m) = pool.alloc() {
@@ -109,11 +123,45 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
     }
 }
 
-/// Sends `m` where its verdict says, fragmenting it first if the verdict says so.
-fn dispatch<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, pool: &'pool Mempool<'_>, verdict: Verdict, m: Mbuf<'pool>) {
+/// Sends `m`, just handled by the pipeline, where its verdict says, or, from the burst's first
+/// unsealed frame on, adds it to the burst's `handled` frames, which wait for sealing in their
+/// order; a packet to fragment is fragmented and sent at once (its fragments are sealed one by
+/// one).
+fn dispatch<'pool>(
+    q: &mut LcoreQueues<'_>,
+    out: &mut Output<'pool>,
+    pipeline: &mut Pipeline,
+    pool: &'pool Mempool<'_>,
+    handled: &mut Vec<Handled<'pool>>,
+    verdict: Verdict,
+    m: Mbuf<'pool>,
+) {
+    let unsealed = pipeline.take_unsealed();
     match verdict {
         Verdict::Fragment => fragment(q, out, pipeline, pool, m),
-        _ => forward(q, out, pipeline, verdict, m),
+        _ if unsealed.is_none() && handled.is_empty() => forward(q, out, pipeline, verdict, m),
+        _ => handled.push(Handled { m, verdict, unsealed }),
+    }
+}
+
+/// Seals the burst's unsealed frames that are to be sent, then sends every frame where its verdict
+/// says, in the order they came; a frame that could not be sealed is dropped.
+fn send_handled<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, handled: &mut Vec<Handled<'pool>>) {
+    if handled.iter().any(|h| h.unsealed.is_some()) {
+        let sending = |h: &Handled<'_>| matches!(h.verdict, Verdict::Transmit(_) | Verdict::Exception(_));
+        let mut frames: Vec<(&mut [u8], Unsealed)> =
+            handled.iter_mut().filter(|h| sending(h)).filter_map(|h| Some((h.m.data_mut(), h.unsealed?))).collect();
+        let mut sealed = vec![false; frames.len()];
+        pipeline.seal_burst(&mut frames, &mut sealed);
+        let mut sealed = sealed.into_iter();
+        for h in handled.iter_mut().filter(|h| sending(h) && h.unsealed.is_some()) {
+            if sealed.next() != Some(true) {
+                h.verdict = Verdict::Drop(dataplane::DropReason::TooBig.into());
+            }
+        }
+    }
+    for h in handled.drain(..) {
+        forward(q, out, pipeline, h.verdict, h.m);
     }
 }
 
