@@ -23,7 +23,7 @@ use shared::sad::SaHandle;
 use shared::region::now_ns;
 use shared::sa::{Direction, Mode};
 
-use super::burst_seal::{BurstSeal, Unsealed};
+use super::burst_seal::{self, Unsealed};
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::icmp_error::{self, ErrorRateLimit, IcmpError};
@@ -156,8 +156,10 @@ pub struct Pipeline {
     icmp_limit: ErrorRateLimit,
     /// The plan of the last `Verdict::Fragment`, until its last fragment is sealed.
     fragment_plan: Option<FragmentPlan>,
-    /// With [`Pipeline::seal_in_bursts`]: the packets left unsealed for the I/O loop.
-    burst_seal: Option<BurstSeal>,
+    /// Whether packets of AES-CBC SAs are left unsealed ([`Pipeline::seal_in_bursts`]).
+    burst_seals: bool,
+    /// The frame just handled, if it was left unsealed.
+    unsealed: Option<Unsealed>,
 }
 
 /// The flow of the IP packet at the start of `pkt`.
@@ -195,7 +197,8 @@ impl Pipeline {
             nd: shared.nd.clone().map(NdHook::new),
             icmp_limit,
             fragment_plan: None,
-            burst_seal: None,
+            burst_seals: false,
+            unsealed: None,
         }
     }
 
@@ -204,25 +207,21 @@ impl Pipeline {
     /// [`Unsealed`] with [`take_unsealed`](Self::take_unsealed), and seals every such packet of
     /// the burst with [`seal_burst`](Self::seal_burst) before it sends any of them.
     pub fn seal_in_bursts(&mut self) {
-        self.burst_seal = Some(BurstSeal::default());
+        self.burst_seals = true;
     }
 
     /// Whether the frame just handled was left unsealed (each call forgets it). Such a frame must
     /// go through [`seal_burst`](Self::seal_burst), whatever its verdict, before it is sent.
     #[inline]
     pub fn take_unsealed(&mut self) -> Option<Unsealed> {
-        self.burst_seal.as_mut().and_then(BurstSeal::take)
+        self.unsealed.take()
     }
 
-    /// Seals the frames left unsealed since the last call, each with what
+    /// Seals frames left unsealed in this round, each with what
     /// [`take_unsealed`](Self::take_unsealed) said of it; `sealed[i]` tells whether frame `i` was
     /// (one that was not is counted as a drop and must not be sent).
     pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)], sealed: &mut [bool]) {
-        let Some(burst) = &mut self.burst_seal else {
-            sealed.fill(false);
-            return;
-        };
-        burst.seal(frames, sealed);
+        burst_seal::seal(&self.sas, frames, sealed);
         for _ in sealed.iter().filter(|ok| !**ok) {
             self.counters.count_drop(crate::DropReason::TooBig.into());
         }
@@ -253,6 +252,8 @@ impl Pipeline {
             self.sa_traffic.drain(|h, packets, bytes| add_sa_traffic(reader, h, packets, bytes, now_ns));
         }
         self.reader.quiescent();
+        // Every frame of the round has been sealed or dropped.
+        self.sas.release_replaced();
     }
 
     /// Counts one packet of `bytes` for the SA behind `h` (added to the region within SA_FLUSH_NS).
@@ -533,7 +534,7 @@ impl Pipeline {
                         return Err(GatewayDrop::NoSa.into());
                     }
                 };
-                self.seal(h, pkt, Some(origin), self.burst_seal.is_some())
+                self.seal(h, pkt, Some(origin), self.burst_seals)
             }
         }
     }
@@ -558,20 +559,16 @@ impl Pipeline {
             }
         }
         let (runtime, dst) = (self.reader.runtime(h), sa.dst);
-        let burst = if defer { self.burst_seal.as_mut() } else { None };
-        let encapsulated = match burst {
-            Some(_) => encapsulate_unsealed(sa, seq, pkt),
-            None => encapsulate(sa, seq, pkt).map(|()| None),
-        };
-        match (encapsulated, burst) {
-            (Err(reason), _) => {
+        let encapsulated = if defer { encapsulate_unsealed(sa, seq, pkt) } else { encapsulate(sa, seq, pkt).map(|()| None) };
+        match encapsulated {
+            Err(reason) => {
                 if let Some(d) = reason.sa_drop() {
                     runtime.count_drops(d, 1);
                 }
                 return Err(reason.into());
             }
-            (Ok(Some(esp_at)), Some(burst)) => burst.defer(sa, seq, pkt.len() - esp_at),
-            (Ok(_), _) => {}
+            Ok(Some(esp_at)) => self.unsealed = Some(Unsealed::new(h, seq, pkt.len() - esp_at)),
+            Ok(None) => {}
         }
         self.count_sa(h, pkt.len() as u64);
         bump(&self.counters.encrypted, 1);

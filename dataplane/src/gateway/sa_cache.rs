@@ -69,6 +69,9 @@ pub struct SaCache {
     shared: Arc<PreparedSas>,
     inbound: Vec<Option<(u64, Arc<InboundSa>)>>,
     outbound: Vec<Option<OutboundEntry>>,
+    /// Outbound SAs replaced in their slot since the last `release_replaced` (slot, generation):
+    /// packets numbered under them may still await sealing (`gateway::burst_seal`).
+    replaced: Vec<(u32, u64, Arc<OutboundSa>)>,
 }
 
 /// The entry for `slot`, growing the vector to hold it.
@@ -82,7 +85,7 @@ fn entry<T>(v: &mut Vec<Option<T>>, slot: u32) -> &mut Option<T> {
 
 impl SaCache {
     pub fn new(shared: Arc<PreparedSas>) -> SaCache {
-        SaCache { shared, inbound: Vec::new(), outbound: Vec::new() }
+        SaCache { shared, inbound: Vec::new(), outbound: Vec::new(), replaced: Vec::new() }
     }
 
     /// The inbound SA behind `h`.
@@ -108,11 +111,13 @@ impl SaCache {
 
     /// The outbound SA behind `h` and the sequence number for the next packet it protects.
     #[inline]
-    pub fn outbound(&mut self, reader: &Reader, h: SaHandle) -> Result<(&Arc<OutboundSa>, u64), Reason> {
+    pub fn outbound(&mut self, reader: &Reader, h: SaHandle) -> Result<(&OutboundSa, u64), Reason> {
         let slot = entry(&mut self.outbound, h.slot);
         if !matches!(slot, Some(e) if e.generation == h.generation) {
             let sa = prepare(&self.shared.outbound, reader, h, |r| OutboundSa::from_record(r).ok())?;
-            *slot = Some(OutboundEntry { generation: h.generation, sa, seq: 0..0 });
+            if let Some(old) = slot.replace(OutboundEntry { generation: h.generation, sa, seq: 0..0 }) {
+                self.replaced.push((h.slot, old.generation, old.sa));
+            }
         }
         let Some(entry) = slot else { return Err(GatewayDrop::SaChanged.into()) };
         // (A number left unused is a gap, which the peer's window accepts.)
@@ -127,6 +132,20 @@ impl SaCache {
             }
         };
         Ok((&entry.sa, seq))
+    }
+
+    /// The outbound SA behind `h` as this cache prepared it: the current one of its slot, or one
+    /// replaced there since the last `release_replaced`.
+    pub fn prepared_outbound(&self, h: SaHandle) -> Option<&OutboundSa> {
+        match self.outbound.get(h.slot as usize) {
+            Some(Some(e)) if e.generation == h.generation => Some(&e.sa),
+            _ => self.replaced.iter().find(|(slot, generation, _)| (*slot, *generation) == (h.slot, h.generation)).map(|(_, _, sa)| &**sa),
+        }
+    }
+
+    /// Lets the SAs replaced so far go (the caller holds no packet numbered under them any more).
+    pub fn release_replaced(&mut self) {
+        self.replaced.clear();
     }
 }
 
@@ -185,6 +204,32 @@ mod tests {
     /// Two lcores on one outbound SA: while one sends a single packet, the other sends a
     /// thousand. The first does not go on with its old block, whose numbers the peer's window
     /// has left behind, but reserves a new one; lcores that take turns keep their blocks.
+    #[test]
+    fn a_replaced_outbound_sa_stays_prepared_until_released() {
+        let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-replaced-{}", std::process::id())));
+        let region = Arc::new(Region::create(&path.0, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
+        let mut writer = Writer::attach(region.clone()).unwrap();
+        let mut sa = synthetic_sa(0x6161, 0);
+        sa.direction = shared::sa::Direction::Out;
+        sa.reqid = 4;
+        writer.add_sa(&sa).unwrap();
+        let reader = Reader::attach(region.clone()).unwrap();
+        let lookup = || reader.lookup(0x6161, &SYNTHETIC_DST.into()).unwrap().unwrap();
+        let mut cache = SaCache::new(Arc::new(PreparedSas::default()));
+        let before = lookup();
+        cache.outbound(&reader, before).unwrap();
+
+        sa.hard.seconds += 1;
+        writer.update_sa(&sa).unwrap();
+        let after = lookup();
+        cache.outbound(&reader, after).unwrap();
+        // A packet numbered under the SA before the update can still be sealed with it.
+        assert!(cache.prepared_outbound(before).is_some() && cache.prepared_outbound(after).is_some());
+        cache.release_replaced();
+        assert!(cache.prepared_outbound(before).is_none() && cache.prepared_outbound(after).is_some());
+        writer.del_sa(SaKey { spi: 0x6161, dst: SYNTHETIC_DST }).unwrap();
+    }
+
     #[test]
     fn an_lcore_drops_a_block_the_others_left_far_behind() {
         let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-seq-blocks-{}", std::process::id())));
