@@ -201,19 +201,22 @@ mod tests {
         writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
     }
 
-    /// Two lcores on one outbound SA: while one sends a single packet, the other sends a
-    /// thousand. The first does not go on with its old block, whose numbers the peer's window
-    /// has left behind, but reserves a new one; lcores that take turns keep their blocks.
-    #[test]
-    fn a_replaced_outbound_sa_stays_prepared_until_released() {
-        let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-replaced-{}", std::process::id())));
+    /// A region with one outbound SA of SPI `spi` (returned), and a writer and a reader on it.
+    fn one_outbound_sa(name: &str, spi: u32) -> (RemoveOnDrop, Writer, Reader, shared::sa::SaConfig) {
+        let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-{name}-{}", std::process::id())));
         let region = Arc::new(Region::create(&path.0, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
         let mut writer = Writer::attach(region.clone()).unwrap();
-        let mut sa = synthetic_sa(0x6161, 0);
+        let mut sa = synthetic_sa(spi, 0);
         sa.direction = shared::sa::Direction::Out;
-        sa.reqid = 4;
+        sa.reqid = 3;
         writer.add_sa(&sa).unwrap();
-        let reader = Reader::attach(region.clone()).unwrap();
+        let reader = Reader::attach(region).unwrap();
+        (path, writer, reader, sa)
+    }
+
+    #[test]
+    fn a_replaced_outbound_sa_stays_prepared_until_released() {
+        let (_path, mut writer, reader, mut sa) = one_outbound_sa("replaced", 0x6161);
         let lookup = || reader.lookup(0x6161, &SYNTHETIC_DST.into()).unwrap().unwrap();
         let mut cache = SaCache::new(Arc::new(PreparedSas::default()));
         let before = lookup();
@@ -230,16 +233,12 @@ mod tests {
         writer.del_sa(SaKey { spi: 0x6161, dst: SYNTHETIC_DST }).unwrap();
     }
 
+    /// Two lcores on one outbound SA: while one sends a single packet, the other sends a
+    /// thousand. The first does not go on with its old block, whose numbers the peer's window
+    /// has left behind, but reserves a new one; lcores that take turns keep their blocks.
     #[test]
     fn an_lcore_drops_a_block_the_others_left_far_behind() {
-        let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-seq-blocks-{}", std::process::id())));
-        let region = Arc::new(Region::create(&path.0, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
-        let mut writer = Writer::attach(region.clone()).unwrap();
-        let mut sa = synthetic_sa(0x5151, 0);
-        sa.direction = shared::sa::Direction::Out;
-        sa.reqid = 3;
-        writer.add_sa(&sa).unwrap();
-        let reader = Reader::attach(region.clone()).unwrap();
+        let (_path, _writer, reader, _) = one_outbound_sa("seq-blocks", 0x5151);
         let h = reader.lookup(0x5151, &SYNTHETIC_DST.into()).unwrap().unwrap();
         let prepared = Arc::new(PreparedSas::default());
         let (mut busy, mut quiet) = (SaCache::new(prepared.clone()), SaCache::new(prepared));
