@@ -2,10 +2,11 @@
 //! (`init_mb_mgr_auto`) plus the job queues of the job API.
 //!
 //! The direct API (GCM) only reads the function table, so one process-wide manager serves every
-//! thread. The job API keeps queued jobs in the manager, so each thread gets its own, set up for
-//! SSE: there HMAC-SHA1/SHA-256 use the SHA-NI instructions on one buffer, where the AVX2 and
-//! AVX-512 managers hash 8 or 16 buffers in SIMD lanes and, with one job in flight, pay for all
-//! of them (3-6x slower per packet, measured in BENCHMARKS.md).
+//! thread. The job API keeps queued jobs in the manager, so each thread gets its own: for one job
+//! at a time, one set up for SSE, where HMAC-SHA1/SHA-256 use the SHA-NI instructions on one
+//! buffer, while the AVX2 and AVX-512 managers hash 8 or 16 buffers in SIMD lanes and, with one
+//! job in flight, pay for all of them (3-6x slower per packet, measured in BENCHMARKS.md); for
+//! bursts, which fill those lanes, one with the best implementations for this CPU.
 
 use std::ffi::CStr;
 use std::ptr::NonNull;

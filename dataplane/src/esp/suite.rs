@@ -251,19 +251,16 @@ impl Transform {
         matches!(self.kind, Kind::CbcHmac(_))
     }
 
-    /// [`seal`](Self::seal) for a burst of packets at once, each under its own transform;
-    /// `sealed[i]` tells whether packet `i` was. Up to
+    /// [`seal`](Self::seal) for a burst of packets at once, each under its own transform; returns
+    /// for each packet whether it was sealed. Up to
     /// [`SERIAL_BELOW`] packets are sealed one by one; more run side by side in intel-ipsec-mb's
     /// multi-buffer lanes (8 or 16 packets at a time), where a burst of 1420-byte packets is
     /// several times faster than one after the other.
-    pub fn seal_burst(pending: &mut [PendingSeal<'_>], sealed: &mut [bool]) {
+    pub fn seal_burst(pending: &mut [PendingSeal<'_>]) -> Vec<bool> {
         if pending.len() < SERIAL_BELOW {
-            for (p, ok) in pending.iter_mut().zip(sealed.iter_mut()) {
-                *ok = p.transform.seal(p.pkt, p.esp_at, p.seq, p.esn).is_ok();
-            }
-            return;
+            return pending.iter_mut().map(|p| p.transform.seal(p.pkt, p.esp_at, p.seq, p.esn).is_ok()).collect();
         }
-        sealed.fill(false);
+        let mut sealed = vec![false; pending.len()];
         let mut jobs = Vec::with_capacity(pending.len());
         let mut index = Vec::with_capacity(pending.len());
         for (i, p) in pending.iter_mut().enumerate() {
@@ -281,13 +278,13 @@ impl Transform {
             jobs.push(SealJob { key: &c.key, buf: &mut *p.pkt, iv, layout, tag: [0; 32] });
             index.push((i, icv_at, icv_len));
         }
-        if encrypt_then_mac_burst(&mut jobs).is_err() {
-            return;
+        if encrypt_then_mac_burst(&mut jobs).is_ok() {
+            for (job, (i, icv_at, icv_len)) in jobs.iter_mut().zip(index) {
+                job.buf[icv_at..].copy_from_slice(&job.tag[..icv_len]);
+                sealed[i] = true;
+            }
         }
-        for (job, (i, icv_at, icv_len)) in jobs.iter_mut().zip(index) {
-            job.buf[icv_at..].copy_from_slice(&job.tag[..icv_len]);
-            sealed[i] = true;
-        }
+        sealed
     }
 
     /// Verifies the ICV and decrypts the payload in place. `seq` is the full inferred sequence number.

@@ -28,20 +28,19 @@ impl Unsealed {
     }
 }
 
-/// Seals each frame (with `Unsealed` as the pipeline gave it) under its SA in `sas`; `sealed[i]`
-/// tells whether frame `i` was.
-pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], Unsealed)], sealed: &mut [bool]) {
+/// Seals each frame (with `Unsealed` as the pipeline gave it) under its SA in `sas`; returns for
+/// each frame whether it was sealed.
+pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], Unsealed)]) -> Vec<bool> {
+    let mut sealed = vec![false; frames.len()];
     let mut pending: Vec<PendingSeal<'_>> = Vec::with_capacity(frames.len());
     let mut index = Vec::with_capacity(frames.len());
     for (i, (frame, u)) in frames.iter_mut().enumerate() {
-        sealed[i] = false;
         let (Some(sa), Some(esp_at)) = (sas.prepared_outbound(u.sa), frame.len().checked_sub(u.esp_len)) else { continue };
         pending.push(PendingSeal { transform: &sa.transform, pkt: frame, esp_at, seq: u.seq, esn: sa.esn });
         index.push(i);
     }
-    let mut done = vec![false; pending.len()];
-    Transform::seal_burst(&mut pending, &mut done);
-    for (i, ok) in index.into_iter().zip(done) {
+    for (i, ok) in index.into_iter().zip(Transform::seal_burst(&mut pending)) {
         sealed[i] = ok;
     }
+    sealed
 }

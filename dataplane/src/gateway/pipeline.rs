@@ -218,13 +218,14 @@ impl Pipeline {
     }
 
     /// Seals frames left unsealed in this round, each with what
-    /// [`take_unsealed`](Self::take_unsealed) said of it; `sealed[i]` tells whether frame `i` was
-    /// (one that was not is counted as a drop and must not be sent).
-    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)], sealed: &mut [bool]) {
-        burst_seal::seal(&self.sas, frames, sealed);
+    /// [`take_unsealed`](Self::take_unsealed) said of it; returns for each frame whether it was
+    /// sealed (one that was not is counted as a drop and must not be sent).
+    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)]) -> Vec<bool> {
+        let sealed = burst_seal::seal(&self.sas, frames);
         for _ in sealed.iter().filter(|ok| !**ok) {
             self.counters.count_drop(crate::DropReason::TooBig.into());
         }
+        sealed
     }
 
     pub fn counters(&self) -> &LcoreCounters {

@@ -151,9 +151,7 @@ fn send_handled<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipelin
         let sending = |h: &Handled<'_>| matches!(h.verdict, Verdict::Transmit(_) | Verdict::Exception(_));
         let mut frames: Vec<(&mut [u8], Unsealed)> =
             handled.iter_mut().filter(|h| sending(h)).filter_map(|h| Some((h.m.data_mut(), h.unsealed?))).collect();
-        let mut sealed = vec![false; frames.len()];
-        pipeline.seal_burst(&mut frames, &mut sealed);
-        let mut sealed = sealed.into_iter();
+        let mut sealed = pipeline.seal_burst(&mut frames).into_iter();
         for h in handled.iter_mut().filter(|h| sending(h) && h.unsealed.is_some()) {
             if sealed.next() != Some(true) {
                 h.verdict = Verdict::Drop(dataplane::DropReason::TooBig.into());
