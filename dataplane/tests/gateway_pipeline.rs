@@ -292,6 +292,18 @@ fn sa_traffic_reaches_the_region_within_a_flush_period() {
     assert!(counted.bytes > 3 * 40 && counted.last_use_ns > 0, "{counted:?}");
 }
 
+/// The peer's view of SA number `index` of the gateway's configuration: the other direction, its
+/// selectors swapped.
+fn peer_of(config: &str, index: usize) -> shared::sa::SaConfig {
+    let mut sa = Config::parse(Path::new("test.toml"), config).unwrap().sas.remove(index);
+    sa.direction = match sa.direction {
+        shared::sa::Direction::In => shared::sa::Direction::Out,
+        shared::sa::Direction::Out => shared::sa::Direction::In,
+    };
+    std::mem::swap(&mut sa.ts_local, &mut sa.ts_remote);
+    sa
+}
+
 /// AES-CBC packets come out of the pipeline unsealed when it seals in bursts: routed and framed,
 /// their payload still in clear, until `seal_burst` (one by one for a small burst, in the
 /// multi-buffer lanes for a large one) encrypts them and writes their ICVs. Each then decrypts
@@ -304,11 +316,8 @@ fn cbc_packets_are_sealed_in_bursts() {
     );
     let mut f = fixture_with("burst-seal", &config);
     let p = &mut f.pipeline;
-    p.seal_in_bursts();
-    let mut out = Config::parse(Path::new("test.toml"), &config).unwrap().sas.remove(0);
-    out.direction = shared::sa::Direction::In;
-    std::mem::swap(&mut out.ts_local, &mut out.ts_remote);
-    let peer = dataplane::InboundSa::new(&out, None).unwrap();
+    p.crypto_in_bursts();
+    let peer = dataplane::InboundSa::new(&peer_of(&config, 0), None).unwrap();
 
     let mut seqs = Vec::new();
     for burst in [2u16, 18] {
@@ -337,4 +346,61 @@ fn cbc_packets_are_sealed_in_bursts() {
         }
     }
     assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+}
+
+/// Inbound, AES-CBC ESP packets wait at the cipher (`Verdict::Open`) until `open_burst` opens their
+/// burst in the multi-buffer lanes; each then finishes like any inbound packet: delivered to the
+/// protected side, a tampered one dropped as an ICV mismatch, a second copy of one in the same
+/// burst dropped as a replay (the window is checked before and updated after the cipher).
+#[test]
+fn cbc_packets_are_opened_in_bursts() {
+    const CBC_KEYS: &str = "suite = \"aes-cbc-256-hmac-sha256\"\nenc_key = \"0303030303030303030303030303030303030303030303030303030303030303\"\nauth_key = \"0404040404040404040404040404040404040404040404040404040404040404\"\nesn = true\n";
+    let config = format!(
+        "{CONFIG}\n[[sas]]\ndirection = \"in\"\nspi = 0x2002\nmode = \"tunnel\"\nsrc = \"198.18.0.2\"\ndst = \"198.18.0.1\"\n{CBC_KEYS}reqid = 2\n\n[[neighbours]]\naddress = \"198.18.1.2\"\nmac = \"02:00:00:00:01:02\"\n"
+    );
+    let mut f = fixture_with("burst-open", &config);
+    let p = &mut f.pipeline;
+    p.crypto_in_bursts();
+    let peer = dataplane::OutboundSa::new(&peer_of(&config, 1)).unwrap();
+
+    // 18 packets from the peer with sequence numbers 1..=18; then a tampered copy of the 8th
+    // (after the original, so the replay check does not decide it) and an intact copy of the 6th.
+    let mut frames: Vec<Vec<u8>> = (1..=18u16)
+        .map(|seq| {
+            let inner = frame(None, [198, 18, 2, 2], [198, 18, 1, 2], 17, 64, 2000 + seq);
+            let mut mem = vec![0u8; 2048];
+            let mut buf = SliceBuf::with_packet(&mut mem, 128, &inner[14..]).unwrap();
+            dataplane::encapsulate(&peer, u64::from(seq), &mut buf).unwrap();
+            let mut l2 = vec![0u8; Frame::len_for(Some(7))];
+            Frame::emit(&mut l2, GW_U, Mac([2, 0, 0, 0, 0, 2]), Some(7), ETHERTYPE_IPV4);
+            [l2, dataplane::PacketBuf::data(&buf).to_vec()].concat()
+        })
+        .collect();
+    let mut tampered = frames[7].clone();
+    tampered[80] ^= 1;
+    frames.extend([tampered, frames[5].clone()]);
+
+    let mut mems: Vec<Vec<u8>> = frames.iter().map(|_| vec![0u8; 2048]).collect();
+    let mut bufs: Vec<SliceBuf<'_>> = mems.iter_mut().zip(&frames).map(|(mem, f)| SliceBuf::with_packet(mem, 128, f).unwrap()).collect();
+    p.begin_round();
+    let unopened: Vec<_> = bufs
+        .iter_mut()
+        .map(|buf| {
+            assert_eq!(p.from_port(Side::Unprotected, buf), Verdict::Open);
+            p.take_unopened().expect("waits to be opened")
+        })
+        .collect();
+    let mut list: Vec<(&mut [u8], _)> = bufs.iter_mut().map(dataplane::PacketBuf::data_mut).zip(unopened.iter().copied()).collect();
+    let opened = p.open_burst(&mut list);
+    let verdicts: Vec<Verdict> = bufs.iter_mut().zip(unopened).zip(opened).map(|((buf, u), result)| p.resume_opened(buf, u, result)).collect();
+    p.end_round();
+
+    for (i, (v, buf)) in verdicts[..18].iter().zip(&bufs).enumerate() {
+        assert_eq!(*v, Verdict::Transmit(Side::Protected), "packet {i}");
+        let inner = &dataplane::PacketBuf::data(buf)[14..];
+        assert_eq!((inner[9], &inner[22..24]), (17, &(2001 + i as u16).to_be_bytes()[..]), "packet {i}");
+    }
+    assert_eq!(verdicts[18], Verdict::Drop(Reason::Esp(dataplane::DropReason::IcvMismatch)));
+    assert_eq!(verdicts[19], Verdict::Drop(Reason::Esp(dataplane::DropReason::Replay)));
+    assert_eq!(f.counters.dropped(Reason::Esp(dataplane::DropReason::IcvMismatch)), 1);
 }

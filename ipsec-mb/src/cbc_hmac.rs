@@ -2,11 +2,11 @@
 //! decrypt: the caller compares the tag before using the plaintext). The AES round keys and the
 //! HMAC inner and outer hash states are computed once per SA.
 //!
-//! The jobs run one at a time on a manager using SHA-NI (`manager::with_job_manager`). CBC
-//! encryption chained with HMAC is offered for bursts only ([`encrypt_then_mac_burst`]): the
-//! library runs it in multi-buffer lanes, which one job at a time leaves idle (a serial
-//! implementation is 2-3x faster for a single packet, BENCHMARKS.md, crypto calls), while a
-//! burst fills them.
+//! The jobs run one at a time on a manager using SHA-NI (`manager::with_job_manager`), or a burst
+//! at a time in the library's multi-buffer lanes ([`encrypt_then_mac_burst`],
+//! [`mac_then_decrypt_burst`]). CBC encryption is offered for bursts only: one job at a time
+//! leaves the lanes idle, and a serial implementation is 2-3x faster for a single packet
+//! (BENCHMARKS.md, crypto calls).
 
 use std::ops::Range;
 
@@ -181,9 +181,9 @@ impl CbcHmacKey {
     }
 }
 
-/// One packet of [`encrypt_then_mac_burst`].
+/// One packet of a burst ([`encrypt_then_mac_burst`], [`mac_then_decrypt_burst`]).
 #[derive(Debug)]
-pub struct SealJob<'a> {
+pub struct BurstJob<'a> {
     pub key: &'a CbcHmacKey,
     pub buf: &'a mut [u8],
     pub iv: [u8; AES_BLOCK],
@@ -193,13 +193,25 @@ pub struct SealJob<'a> {
 }
 
 /// For each job, encrypts `layout.cipher` of its buffer in place with AES-CBC under `iv`, then
-/// computes the HMAC of `layout.hash` (which may cover the ciphertext) into `tag`. The jobs run
-/// side by side in the library's multi-buffer lanes (8 or 16 packets at once with AVX2 or
-/// AVX-512), on this thread's manager for this CPU (`manager::with_burst_manager`). Returns an
-/// error if a layout is invalid (nothing is then encrypted) or a job failed (the buffers are then
-/// in an undefined state).
-pub fn encrypt_then_mac_burst(jobs: &mut [SealJob<'_>]) -> Result<(), Error> {
-    let valid = |j: &SealJob<'_>| {
+/// computes the HMAC of `layout.hash` (which may cover the ciphertext) into `tag`. See
+/// [`run_burst`] for how, and for the errors.
+pub fn encrypt_then_mac_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
+    run_burst(jobs, sys::IMB_DIR_ENCRYPT, sys::IMB_ORDER_CIPHER_HASH)
+}
+
+/// For each job, computes the HMAC of `layout.hash` into `tag`, then decrypts `layout.cipher` in
+/// place with AES-CBC under `iv` (the caller compares the tag before using the plaintext). See
+/// [`run_burst`] for how, and for the errors.
+pub fn mac_then_decrypt_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
+    run_burst(jobs, sys::IMB_DIR_DECRYPT, sys::IMB_ORDER_HASH_CIPHER)
+}
+
+/// Runs the jobs side by side in the library's multi-buffer lanes (8 or 16 packets at once with
+/// AVX2 or AVX-512), on this thread's manager for this CPU (`manager::with_burst_manager`).
+/// Returns an error if a layout is invalid (nothing is then touched) or a job failed (the buffers
+/// are then in an undefined state).
+fn run_burst(jobs: &mut [BurstJob<'_>], direction: sys::IMB_CIPHER_DIRECTION, order: sys::IMB_CHAIN_ORDER) -> Result<(), Error> {
+    let valid = |j: &BurstJob<'_>| {
         let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= j.buf.len();
         in_buf(&j.layout.cipher) && in_buf(&j.layout.hash) && j.layout.cipher.len().is_multiple_of(AES_BLOCK)
     };
@@ -244,8 +256,8 @@ pub fn encrypt_then_mac_burst(jobs: &mut [SealJob<'_>]) -> Result<(), Error> {
             job.u.HMAC._hashed_auth_key_xor_ipad = key.inner.0.as_ptr();
             job.u.HMAC._hashed_auth_key_xor_opad = key.outer.0.as_ptr();
             job.cipher_mode = sys::IMB_CIPHER_CBC;
-            job.cipher_direction = sys::IMB_DIR_ENCRYPT;
-            job.chain_order = sys::IMB_ORDER_CIPHER_HASH;
+            job.cipher_direction = direction;
+            job.chain_order = order;
             job.hash_alg = match key.hmac {
                 Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
                 Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,

@@ -25,7 +25,7 @@ mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
-pub use cbc_hmac::{encrypt_then_mac_burst, CbcHmacKey, Hmac, Layout, SealJob};
+pub use cbc_hmac::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, Hmac, Layout};
 pub use gcm::{GcmKey, TAG_LEN};
 pub use manager::version;
 

@@ -3,7 +3,7 @@
 //! included) alone and chained with AES-CBC decryption, and the tag checks a receiver relies on.
 
 use aws_lc_rs::{aead, cipher, hmac};
-use ipsec_mb::{encrypt_then_mac_burst, CbcHmacKey, GcmKey, Hmac, Layout, SealJob};
+use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout};
 use proptest::prelude::*;
 
 fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
@@ -13,6 +13,18 @@ fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
         _ => &aead::AES_256_GCM,
     };
     aead::LessSafeKey::new(aead::UnboundKey::new(alg, key).unwrap())
+}
+
+/// One job per buffer, each with its key and IV: the cipher from the header's end, the hash over
+/// the whole buffer.
+fn burst_jobs<'a>(keys: &'a [(CbcHmacKey, [u8; 16], usize, usize)], bufs: &'a mut [Vec<u8>]) -> Vec<BurstJob<'a>> {
+    keys.iter()
+        .zip(bufs.iter_mut())
+        .map(|((key, iv, header, _), buf)| {
+            let layout = Layout { cipher: *header..buf.len(), hash: 0..buf.len() };
+            BurstJob { key, buf, iv: *iv, layout, tag: [0; 32] }
+        })
+        .collect()
 }
 
 proptest! {
@@ -80,7 +92,8 @@ proptest! {
     }
 
     /// Bursts of 1 to 40 packets (fewer than, as many as and more than the lanes), each with its
-    /// own key, IV and length: CBC encryption then HMAC, as aws-lc-rs computes them one by one.
+    /// own key, IV and length: CBC encryption then HMAC, as aws-lc-rs computes them one by one;
+    /// and back, HMAC then CBC decryption, to the same tags and the plaintext.
     #[test]
     fn cbc_hmac_bursts_match_aws_lc(
         packets in prop::collection::vec(
@@ -105,18 +118,18 @@ proptest! {
             expected.push((sealed, tag.as_ref()[..tag_len].to_vec()));
             bufs.push(buf);
         }
-        let mut jobs: Vec<SealJob<'_>> = keys
-            .iter()
-            .zip(bufs.iter_mut())
-            .map(|((key, iv, header, _), buf)| {
-                let layout = Layout { cipher: *header..buf.len(), hash: 0..buf.len() };
-                SealJob { key, buf, iv: *iv, layout, tag: [0; 32] }
-            })
-            .collect();
-        encrypt_then_mac_burst(&mut jobs).unwrap();
-        for (job, (sealed, tag)) in jobs.iter().zip(&expected) {
+        let plain = bufs.clone();
+        let mut sealing = burst_jobs(&keys, &mut bufs);
+        encrypt_then_mac_burst(&mut sealing).unwrap();
+        for (job, (sealed, tag)) in sealing.iter().zip(&expected) {
             prop_assert_eq!(&job.buf[..], &sealed[..]);
             prop_assert_eq!(&job.tag[..tag.len()], &tag[..]);
+        }
+        let mut opening = burst_jobs(&keys, &mut bufs);
+        mac_then_decrypt_burst(&mut opening).unwrap();
+        for ((job, (_, tag)), plain) in opening.iter().zip(&expected).zip(&plain) {
+            prop_assert_eq!(&job.tag[..tag.len()], &tag[..]);
+            prop_assert_eq!(&job.buf[..], &plain[..]);
         }
     }
 }
@@ -136,8 +149,8 @@ fn bad_keys_and_layouts_are_errors() {
     assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..40 }).is_ok());
     // A burst with one bad layout is refused whole, before anything is encrypted.
     let (mut first, mut second) = ([0u8; 40], [0u8; 40]);
-    let good = SealJob { key: &key, buf: &mut first, iv, layout: Layout { cipher: 8..40, hash: 0..40 }, tag: [0; 32] };
-    let bad = SealJob { key: &key, buf: &mut second, iv, layout: Layout { cipher: 8..38, hash: 0..38 }, tag: [0; 32] };
+    let good = BurstJob { key: &key, buf: &mut first, iv, layout: Layout { cipher: 8..40, hash: 0..40 }, tag: [0; 32] };
+    let bad = BurstJob { key: &key, buf: &mut second, iv, layout: Layout { cipher: 8..38, hash: 0..38 }, tag: [0; 32] };
     assert!(encrypt_then_mac_burst(&mut [good, bad]).is_err());
     assert_eq!(first, [0u8; 40]);
 }

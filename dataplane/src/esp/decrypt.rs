@@ -49,6 +49,13 @@ pub struct EspLocation {
     esp_end: usize,
 }
 
+impl EspLocation {
+    /// Where the ESP header starts in the outer packet.
+    pub fn esp_at(&self) -> usize {
+        self.esp_at
+    }
+}
+
 /// The result of a successful decapsulation: `pkt` now holds the inner packet (tunnel mode) or the
 /// original transport-mode packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,20 +127,37 @@ pub fn classify(pkt: &[u8], encap_ports: &[u16]) -> Result<Classified, DropReaso
 
 /// Decapsulates the ESP packet at `loc` (from [`classify`] on the same bytes) with `sa`.
 pub fn decapsulate<B: PacketBuf>(sa: &InboundSa, loc: &EspLocation, pkt: &mut B) -> Result<Decapsulated, DropReason> {
+    let seq = check_sequence(sa, loc, pkt)?;
+    sa.transform.open(pkt.data_mut(), loc.esp_at, seq, sa.esn).map_err(open_error)?;
+    finish_opened(sa, loc, pkt, seq)
+}
+
+/// Why a packet that did not open is dropped.
+pub fn open_error(e: OpenError) -> DropReason {
+    match e {
+        OpenError::Truncated => DropReason::TruncatedPayload,
+        OpenError::IcvMismatch => DropReason::IcvMismatch,
+    }
+}
+
+/// The part of [`decapsulate`] before the cipher: trims the packet to its ESP and returns its full
+/// sequence number, which `sa`'s window accepts. RFC 4303 3.4.3: the window is checked before the
+/// ICV, and only updated after it verified ([`finish_opened`]).
+pub fn check_sequence<B: PacketBuf>(sa: &InboundSa, loc: &EspLocation, pkt: &mut B) -> Result<u64, DropReason> {
     if !pkt.trim(pkt.len().saturating_sub(loc.esp_end)) || pkt.len() != loc.esp_end {
         return Err(DropReason::MalformedOuter);
     }
-    let data = pkt.data_mut();
-    let seq_lo = EspPacket::new_checked(&data[loc.esp_at..]).map_err(|_| DropReason::ShortEsp)?.seq();
-    // RFC 4303 3.4.3: the window is checked before the ICV, and only updated after it verified.
+    let seq_lo = EspPacket::new_checked(&pkt.data()[loc.esp_at..]).map_err(|_| DropReason::ShortEsp)?.seq();
     let seq = if sa.esn { sa.replay.infer_esn(seq_lo).ok_or(DropReason::Replay)? } else { u64::from(seq_lo) };
     sa.replay.check(seq).map_err(|_| DropReason::Replay)?;
-    sa.transform.open(data, loc.esp_at, seq, sa.esn).map_err(|e| match e {
-        OpenError::Truncated => DropReason::TruncatedPayload,
-        OpenError::IcvMismatch => DropReason::IcvMismatch,
-    })?;
-    sa.replay.commit(seq).map_err(|_| DropReason::Replay)?;
+    Ok(seq)
+}
 
+/// The part of [`decapsulate`] after the packet opened under `sa` with sequence number `seq`: the
+/// window update, the trailer, the inner packet and the selector check.
+pub fn finish_opened<B: PacketBuf>(sa: &InboundSa, loc: &EspLocation, pkt: &mut B, seq: u64) -> Result<Decapsulated, DropReason> {
+    sa.replay.commit(seq).map_err(|_| DropReason::Replay)?;
+    let data = pkt.data();
     let payload_at = loc.esp_at + esp::HEADER_LEN + sa.transform.iv_len();
     let icv_at = data.len() - sa.transform.icv_len();
     let (pad, next_header) = esp::parse_trailer(&data[payload_at..icv_at]).map_err(|_| DropReason::BadPadding)?;

@@ -65,7 +65,7 @@ pub fn encapsulate<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B) -> Resu
     encapsulate_with(sa, seq, pkt, false).map(|_| ())
 }
 
-/// [`encapsulate`], except that a packet whose transform `seals_in_bursts` is left unsealed (its
+/// [`encapsulate`], except that a packet whose transform works `in_bursts` is left unsealed (its
 /// payload in clear, its IV and ICV unwritten) when nothing else in it depends on the ciphertext;
 /// then the offset of its ESP header is returned, and the packet must go through
 /// `Transform::seal_burst` before it leaves. (IPv6 ESP-in-UDP is sealed at once: its UDP checksum
@@ -117,7 +117,7 @@ fn encapsulate_with<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B, defer:
     let ip_len = outer_ip_len + moved;
     let esp_at = ip_len + udp_len;
     esp::emit_header(&mut data[esp_at..], sa.spi, seq as u32);
-    let unsealed = (defer && sa.transform.seals_in_bursts() && !(outer_v6 && udp_len > 0)).then_some(esp_at);
+    let unsealed = (defer && sa.transform.in_bursts() && !(outer_v6 && udp_len > 0)).then_some(esp_at);
     if unsealed.is_none() {
         sa.transform.seal(data, esp_at, seq, sa.esn).map_err(|_| DropReason::TooBig)?;
     }

@@ -11,7 +11,7 @@
 //! moment to make the authenticated data contiguous, and restored or overwritten.
 
 use aws_lc_rs::{cipher, rand};
-use ipsec_mb::{encrypt_then_mac_burst, CbcHmacKey, GcmKey, Hmac, Layout, SealJob, TAG_LEN};
+use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout, TAG_LEN};
 use shared::sa::{AesKeySize, Integrity, Suite, SALT_LEN};
 
 use crate::wire::esp::HEADER_LEN;
@@ -41,10 +41,11 @@ pub enum OpenError {
 /// their width whether they are full or not.
 const SERIAL_BELOW: usize = 4;
 
-/// A packet for [`Transform::seal_burst`]: as for [`Transform::seal`], `pkt[esp_at..]` is the ESP
-/// header, room for the IV, the payload and trailer, and room for the ICV.
+/// A packet for [`Transform::seal_burst`] or [`Transform::open_burst`]: as for
+/// [`Transform::seal`] and [`Transform::open`], `pkt[esp_at..]` is the ESP header, the IV, the
+/// payload and trailer, and the ICV (the IV and ICV fields reserved, when sealing).
 #[derive(Debug)]
-pub struct PendingSeal<'a> {
+pub struct BurstPacket<'a> {
     pub transform: &'a Transform,
     pub pkt: &'a mut [u8],
     pub esp_at: usize,
@@ -245,9 +246,10 @@ impl Transform {
         Ok(())
     }
 
-    /// Whether packets under this transform are sealed faster together ([`Transform::seal_burst`]):
-    /// AES-CBC encryption, which is serial within a packet.
-    pub fn seals_in_bursts(&self) -> bool {
+    /// Whether packets under this transform are sealed and opened faster together
+    /// ([`Transform::seal_burst`], [`Transform::open_burst`]): AES-CBC with HMAC, whose
+    /// encryption is serial within a packet and whose HMAC hashes 16 packets side by side.
+    pub fn in_bursts(&self) -> bool {
         matches!(self.kind, Kind::CbcHmac(_))
     }
 
@@ -256,7 +258,7 @@ impl Transform {
     /// [`SERIAL_BELOW`] packets are sealed one by one; more run side by side in intel-ipsec-mb's
     /// multi-buffer lanes (8 or 16 packets at a time), where a burst of 1420-byte packets is
     /// several times faster than one after the other.
-    pub fn seal_burst(pending: &mut [PendingSeal<'_>]) -> Vec<bool> {
+    pub fn seal_burst(pending: &mut [BurstPacket<'_>]) -> Vec<bool> {
         if pending.len() < SERIAL_BELOW {
             return pending.iter_mut().map(|p| p.transform.seal(p.pkt, p.esp_at, p.seq, p.esn).is_ok()).collect();
         }
@@ -275,7 +277,7 @@ impl Transform {
             iv.copy_from_slice(&p.pkt[iv_at..iv_at + CBC_IV_LEN]);
             let hash_end = borrow_icv_for_seq_hi(p.pkt, icv_at, p.seq, p.esn);
             let layout = Layout { cipher: iv_at + CBC_IV_LEN..icv_at, hash: p.esp_at..hash_end };
-            jobs.push(SealJob { key: &c.key, buf: &mut *p.pkt, iv, layout, tag: [0; 32] });
+            jobs.push(BurstJob { key: &c.key, buf: &mut *p.pkt, iv, layout, tag: [0; 32] });
             index.push((i, icv_at, icv_len));
         }
         if encrypt_then_mac_burst(&mut jobs).is_ok() {
@@ -289,9 +291,7 @@ impl Transform {
 
     /// Verifies the ICV and decrypts the payload in place. `seq` is the full inferred sequence number.
     pub fn open(&self, pkt: &mut [u8], esp_at: usize, seq: u64, esn: bool) -> Result<(), OpenError> {
-        let iv_at = esp_at + HEADER_LEN;
-        let payload_at = iv_at + self.iv_len();
-        let icv_at = pkt.len().checked_sub(self.icv_len).filter(|&i| i >= payload_at + 2).ok_or(OpenError::Truncated)?;
+        let (iv_at, payload_at, icv_at) = self.open_ranges(pkt.len(), esp_at)?;
         let mut received = [0u8; TAG_LEN];
         let received = &mut received[..self.icv_len];
         received.copy_from_slice(&pkt[icv_at..]);
@@ -307,12 +307,7 @@ impl Transform {
                 icv_matches(&tag, received)
             }
             Kind::CbcHmac(c) => {
-                if !(icv_at - payload_at).is_multiple_of(AES_BLOCK) {
-                    return Err(OpenError::Truncated);
-                }
-                let iv: [u8; CBC_IV_LEN] = pkt[iv_at..payload_at].try_into().map_err(|_| OpenError::Truncated)?;
-                let hash_end = borrow_icv_for_seq_hi(pkt, icv_at, seq, esn);
-                let layout = Layout { cipher: payload_at..icv_at, hash: esp_at..hash_end };
+                let (iv, layout) = cbc_open_layout(pkt, (esp_at, iv_at, payload_at, icv_at), seq, esn)?;
                 let tag = c.key.mac_then_decrypt(pkt, &iv, &layout).map_err(|_| OpenError::Truncated)?;
                 pkt[icv_at..].copy_from_slice(received);
                 icv_matches(&tag, received)
@@ -324,6 +319,66 @@ impl Transform {
             Err(OpenError::IcvMismatch)
         }
     }
+
+    /// Where the IV, the payload and the ICV of the ESP packet at `esp_at` in a packet of
+    /// `pkt_len` bytes start, if it is long enough for them and a trailer.
+    fn open_ranges(&self, pkt_len: usize, esp_at: usize) -> Result<(usize, usize, usize), OpenError> {
+        let iv_at = esp_at + HEADER_LEN;
+        let payload_at = iv_at + self.iv_len();
+        let icv_at = pkt_len.checked_sub(self.icv_len).filter(|&i| i >= payload_at + 2).ok_or(OpenError::Truncated)?;
+        Ok((iv_at, payload_at, icv_at))
+    }
+
+    /// [`open`](Self::open) for a burst of packets at once, each under its own transform; returns
+    /// each packet's result. Up to [`SERIAL_BELOW`] packets are opened one by one; more run side
+    /// by side in intel-ipsec-mb's multi-buffer lanes.
+    pub fn open_burst(pending: &mut [BurstPacket<'_>]) -> Vec<Result<(), OpenError>> {
+        if pending.len() < SERIAL_BELOW {
+            return pending.iter_mut().map(|p| p.transform.open(p.pkt, p.esp_at, p.seq, p.esn)).collect();
+        }
+        let mut results = vec![Err(OpenError::Truncated); pending.len()];
+        let mut jobs = Vec::with_capacity(pending.len());
+        let mut index = Vec::with_capacity(pending.len());
+        for (i, p) in pending.iter_mut().enumerate() {
+            let Kind::CbcHmac(c) = &p.transform.kind else {
+                results[i] = p.transform.open(p.pkt, p.esp_at, p.seq, p.esn);
+                continue;
+            };
+            let prepared = p.transform.open_ranges(p.pkt.len(), p.esp_at).and_then(|(iv_at, payload_at, icv_at)| {
+                let mut received = [0u8; TAG_LEN];
+                received[..p.transform.icv_len].copy_from_slice(&p.pkt[icv_at..]);
+                let (iv, layout) = cbc_open_layout(p.pkt, (p.esp_at, iv_at, payload_at, icv_at), p.seq, p.esn)?;
+                Ok((iv, layout, icv_at, received))
+            });
+            match prepared {
+                Ok((iv, layout, icv_at, received)) => {
+                    jobs.push(BurstJob { key: &c.key, buf: &mut *p.pkt, iv, layout, tag: [0; 32] });
+                    index.push((i, icv_at, received, p.transform.icv_len));
+                }
+                Err(e) => results[i] = Err(e),
+            }
+        }
+        if mac_then_decrypt_burst(&mut jobs).is_ok() {
+            for (job, (i, icv_at, received, icv_len)) in jobs.iter_mut().zip(index) {
+                let received = &received[..icv_len];
+                job.buf[icv_at..].copy_from_slice(received);
+                results[i] = if icv_matches(&job.tag, received) { Ok(()) } else { Err(OpenError::IcvMismatch) };
+            }
+        }
+        results
+    }
+}
+
+/// The IV and the job layout of a CBC+HMAC packet to open, whose ranges are `(esp_at, iv_at,
+/// payload_at, icv_at)`: the payload must be whole cipher blocks. With ESN the ICV field is
+/// borrowed for the high sequence bits (the caller keeps the received ICV).
+fn cbc_open_layout(pkt: &mut [u8], (esp_at, iv_at, payload_at, icv_at): (usize, usize, usize, usize), seq: u64, esn: bool) -> Result<([u8; CBC_IV_LEN], Layout), OpenError> {
+    if !(icv_at - payload_at).is_multiple_of(AES_BLOCK) {
+        return Err(OpenError::Truncated);
+    }
+    let iv: [u8; CBC_IV_LEN] = pkt[iv_at..payload_at].try_into().map_err(|_| OpenError::Truncated)?;
+    let hash_end = borrow_icv_for_seq_hi(pkt, icv_at, seq, esn);
+    Ok((iv, Layout { cipher: payload_at..icv_at, hash: esp_at..hash_end }))
 }
 
 /// RFC 4303 2.2.1: with ESN, HMAC covers the packet up to the ICV and then the high 32 bits of the

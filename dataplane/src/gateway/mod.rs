@@ -2,7 +2,7 @@
 //! configuration file, and the statistics. Nothing here depends on DPDK; the poll loops that feed
 //! it with mbufs are in `src/bin/gateway`.
 
-pub mod burst_seal;
+pub mod burst_crypto;
 pub mod config;
 pub mod counters;
 pub mod ether;

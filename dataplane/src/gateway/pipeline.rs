@@ -23,7 +23,7 @@ use shared::sad::SaHandle;
 use shared::region::now_ns;
 use shared::sa::{Direction, Mode};
 
-use super::burst_seal::{self, Unsealed};
+use super::burst_crypto::{self, Unopened, Unsealed};
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::icmp_error::{self, ErrorRateLimit, IcmpError};
@@ -35,8 +35,9 @@ use super::sa_cache::{PreparedSas, SaCache};
 use super::spd_classifier::{Classifier, Decision, Matched};
 use super::Side;
 use crate::buf::PacketBuf;
-use crate::esp::decrypt::{classify, decapsulate, Classified};
+use crate::esp::decrypt::{check_sequence, classify, decapsulate, finish_opened, open_error, Classified, Decapsulated};
 use crate::esp::encrypt::{encapsulate, encapsulate_unsealed, exceeds_mtu};
+use crate::esp::suite::OpenError;
 use crate::esp::flow::{Flow, FlowAddr};
 use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
 use crate::wire::ipv4::Ipv4Packet;
@@ -57,6 +58,9 @@ pub enum Verdict {
     /// which seals each one (RFC 4301 8.1: fragmenting before encryption). (The plan stays in
     /// the pipeline: a verdict small enough for registers costs nothing per packet.)
     Fragment,
+    /// An ESP packet waiting to be opened with the rest of its burst ([`Pipeline::take_unopened`],
+    /// only with [`Pipeline::crypto_in_bursts`]).
+    Open,
 }
 
 /// How to fragment and seal the packet of a [`Verdict::Fragment`].
@@ -156,10 +160,12 @@ pub struct Pipeline {
     icmp_limit: ErrorRateLimit,
     /// The plan of the last `Verdict::Fragment`, until its last fragment is sealed.
     fragment_plan: Option<FragmentPlan>,
-    /// Whether packets of AES-CBC SAs are left unsealed ([`Pipeline::seal_in_bursts`]).
-    burst_seals: bool,
+    /// Whether packets of AES-CBC SAs are sealed and opened in bursts ([`Pipeline::crypto_in_bursts`]).
+    burst_crypto: bool,
     /// The frame just handled, if it was left unsealed.
     unsealed: Option<Unsealed>,
+    /// The frame just handled, if it waits to be opened.
+    unopened: Option<Unopened>,
 }
 
 /// The flow of the IP packet at the start of `pkt`.
@@ -197,17 +203,20 @@ impl Pipeline {
             nd: shared.nd.clone().map(NdHook::new),
             icmp_limit,
             fragment_plan: None,
-            burst_seals: false,
+            burst_crypto: false,
             unsealed: None,
+            unopened: None,
         }
     }
 
-    /// From now on, packets of SAs whose transform `seals_in_bursts` (AES-CBC) are left unsealed
-    /// ([`burst_seal`](super::burst_seal)): after each frame, the caller takes the packet's
-    /// [`Unsealed`] with [`take_unsealed`](Self::take_unsealed), and seals every such packet of
-    /// the burst with [`seal_burst`](Self::seal_burst) before it sends any of them.
-    pub fn seal_in_bursts(&mut self) {
-        self.burst_seals = true;
+    /// From now on, packets of SAs whose transform works `in_bursts` (AES-CBC) stop at the cipher
+    /// ([`burst_crypto`](super::burst_crypto)). After each frame the caller takes what
+    /// [`take_unsealed`](Self::take_unsealed) and [`take_unopened`](Self::take_unopened) say of
+    /// it; once the burst is in, it seals the unsealed frames ([`seal_burst`](Self::seal_burst)),
+    /// opens the unopened ones ([`open_burst`](Self::open_burst)) and finishes those
+    /// ([`resume_opened`](Self::resume_opened)), before it sends any frame of the burst.
+    pub fn crypto_in_bursts(&mut self) {
+        self.burst_crypto = true;
     }
 
     /// Whether the frame just handled was left unsealed (each call forgets it). Such a frame must
@@ -217,15 +226,40 @@ impl Pipeline {
         self.unsealed.take()
     }
 
+    /// The frame just handled, if its verdict was [`Verdict::Open`] (each call forgets it).
+    #[inline]
+    pub fn take_unopened(&mut self) -> Option<Unopened> {
+        self.unopened.take()
+    }
+
     /// Seals frames left unsealed in this round, each with what
     /// [`take_unsealed`](Self::take_unsealed) said of it; returns for each frame whether it was
     /// sealed (one that was not is counted as a drop and must not be sent).
     pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)]) -> Vec<bool> {
-        let sealed = burst_seal::seal(&self.sas, frames);
+        let sealed = burst_crypto::seal(&self.sas, frames);
         for _ in sealed.iter().filter(|ok| !**ok) {
             self.counters.count_drop(crate::DropReason::TooBig.into());
         }
         sealed
+    }
+
+    /// Opens frames of this round that wait for it, each with what
+    /// [`take_unopened`](Self::take_unopened) said of it; returns each frame's result, for
+    /// [`resume_opened`](Self::resume_opened).
+    pub fn open_burst(&mut self, frames: &mut [(&mut [u8], Unopened)]) -> Vec<Option<Result<(), OpenError>>> {
+        burst_crypto::open(&self.sas, frames)
+    }
+
+    /// Finishes a frame that waited to be opened, given what opening it gave (`None`: its SA is
+    /// gone): the rest of the inbound path, as for any ESP packet. Returns its final verdict.
+    pub fn resume_opened<B: PacketBuf>(&mut self, pkt: &mut B, u: Unopened, opened: Option<Result<(), OpenError>>) -> Verdict {
+        let decapsulated = match (opened, self.sas.prepared_inbound(u.sa)) {
+            (Some(Ok(())), Some(sa)) => finish_opened(sa, &u.loc, pkt, u.seq),
+            (Some(Err(e)), _) => Err(open_error(e)),
+            _ => return self.account(Verdict::Drop(GatewayDrop::SaChanged.into())),
+        };
+        let verdict = self.decapsulated(u.sa, pkt, u.src_mac, u.len, decapsulated).unwrap_or_else(Verdict::Drop);
+        self.account(verdict)
     }
 
     pub fn counters(&self) -> &LcoreCounters {
@@ -320,7 +354,7 @@ impl Pipeline {
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
             Verdict::Exception(_) => bump(&self.counters.exception, 1),
-            Verdict::Transmit(_) | Verdict::Fragment => {}
+            Verdict::Transmit(_) | Verdict::Fragment | Verdict::Open => {}
         }
         verdict
     }
@@ -463,9 +497,25 @@ impl Pipeline {
             Err(_) => return Err(GatewayDrop::SaChanged.into()),
         };
         let sa = self.sas.inbound(&self.reader, h)?;
-        let runtime = self.reader.runtime(h);
         let len = pkt.len() as u64;
-        let decapsulated = match decapsulate(sa, &loc, pkt) {
+        let decapsulated = if self.burst_crypto && sa.transform.in_bursts() {
+            match check_sequence(sa, &loc, pkt) {
+                Ok(seq) => {
+                    self.unopened = Some(Unopened { sa: h, loc, seq, src_mac, len });
+                    return Ok(Verdict::Open);
+                }
+                Err(reason) => Err(reason),
+            }
+        } else {
+            decapsulate(sa, &loc, pkt)
+        };
+        self.decapsulated(h, pkt, src_mac, len, decapsulated)
+    }
+
+    /// The inbound path after decapsulation under the SA `h` of a packet of `len` bytes.
+    fn decapsulated<B: PacketBuf>(&mut self, h: SaHandle, pkt: &mut B, src_mac: Mac, len: u64, decapsulated: Result<Decapsulated, crate::DropReason>) -> Result<Verdict, Reason> {
+        let runtime = self.reader.runtime(h);
+        let decapsulated = match decapsulated {
             Ok(d) => d,
             Err(reason) => {
                 if let Some(d) = reason.sa_drop() {
@@ -535,7 +585,7 @@ impl Pipeline {
                         return Err(GatewayDrop::NoSa.into());
                     }
                 };
-                self.seal(h, pkt, Some(origin), self.burst_seals)
+                self.seal(h, pkt, Some(origin), self.burst_crypto)
             }
         }
     }
@@ -543,7 +593,7 @@ impl Pipeline {
     /// Encrypts `pkt` with the outbound SA `h` and routes it. With an `mtu_check`, a packet too
     /// large for the SA is not sent (RFC 4301 8.2.1): an IPv4 packet without DF in tunnel mode
     /// is fragmented first (`Verdict::Fragment`), others get the path MTU error.
-    /// With `defer` (and [`Pipeline::seal_in_bursts`]), a packet whose SA seals in bursts is left
+    /// With `defer` (and [`Pipeline::crypto_in_bursts`]), a packet whose SA works in bursts is left
     /// unsealed for the I/O loop.
     fn seal<B: PacketBuf>(&mut self, h: SaHandle, pkt: &mut B, mtu_check: Option<Origin>, defer: bool) -> Result<Verdict, Reason> {
         let (sa, seq) = self.sas.outbound(&self.reader, h)?;

@@ -69,9 +69,15 @@ pub struct SaCache {
     shared: Arc<PreparedSas>,
     inbound: Vec<Option<(u64, Arc<InboundSa>)>>,
     outbound: Vec<Option<OutboundEntry>>,
-    /// Outbound SAs replaced in their slot since the last `release_replaced` (slot, generation):
-    /// packets numbered under them may still await sealing (`gateway::burst_seal`).
-    replaced: Vec<(u32, u64, Arc<OutboundSa>)>,
+    /// SAs replaced in their slot since the last `release_replaced`, with their slot and
+    /// generation: packets of theirs may still await sealing or opening (`gateway::burst_crypto`).
+    replaced_inbound: Vec<(u32, u64, Arc<InboundSa>)>,
+    replaced_outbound: Vec<(u32, u64, Arc<OutboundSa>)>,
+}
+
+/// The SA replaced under handle `h`, if it is among `replaced`.
+fn find_replaced<T>(replaced: &[(u32, u64, Arc<T>)], h: SaHandle) -> Option<&T> {
+    replaced.iter().find(|(slot, generation, _)| (*slot, *generation) == (h.slot, h.generation)).map(|(_, _, sa)| &**sa)
 }
 
 /// The entry for `slot`, growing the vector to hold it.
@@ -85,7 +91,7 @@ fn entry<T>(v: &mut Vec<Option<T>>, slot: u32) -> &mut Option<T> {
 
 impl SaCache {
     pub fn new(shared: Arc<PreparedSas>) -> SaCache {
-        SaCache { shared, inbound: Vec::new(), outbound: Vec::new(), replaced: Vec::new() }
+        SaCache { shared, inbound: Vec::new(), outbound: Vec::new(), replaced_inbound: Vec::new(), replaced_outbound: Vec::new() }
     }
 
     /// The inbound SA behind `h`.
@@ -101,7 +107,9 @@ impl SaCache {
                 sa.replay_window().resume_above(replay_top);
                 Some(sa)
             })?;
-            *slot = Some((h.generation, sa));
+            if let Some((generation, old)) = slot.replace((h.generation, sa)) {
+                self.replaced_inbound.push((h.slot, generation, old));
+            }
         }
         match slot {
             Some((_, sa)) => Ok(sa),
@@ -116,7 +124,7 @@ impl SaCache {
         if !matches!(slot, Some(e) if e.generation == h.generation) {
             let sa = prepare(&self.shared.outbound, reader, h, |r| OutboundSa::from_record(r).ok())?;
             if let Some(old) = slot.replace(OutboundEntry { generation: h.generation, sa, seq: 0..0 }) {
-                self.replaced.push((h.slot, old.generation, old.sa));
+                self.replaced_outbound.push((h.slot, old.generation, old.sa));
             }
         }
         let Some(entry) = slot else { return Err(GatewayDrop::SaChanged.into()) };
@@ -134,18 +142,27 @@ impl SaCache {
         Ok((&entry.sa, seq))
     }
 
-    /// The outbound SA behind `h` as this cache prepared it: the current one of its slot, or one
+    /// The inbound SA behind `h` as this cache prepared it: the current one of its slot, or one
     /// replaced there since the last `release_replaced`.
-    pub fn prepared_outbound(&self, h: SaHandle) -> Option<&OutboundSa> {
-        match self.outbound.get(h.slot as usize) {
-            Some(Some(e)) if e.generation == h.generation => Some(&e.sa),
-            _ => self.replaced.iter().find(|(slot, generation, _)| (*slot, *generation) == (h.slot, h.generation)).map(|(_, _, sa)| &**sa),
+    pub fn prepared_inbound(&self, h: SaHandle) -> Option<&InboundSa> {
+        match self.inbound.get(h.slot as usize) {
+            Some(Some((generation, sa))) if *generation == h.generation => Some(sa),
+            _ => find_replaced(&self.replaced_inbound, h),
         }
     }
 
-    /// Lets the SAs replaced so far go (the caller holds no packet numbered under them any more).
+    /// The outbound SA behind `h`, as [`prepared_inbound`](Self::prepared_inbound) for inbound.
+    pub fn prepared_outbound(&self, h: SaHandle) -> Option<&OutboundSa> {
+        match self.outbound.get(h.slot as usize) {
+            Some(Some(e)) if e.generation == h.generation => Some(&e.sa),
+            _ => find_replaced(&self.replaced_outbound, h),
+        }
+    }
+
+    /// Lets the SAs replaced so far go (the caller holds no packet of theirs any more).
     pub fn release_replaced(&mut self) {
-        self.replaced.clear();
+        self.replaced_inbound.clear();
+        self.replaced_outbound.clear();
     }
 }
 

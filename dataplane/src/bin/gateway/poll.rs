@@ -1,13 +1,13 @@
 //! The poll loop of one worker lcore: bursts of 32 from its RX queue on each port and exception
-//! interface, through the pipeline, into per-destination TX bursts. Packets of AES-CBC SAs come
-//! out of the pipeline unsealed; each burst is sealed at once (`gateway::burst_seal`) before any
-//! of it is sent.
+//! interface, through the pipeline, into per-destination TX bursts. Packets of AES-CBC SAs stop
+//! at the cipher; each burst's are sealed or opened at once (`gateway::burst_crypto`) before any
+//! of the burst is sent.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dataplane::gateway::counters::{bump, GatewayDrop};
-use dataplane::gateway::burst_seal::Unsealed;
+use dataplane::gateway::burst_crypto::{Unopened, Unsealed};
 use dataplane::gateway::pipeline::{Pipeline, Verdict};
 use dataplane::gateway::Side;
 use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
@@ -45,21 +45,29 @@ impl<'pool> Output<'pool> {
         match verdict {
             Verdict::Transmit(side) => Some(&mut self.port[index(side)]),
             Verdict::Exception(side) => Some(&mut self.tap[index(side)]),
-            // `dispatch` fragments such packets; their fragments have verdicts of their own.
-            Verdict::Drop(_) | Verdict::Fragment => None,
+            // `dispatch` fragments such packets; their fragments have verdicts of their own. An
+            // `Open` frame is finished before it is sent (`finish_crypto`).
+            Verdict::Drop(_) | Verdict::Fragment | Verdict::Open => None,
         }
     }
 }
 
-/// A frame the pipeline has handled: where it goes, and whether it still awaits sealing.
+/// The cipher a frame still waits for.
+#[derive(Clone, Copy)]
+enum Awaiting {
+    Seal(Unsealed),
+    Open(Unopened),
+}
+
+/// A frame the pipeline has handled: where it goes, and whether it still waits for its cipher.
 struct Handled<'pool> {
     m: Mbuf<'pool>,
     verdict: Verdict,
-    unsealed: Option<Unsealed>,
+    awaiting: Option<Awaiting>,
 }
 
 pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, stop: &AtomicBool, idle_sleep: Duration) {
-    pipeline.seal_in_bursts();
+    pipeline.crypto_in_bursts();
     let mut handled = Vec::with_capacity(dpdk::BURST_SIZE);
     let mut rx = MbufBurst::new();
     let mut out = Output { port: [MbufBurst::new(), MbufBurst::new()], tap: [MbufBurst::new(), MbufBurst::new()] };
@@ -123,10 +131,19 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
     }
 }
 
+/// The cipher the frame just handled waits for, if any.
+fn awaiting(pipeline: &mut Pipeline) -> Option<Awaiting> {
+    match (pipeline.take_unsealed(), pipeline.take_unopened()) {
+        (Some(u), _) => Some(Awaiting::Seal(u)),
+        (None, Some(u)) => Some(Awaiting::Open(u)),
+        (None, None) => None,
+    }
+}
+
 /// Sends `m`, just handled by the pipeline, where its verdict says, or, from the burst's first
-/// unsealed frame on, adds it to the burst's `handled` frames, which wait for sealing in their
-/// order; a packet to fragment is fragmented and sent at once (its fragments are sealed one by
-/// one).
+/// frame that waits for its cipher on, adds it to the burst's `handled` frames, which wait in
+/// their order; a packet to fragment is fragmented and sent at once (its fragments are sealed one
+/// by one).
 fn dispatch<'pool>(
     q: &mut LcoreQueues<'_>,
     out: &mut Output<'pool>,
@@ -136,30 +153,61 @@ fn dispatch<'pool>(
     verdict: Verdict,
     m: Mbuf<'pool>,
 ) {
-    let unsealed = pipeline.take_unsealed();
+    let awaiting = awaiting(pipeline);
     match verdict {
         Verdict::Fragment => fragment(q, out, pipeline, pool, m),
-        _ if unsealed.is_none() && handled.is_empty() => forward(q, out, pipeline, verdict, m),
-        _ => handled.push(Handled { m, verdict, unsealed }),
+        _ if awaiting.is_none() && handled.is_empty() => forward(q, out, pipeline, verdict, m),
+        _ => handled.push(Handled { m, verdict, awaiting }),
     }
 }
 
-/// Seals the burst's unsealed frames that are to be sent, then sends every frame where its verdict
-/// says, in the order they came; a frame that could not be sealed is dropped.
+/// Finishes the cipher of the burst's frames that wait for it, then sends every frame where its
+/// verdict says, in the order they came.
 fn send_handled<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, handled: &mut Vec<Handled<'pool>>) {
-    if handled.iter().any(|h| h.unsealed.is_some()) {
-        let sending = |h: &Handled<'_>| matches!(h.verdict, Verdict::Transmit(_) | Verdict::Exception(_));
-        let mut frames: Vec<(&mut [u8], Unsealed)> =
-            handled.iter_mut().filter(|h| sending(h)).filter_map(|h| Some((h.m.data_mut(), h.unsealed?))).collect();
+    if handled.iter().any(|h| h.awaiting.is_some()) {
+        finish_crypto(pipeline, handled);
+    }
+    for h in handled.drain(..) {
+        forward(q, out, pipeline, h.verdict, h.m);
+    }
+}
+
+/// Opens the frames that wait for it and lets the pipeline finish them (which may leave one, an
+/// ICMP error going back under ESP, unsealed), then seals the unsealed frames that are to be sent;
+/// a frame that could not be sealed is dropped.
+fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
+    let waits_to_open = |h: &Handled<'_>| matches!(h.awaiting, Some(Awaiting::Open(_)));
+    let mut frames: Vec<(&mut [u8], Unopened)> = handled
+        .iter_mut()
+        .filter_map(|h| match h.awaiting {
+            Some(Awaiting::Open(u)) => Some((h.m.data_mut(), u)),
+            _ => None,
+        })
+        .collect();
+    if !frames.is_empty() {
+        let opened = pipeline.open_burst(&mut frames);
+        for (h, result) in handled.iter_mut().filter(|h| waits_to_open(h)).zip(opened) {
+            let Some(Awaiting::Open(u)) = h.awaiting else { continue };
+            h.verdict = pipeline.resume_opened(&mut MbufPacket(&mut h.m), u, result);
+            h.awaiting = awaiting(pipeline);
+        }
+    }
+    let to_seal = |h: &Handled<'_>| matches!(h.verdict, Verdict::Transmit(_) | Verdict::Exception(_)) && matches!(h.awaiting, Some(Awaiting::Seal(_)));
+    let mut frames: Vec<(&mut [u8], Unsealed)> = handled
+        .iter_mut()
+        .filter(|h| to_seal(h))
+        .filter_map(|h| match h.awaiting {
+            Some(Awaiting::Seal(u)) => Some((h.m.data_mut(), u)),
+            _ => None,
+        })
+        .collect();
+    if !frames.is_empty() {
         let mut sealed = pipeline.seal_burst(&mut frames).into_iter();
-        for h in handled.iter_mut().filter(|h| sending(h) && h.unsealed.is_some()) {
+        for h in handled.iter_mut().filter(|h| to_seal(h)) {
             if sealed.next() != Some(true) {
                 h.verdict = Verdict::Drop(dataplane::DropReason::TooBig.into());
             }
         }
-    }
-    for h in handled.drain(..) {
-        forward(q, out, pipeline, h.verdict, h.m);
     }
 }
 
