@@ -309,8 +309,7 @@ fn peer_of(config: &str, index: usize) -> shared::sa::SaConfig {
     sa
 }
 
-/// AES-CBC packets (600 bytes, above burst_crypto's minimum) come out of the pipeline unsealed
-/// when it seals in bursts: routed and framed,
+/// AES-CBC packets come out of the pipeline unsealed when it seals in bursts: routed and framed,
 /// their payload still in clear, until `seal_burst` (one by one for a small burst, in the
 /// multi-buffer lanes for a large one) encrypts them and writes their ICVs. Each then decrypts
 /// under the peer's SA to the packet that went in, with its own sequence number.
@@ -352,9 +351,6 @@ fn cbc_packets_are_sealed_in_bursts() {
         }
     }
     assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
-    // A short packet gains nothing from waiting: it is sealed at once.
-    let (v, _) = run(p, Side::Protected, &frame(None, [198, 18, 1, 2], [198, 18, 2, 2], 17, 64, 999), false);
-    assert_eq!((v, p.take_unsealed()), (Verdict::Transmit(Side::Unprotected), None));
 }
 
 /// Inbound, AES-CBC ESP packets (of 600-byte packets) wait at the cipher (`Verdict::Open`) until
@@ -375,17 +371,17 @@ fn cbc_packets_are_opened_in_bursts() {
 
     // 18 packets from the peer with sequence numbers 1..=18; then a tampered copy of the 8th
     // (after the original, so the replay check does not decide it) and an intact copy of the 6th.
-    let mut frames: Vec<Vec<u8>> = (1..=18u16)
-        .map(|seq| {
-            let inner = long_frame(None, [198, 18, 2, 2], [198, 18, 1, 2], 17, 64, 2000 + seq, 600);
-            let mut mem = vec![0u8; 2048];
-            let mut buf = SliceBuf::with_packet(&mut mem, 128, &inner[14..]).unwrap();
-            dataplane::encapsulate(&peer, u64::from(seq), &mut buf).unwrap();
-            let mut l2 = vec![0u8; Frame::len_for(Some(7))];
-            Frame::emit(&mut l2, GW_U, Mac([2, 0, 0, 0, 0, 2]), Some(7), ETHERTYPE_IPV4);
-            [l2, dataplane::PacketBuf::data(&buf).to_vec()].concat()
-        })
-        .collect();
+    // A frame from the peer: a `len`-byte UDP packet to `dport` under its SA with `seq`.
+    let esp_frame = |seq: u16, dport: u16, len: u16| {
+        let inner = long_frame(None, [198, 18, 2, 2], [198, 18, 1, 2], 17, 64, dport, len);
+        let mut mem = vec![0u8; 2048];
+        let mut buf = SliceBuf::with_packet(&mut mem, 128, &inner[14..]).unwrap();
+        dataplane::encapsulate(&peer, u64::from(seq), &mut buf).unwrap();
+        let mut l2 = vec![0u8; Frame::len_for(Some(7))];
+        Frame::emit(&mut l2, GW_U, Mac([2, 0, 0, 0, 0, 2]), Some(7), ETHERTYPE_IPV4);
+        [l2, dataplane::PacketBuf::data(&buf).to_vec()].concat()
+    };
+    let mut frames: Vec<Vec<u8>> = (1..=18u16).map(|seq| esp_frame(seq, 2000 + seq, 600)).collect();
     let mut tampered = frames[7].clone();
     tampered[80] ^= 1;
     frames.extend([tampered, frames[5].clone()]);
@@ -413,4 +409,8 @@ fn cbc_packets_are_opened_in_bursts() {
     assert_eq!(verdicts[18], Verdict::Drop(Reason::Esp(dataplane::DropReason::IcvMismatch)));
     assert_eq!(verdicts[19], Verdict::Drop(Reason::Esp(dataplane::DropReason::Replay)));
     assert_eq!(f.counters.dropped(Reason::Esp(dataplane::DropReason::IcvMismatch)), 1);
+
+    // A short packet gains nothing from waiting: it is opened at once.
+    let (v, _) = run(p, Side::Unprotected, &esp_frame(19, 3000, 40), false);
+    assert_eq!((v, p.take_unopened()), (Verdict::Transmit(Side::Protected), None));
 }

@@ -498,7 +498,7 @@ impl Pipeline {
         };
         let sa = self.sas.inbound(&self.reader, h)?;
         let len = pkt.len() as u64;
-        let decapsulated = if self.burst_crypto && sa.transform.in_bursts() && pkt.len() >= burst_crypto::MIN_LEN {
+        let decapsulated = if self.burst_crypto && sa.transform.in_bursts() && pkt.len() >= burst_crypto::MIN_OPEN_LEN {
             match check_sequence(sa, &loc, pkt) {
                 Ok(seq) => {
                     self.unopened = Some(Unopened { sa: h, loc, seq, src_mac, len });
@@ -585,8 +585,7 @@ impl Pipeline {
                         return Err(GatewayDrop::NoSa.into());
                     }
                 };
-                let defer = self.burst_crypto && pkt.len() >= burst_crypto::MIN_LEN;
-                self.seal(h, pkt, Some(origin), defer)
+                self.seal(h, pkt, Some(origin), self.burst_crypto)
             }
         }
     }
