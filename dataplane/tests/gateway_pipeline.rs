@@ -339,7 +339,7 @@ fn cbc_packets_are_sealed_in_bursts() {
             unsealed.push(u);
         }
         let mut list: Vec<(&mut [u8], _)> = frames.iter_mut().map(|f| &mut f[..]).zip(unsealed).collect();
-        assert_eq!(p.seal_burst(&mut list), vec![true; usize::from(burst)]);
+        assert_eq!(p.seal_burst(&mut list).to_vec(), vec![true; usize::from(burst)]);
         for (port, frame_out) in (0..burst).zip(&frames) {
             let mut mem = vec![0u8; 2048];
             let mut buf = SliceBuf::with_packet(&mut mem, 128, &frame_out[18..]).unwrap();

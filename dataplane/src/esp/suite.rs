@@ -13,6 +13,7 @@
 use aws_lc_rs::{cipher, rand};
 use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout, TAG_LEN};
 use shared::sa::{AesKeySize, Integrity, Suite, SALT_LEN};
+use smallvec::SmallVec;
 
 use crate::wire::esp::HEADER_LEN;
 
@@ -36,6 +37,10 @@ pub enum OpenError {
     Truncated,
     IcvMismatch,
 }
+
+/// Scratch space and results for a burst, on the stack up to this many packets (the gateway's
+/// bursts): no allocation on the packet path.
+pub type BurstVec<T> = SmallVec<[T; 32]>;
 
 /// Bursts smaller than this are sealed one packet at a time: the multi-buffer lanes pay for
 /// their width whether they are full or not.
@@ -258,13 +263,13 @@ impl Transform {
     /// [`SERIAL_BELOW`] packets are sealed one by one; more run side by side in intel-ipsec-mb's
     /// multi-buffer lanes (8 or 16 packets at a time), where a burst of 1420-byte packets is
     /// several times faster than one after the other.
-    pub fn seal_burst(pending: &mut [BurstPacket<'_>]) -> Vec<bool> {
+    pub fn seal_burst(pending: &mut [BurstPacket<'_>]) -> BurstVec<bool> {
         if pending.len() < SERIAL_BELOW {
             return pending.iter_mut().map(|p| p.transform.seal(p.pkt, p.esp_at, p.seq, p.esn).is_ok()).collect();
         }
-        let mut sealed = vec![false; pending.len()];
-        let mut jobs = Vec::with_capacity(pending.len());
-        let mut index = Vec::with_capacity(pending.len());
+        let mut sealed = BurstVec::from_elem(false, pending.len());
+        let mut jobs = BurstVec::new();
+        let mut index = BurstVec::<(usize, usize, usize)>::new();
         for (i, p) in pending.iter_mut().enumerate() {
             let Kind::CbcHmac(c) = &p.transform.kind else {
                 sealed[i] = p.transform.seal(p.pkt, p.esp_at, p.seq, p.esn).is_ok();
@@ -332,13 +337,13 @@ impl Transform {
     /// [`open`](Self::open) for a burst of packets at once, each under its own transform; returns
     /// each packet's result. Up to [`SERIAL_BELOW`] packets are opened one by one; more run side
     /// by side in intel-ipsec-mb's multi-buffer lanes.
-    pub fn open_burst(pending: &mut [BurstPacket<'_>]) -> Vec<Result<(), OpenError>> {
+    pub fn open_burst(pending: &mut [BurstPacket<'_>]) -> BurstVec<Result<(), OpenError>> {
         if pending.len() < SERIAL_BELOW {
             return pending.iter_mut().map(|p| p.transform.open(p.pkt, p.esp_at, p.seq, p.esn)).collect();
         }
-        let mut results = vec![Err(OpenError::Truncated); pending.len()];
-        let mut jobs = Vec::with_capacity(pending.len());
-        let mut index = Vec::with_capacity(pending.len());
+        let mut results = BurstVec::from_elem(Err(OpenError::Truncated), pending.len());
+        let mut jobs = BurstVec::new();
+        let mut index = BurstVec::<(usize, usize, [u8; TAG_LEN], usize)>::new();
         for (i, p) in pending.iter_mut().enumerate() {
             let Kind::CbcHmac(c) = &p.transform.kind else {
                 results[i] = p.transform.open(p.pkt, p.esp_at, p.seq, p.esn);

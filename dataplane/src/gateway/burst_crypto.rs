@@ -19,7 +19,7 @@ pub(super) const MIN_OPEN_LEN: usize = 256;
 use super::ether::Mac;
 use super::sa_cache::SaCache;
 use crate::esp::decrypt::EspLocation;
-use crate::esp::suite::{BurstPacket, OpenError, Transform};
+use crate::esp::suite::{BurstPacket, BurstVec, OpenError, Transform};
 
 /// A packet the pipeline left unsealed: the I/O loop must pass it to `Pipeline::seal_burst` before
 /// it sends it anywhere, and drop it if that fails.
@@ -52,10 +52,10 @@ pub struct Unopened {
 
 /// Seals each frame (with `Unsealed` as the pipeline gave it) under its SA in `sas`; returns for
 /// each frame whether it was sealed.
-pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], Unsealed)]) -> Vec<bool> {
-    let mut sealed = vec![false; frames.len()];
-    let mut pending: Vec<BurstPacket<'_>> = Vec::with_capacity(frames.len());
-    let mut index = Vec::with_capacity(frames.len());
+pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], Unsealed)]) -> BurstVec<bool> {
+    let mut sealed = BurstVec::from_elem(false, frames.len());
+    let mut pending = BurstVec::<BurstPacket<'_>>::new();
+    let mut index = BurstVec::<usize>::new();
     for (i, (frame, u)) in frames.iter_mut().enumerate() {
         let (Some(sa), Some(esp_at)) = (sas.prepared_outbound(u.sa), frame.len().checked_sub(u.esp_len)) else { continue };
         pending.push(BurstPacket { transform: &sa.transform, pkt: frame, esp_at, seq: u.seq, esn: sa.esn });
@@ -69,10 +69,10 @@ pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], Unsealed)]) -> Vec<b
 
 /// Opens each frame (with `Unopened` as the pipeline gave it) under its SA in `sas`; returns each
 /// frame's result, `None` if its SA is gone.
-pub(super) fn open(sas: &SaCache, frames: &mut [(&mut [u8], Unopened)]) -> Vec<Option<Result<(), OpenError>>> {
-    let mut opened = vec![None; frames.len()];
-    let mut pending: Vec<BurstPacket<'_>> = Vec::with_capacity(frames.len());
-    let mut index = Vec::with_capacity(frames.len());
+pub(super) fn open(sas: &SaCache, frames: &mut [(&mut [u8], Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
+    let mut opened = BurstVec::from_elem(None, frames.len());
+    let mut pending = BurstVec::<BurstPacket<'_>>::new();
+    let mut index = BurstVec::<usize>::new();
     for (i, (frame, u)) in frames.iter_mut().enumerate() {
         let Some(sa) = sas.prepared_inbound(u.sa) else { continue };
         pending.push(BurstPacket { transform: &sa.transform, pkt: frame, esp_at: u.loc.esp_at(), seq: u.seq, esn: sa.esn });

@@ -37,7 +37,7 @@ use super::Side;
 use crate::buf::PacketBuf;
 use crate::esp::decrypt::{check_sequence, classify, decapsulate, finish_opened, open_error, Classified, Decapsulated};
 use crate::esp::encrypt::{encapsulate, encapsulate_unsealed, exceeds_mtu};
-use crate::esp::suite::OpenError;
+use crate::esp::suite::{BurstVec, OpenError};
 use crate::esp::flow::{Flow, FlowAddr};
 use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
 use crate::wire::ipv4::Ipv4Packet;
@@ -235,7 +235,7 @@ impl Pipeline {
     /// Seals frames left unsealed in this round, each with what
     /// [`take_unsealed`](Self::take_unsealed) said of it; returns for each frame whether it was
     /// sealed (one that was not is counted as a drop and must not be sent).
-    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)]) -> Vec<bool> {
+    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)]) -> BurstVec<bool> {
         let sealed = burst_crypto::seal(&self.sas, frames);
         for _ in sealed.iter().filter(|ok| !**ok) {
             self.counters.count_drop(crate::DropReason::TooBig.into());
@@ -246,7 +246,7 @@ impl Pipeline {
     /// Opens frames of this round that wait for it, each with what
     /// [`take_unopened`](Self::take_unopened) said of it; returns each frame's result, for
     /// [`resume_opened`](Self::resume_opened).
-    pub fn open_burst(&mut self, frames: &mut [(&mut [u8], Unopened)]) -> Vec<Option<Result<(), OpenError>>> {
+    pub fn open_burst(&mut self, frames: &mut [(&mut [u8], Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
         burst_crypto::open(&self.sas, frames)
     }
 

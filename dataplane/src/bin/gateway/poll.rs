@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dataplane::gateway::counters::{bump, GatewayDrop};
 use dataplane::gateway::burst_crypto::{Unopened, Unsealed};
+use dataplane::esp::suite::BurstVec;
 use dataplane::gateway::pipeline::{Pipeline, Verdict};
 use dataplane::gateway::Side;
 use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
@@ -176,24 +177,33 @@ fn send_handled<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipelin
 /// ICMP error going back under ESP, unsealed), then seals the unsealed frames that are to be sent;
 /// a frame that could not be sealed is dropped.
 fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
-    let waits_to_open = |h: &Handled<'_>| matches!(h.awaiting, Some(Awaiting::Open(_)));
-    let mut frames: Vec<(&mut [u8], Unopened)> = handled
+    open_waiting(pipeline, handled);
+    seal_waiting(pipeline, handled);
+}
+
+fn open_waiting(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
+    let mut frames: BurstVec<(&mut [u8], Unopened)> = handled
         .iter_mut()
         .filter_map(|h| match h.awaiting {
             Some(Awaiting::Open(u)) => Some((h.m.data_mut(), u)),
             _ => None,
         })
         .collect();
-    if !frames.is_empty() {
-        let opened = pipeline.open_burst(&mut frames);
-        for (h, result) in handled.iter_mut().filter(|h| waits_to_open(h)).zip(opened) {
-            let Some(Awaiting::Open(u)) = h.awaiting else { continue };
-            h.verdict = pipeline.resume_opened(&mut MbufPacket(&mut h.m), u, result);
-            h.awaiting = awaiting(pipeline);
-        }
+    if frames.is_empty() {
+        return;
     }
+    let opened = pipeline.open_burst(&mut frames);
+    drop(frames);
+    for (h, result) in handled.iter_mut().filter(|h| matches!(h.awaiting, Some(Awaiting::Open(_)))).zip(opened) {
+        let Some(Awaiting::Open(u)) = h.awaiting else { continue };
+        h.verdict = pipeline.resume_opened(&mut MbufPacket(&mut h.m), u, result);
+        h.awaiting = awaiting(pipeline);
+    }
+}
+
+fn seal_waiting(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
     let to_seal = |h: &Handled<'_>| matches!(h.verdict, Verdict::Transmit(_) | Verdict::Exception(_)) && matches!(h.awaiting, Some(Awaiting::Seal(_)));
-    let mut frames: Vec<(&mut [u8], Unsealed)> = handled
+    let mut frames: BurstVec<(&mut [u8], Unsealed)> = handled
         .iter_mut()
         .filter(|h| to_seal(h))
         .filter_map(|h| match h.awaiting {
@@ -201,12 +211,14 @@ fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
             _ => None,
         })
         .collect();
-    if !frames.is_empty() {
-        let mut sealed = pipeline.seal_burst(&mut frames).into_iter();
-        for h in handled.iter_mut().filter(|h| to_seal(h)) {
-            if sealed.next() != Some(true) {
-                h.verdict = Verdict::Drop(dataplane::DropReason::TooBig.into());
-            }
+    if frames.is_empty() {
+        return;
+    }
+    let sealed = pipeline.seal_burst(&mut frames);
+    drop(frames);
+    for (h, ok) in handled.iter_mut().filter(|h| to_seal(h)).zip(sealed) {
+        if !ok {
+            h.verdict = Verdict::Drop(dataplane::DropReason::TooBig.into());
         }
     }
 }
