@@ -59,6 +59,23 @@ struct RoundKeys([u8; 15 * AES_BLOCK]);
 #[repr(C, align(16))]
 struct HashState([u8; MAX_DIGEST]);
 
+/// What a job does besides the HMAC, and in which order.
+#[derive(Debug, Clone, Copy)]
+struct Cipher {
+    mode: sys::IMB_CIPHER_MODE,
+    direction: sys::IMB_CIPHER_DIRECTION,
+    order: sys::IMB_CHAIN_ORDER,
+}
+
+impl Cipher {
+    /// The HMAC alone.
+    const NONE: Cipher = Cipher { mode: sys::IMB_CIPHER_NULL, direction: sys::IMB_DIR_DECRYPT, order: sys::IMB_ORDER_HASH_CIPHER };
+    /// CBC encryption, then the HMAC of the ciphertext.
+    const CBC_ENCRYPT: Cipher = Cipher { mode: sys::IMB_CIPHER_CBC, direction: sys::IMB_DIR_ENCRYPT, order: sys::IMB_ORDER_CIPHER_HASH };
+    /// The HMAC, then CBC decryption.
+    const CBC_DECRYPT: Cipher = Cipher { mode: sys::IMB_CIPHER_CBC, direction: sys::IMB_DIR_DECRYPT, order: sys::IMB_ORDER_HASH_CIPHER };
+}
+
 /// An expanded AES-CBC key and a pre-keyed HMAC.
 pub struct CbcHmacKey {
     encrypt_keys: Box<RoundKeys>,
@@ -121,6 +138,33 @@ impl CbcHmacKey {
         self.run(buf.as_mut_ptr(), buf.len(), Some(iv), layout)
     }
 
+    /// Fills in `job` for this key over the buffer at `src`: the ranges of `layout`, the IV (null
+    /// without a cipher), the tag's destination and what `cipher` says.
+    fn describe(&self, job: &mut sys::IMB_JOB, src: *mut u8, layout: &Layout, iv: *const u8, tag: *mut u8, cipher: Cipher) {
+        job.enc_keys = self.encrypt_keys.0.as_ptr().cast();
+        job.dec_keys = self.decrypt_keys.0.as_ptr().cast();
+        job.key_len_in_bytes = self.key_len as u64;
+        job.__bindgen_anon_1.src = src;
+        job.__bindgen_anon_2.dst = src.wrapping_add(layout.cipher.start);
+        job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = layout.cipher.start as u64;
+        job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = layout.cipher.len() as u64;
+        job.hash_start_src_offset_in_bytes = layout.hash.start as u64;
+        job.__bindgen_anon_5.msg_len_to_hash_in_bytes = layout.hash.len() as u64;
+        job.iv = iv;
+        job.iv_len_in_bytes = AES_BLOCK as u64;
+        job.auth_tag_output = tag;
+        job.auth_tag_output_len_in_bytes = self.tag_len as u64;
+        job.u.HMAC._hashed_auth_key_xor_ipad = self.inner.0.as_ptr();
+        job.u.HMAC._hashed_auth_key_xor_opad = self.outer.0.as_ptr();
+        job.cipher_mode = cipher.mode;
+        job.cipher_direction = cipher.direction;
+        job.chain_order = cipher.order;
+        job.hash_alg = match self.hmac {
+            Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
+            Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,
+        };
+    }
+
     /// One job over the `len` bytes at `src`: the HMAC of `layout.hash`, then, with an IV, CBC
     /// decryption of `layout.cipher` in place.
     fn run(&self, src: *mut u8, len: usize, iv: Option<&[u8; AES_BLOCK]>, layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
@@ -138,33 +182,15 @@ impl CbcHmacKey {
             // SAFETY: `mgr` is this thread's initialised manager; the job it hands out is ours
             // (and valid) until it is submitted.
             let job = unsafe { &mut *next(mgr) };
-            job.enc_keys = self.encrypt_keys.0.as_ptr().cast();
-            job.dec_keys = self.decrypt_keys.0.as_ptr().cast();
-            job.key_len_in_bytes = self.key_len as u64;
-            job.__bindgen_anon_1.src = src;
-            job.__bindgen_anon_2.dst = src.wrapping_add(layout.cipher.start);
-            job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = layout.cipher.start as u64;
-            job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = layout.cipher.len() as u64;
-            job.hash_start_src_offset_in_bytes = layout.hash.start as u64;
-            job.__bindgen_anon_5.msg_len_to_hash_in_bytes = layout.hash.len() as u64;
-            job.iv = iv.map_or(std::ptr::null(), |iv| iv.as_ptr());
-            job.iv_len_in_bytes = AES_BLOCK as u64;
-            job.auth_tag_output = tag.as_mut_ptr();
-            job.auth_tag_output_len_in_bytes = self.tag_len as u64;
-            job.u.HMAC._hashed_auth_key_xor_ipad = self.inner.0.as_ptr();
-            job.u.HMAC._hashed_auth_key_xor_opad = self.outer.0.as_ptr();
-            job.cipher_mode = if iv.is_some() { sys::IMB_CIPHER_CBC } else { sys::IMB_CIPHER_NULL };
-            job.cipher_direction = sys::IMB_DIR_DECRYPT;
-            job.chain_order = sys::IMB_ORDER_HASH_CIPHER;
-            job.hash_alg = match self.hmac {
-                Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
-                Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,
+            let (iv, cipher) = match iv {
+                Some(iv) => (iv.as_ptr(), Cipher::CBC_DECRYPT),
+                None => (std::ptr::null(), Cipher::NONE),
             };
-            // SAFETY: every pointer in the job (`src` with the ranges checked against `len`
-            // above, written only when the caller gave a mutable buffer and an IV, the IV, the
-            // keys, `tag`) outlives this closure, which does not return before the library has
-            // completed the job: one job in flight per thread, submitted, then flushed until it
-            // comes back; the returned job is a valid job of this manager.
+            self.describe(job, src, layout, iv, tag.as_mut_ptr(), cipher);
+            // Every pointer in the job (`src` with the ranges checked against `len` above, written
+            // only with a mutable buffer and an IV, the IV, the keys, `tag`) outlives this closure,
+            // which waits for the job: one in flight per thread, submitted, flushed until it is back.
+            // SAFETY: as just said; the job returned is a valid job of this manager.
             let status = unsafe {
                 let mut done = submit(mgr);
                 while done.is_null() {
@@ -196,21 +222,21 @@ pub struct BurstJob<'a> {
 /// computes the HMAC of `layout.hash` (which may cover the ciphertext) into `tag`. See
 /// [`run_burst`] for how, and for the errors.
 pub fn encrypt_then_mac_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
-    run_burst(jobs, sys::IMB_DIR_ENCRYPT, sys::IMB_ORDER_CIPHER_HASH)
+    run_burst(jobs, Cipher::CBC_ENCRYPT)
 }
 
 /// For each job, computes the HMAC of `layout.hash` into `tag`, then decrypts `layout.cipher` in
 /// place with AES-CBC under `iv` (the caller compares the tag before using the plaintext). See
 /// [`run_burst`] for how, and for the errors.
 pub fn mac_then_decrypt_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
-    run_burst(jobs, sys::IMB_DIR_DECRYPT, sys::IMB_ORDER_HASH_CIPHER)
+    run_burst(jobs, Cipher::CBC_DECRYPT)
 }
 
 /// Runs the jobs side by side in the library's multi-buffer lanes (8 or 16 packets at once with
 /// AVX2 or AVX-512), on this thread's manager for this CPU (`manager::with_burst_manager`).
 /// Returns an error if a layout is invalid (nothing is then touched) or a job failed (the buffers
 /// are then in an undefined state).
-fn run_burst(jobs: &mut [BurstJob<'_>], direction: sys::IMB_CIPHER_DIRECTION, order: sys::IMB_CHAIN_ORDER) -> Result<(), Error> {
+fn run_burst(jobs: &mut [BurstJob<'_>], cipher: Cipher) -> Result<(), Error> {
     let valid = |j: &BurstJob<'_>| {
         let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= j.buf.len();
         in_buf(&j.layout.cipher) && in_buf(&j.layout.hash) && j.layout.cipher.len().is_multiple_of(AES_BLOCK)
@@ -235,33 +261,11 @@ fn run_burst(jobs: &mut [BurstJob<'_>], direction: sys::IMB_CIPHER_DIRECTION, or
             done += 1;
         };
         for j in jobs.iter_mut() {
-            let key = j.key;
-            let src = j.buf.as_mut_ptr();
+            let (key, src) = (j.key, j.buf.as_mut_ptr());
             // SAFETY: `mgr` is this thread's initialised manager; the job it hands out is ours
             // (and valid) until it is submitted.
             let job = unsafe { &mut *next(mgr) };
-            job.enc_keys = key.encrypt_keys.0.as_ptr().cast();
-            job.dec_keys = key.decrypt_keys.0.as_ptr().cast();
-            job.key_len_in_bytes = key.key_len as u64;
-            job.__bindgen_anon_1.src = src;
-            job.__bindgen_anon_2.dst = src.wrapping_add(j.layout.cipher.start);
-            job.__bindgen_anon_3.cipher_start_src_offset_in_bytes = j.layout.cipher.start as u64;
-            job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = j.layout.cipher.len() as u64;
-            job.hash_start_src_offset_in_bytes = j.layout.hash.start as u64;
-            job.__bindgen_anon_5.msg_len_to_hash_in_bytes = j.layout.hash.len() as u64;
-            job.iv = j.iv.as_ptr();
-            job.iv_len_in_bytes = AES_BLOCK as u64;
-            job.auth_tag_output = j.tag.as_mut_ptr();
-            job.auth_tag_output_len_in_bytes = key.tag_len as u64;
-            job.u.HMAC._hashed_auth_key_xor_ipad = key.inner.0.as_ptr();
-            job.u.HMAC._hashed_auth_key_xor_opad = key.outer.0.as_ptr();
-            job.cipher_mode = sys::IMB_CIPHER_CBC;
-            job.cipher_direction = direction;
-            job.chain_order = order;
-            job.hash_alg = match key.hmac {
-                Hmac::Sha1 => sys::IMB_AUTH_HMAC_SHA_1,
-                Hmac::Sha256 => sys::IMB_AUTH_HMAC_SHA_256,
-            };
+            key.describe(job, src, &j.layout, j.iv.as_ptr(), j.tag.as_mut_ptr(), cipher);
             // SAFETY: every pointer in the job (the buffer, with the ranges checked above, the
             // IV, the tag, the keys) stays valid and unmoved until this function returns: `jobs`
             // is borrowed for all of it, and every submitted job is flushed back below.
