@@ -6,7 +6,7 @@
 mod common;
 
 use common::lab::Lab;
-use shared::event::{Event, ExchangeInfoFlags, FlowTuple};
+use common::region::ping_acquire;
 use shared::reader::Reader;
 use shared::region::Region;
 use std::sync::Arc;
@@ -51,17 +51,7 @@ fn repeated_acquires_start_one_negotiation_per_hold() {
 
     let mut dataplane = Reader::attach(Arc::new(Region::open(&region).unwrap())).unwrap();
     let trap = dataplane.spd().iter().next().expect("iked's trap rule").id;
-    let acquire = Event::Acquire {
-        policy_id: trap,
-        flow: FlowTuple {
-            src: "198.18.1.2".parse().unwrap(),
-            dst: "198.18.2.2".parse().unwrap(),
-            proto: 1,
-            src_port: 0,
-            dst_port: 0,
-        },
-        flags: ExchangeInfoFlags::default(),
-    };
+    let acquire = ping_acquire(trap);
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
         dataplane.emit(&acquire).unwrap();

@@ -4,7 +4,7 @@
 //! are released when no SA takes them. A restarted manager takes over what its predecessor left.
 mod common;
 
-use common::region::{small_region, TempRegion};
+use common::region::{ping_acquire, small_region, TempRegion};
 use common::*;
 use control::crypto::SeededRng;
 use control::ikev2::{ChildSa, Engine, EngineConfig, SpiSource};
@@ -274,19 +274,7 @@ fn trap_rules_raise_acquires_and_yield_to_the_negotiated_rules() {
         None,
         "no SA behind it"
     );
-    dataplane
-        .emit(&RegionEvent::Acquire {
-            policy_id: trap_id,
-            flow: FlowTuple {
-                src: "198.18.1.2".parse().unwrap(),
-                dst: "198.18.2.2".parse().unwrap(),
-                proto: 1,
-                src_port: 0,
-                dst_port: 0,
-            },
-            flags: ExchangeInfoFlags::default(),
-        })
-        .unwrap();
+    dataplane.emit(&ping_acquire(trap_id)).unwrap();
     assert_eq!(
         manager.poll_actions(),
         vec![Action2Engine::Initiate {

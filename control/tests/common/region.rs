@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use shared::event::{Event, ExchangeInfoFlags, FlowTuple};
 use shared::layout::Capacities;
 use shared::region::Region;
 
@@ -26,4 +27,20 @@ pub fn small_region(name: &str) -> (TempRegion, Arc<Region>) {
     };
     let region = Arc::new(Region::create(&path.0, caps).unwrap());
     (path, region)
+}
+
+/// The ACQUIRE a dataplane raises for the rule `policy_id` when host A (198.18.1.2) pings host B
+/// (198.18.2.2) and no SA is there.
+pub fn ping_acquire(policy_id: u32) -> Event {
+    Event::Acquire {
+        policy_id,
+        flow: FlowTuple {
+            src: "198.18.1.2".parse().unwrap(),
+            dst: "198.18.2.2".parse().unwrap(),
+            proto: 1,
+            src_port: 0,
+            dst_port: 0,
+        },
+        flags: ExchangeInfoFlags::default(),
+    }
 }
