@@ -195,6 +195,18 @@ enum Network {
     DuplicateThenLose,
 }
 
+/// Both ends start a rekey of their only child SA at once over `net`, and the exchanges run;
+/// returns the child each end had before.
+fn rekey_the_child_from_both_ends(pair: &mut Pair, net: Network) -> (ChildSa, ChildSa) {
+    let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
+    let (old_a, old_b) = (a.children[0].clone(), b.children[0].clone());
+    network(pair, net);
+    assert!(pair.a.rekey_child(pair.now, a.our_spi(), old_a.inbound_spi));
+    assert!(pair.b.rekey_child(pair.now, b.our_spi(), old_b.inbound_spi));
+    pair.run(20, true);
+    (old_a, old_b)
+}
+
 fn network(pair: &mut Pair, network: Network) {
     let start = pair.sent;
     pair.fate = Box::new(move |n, _| match (network, n - start) {
@@ -297,12 +309,7 @@ fn simultaneous_child_rekey_keeps_one_new_child() {
     for seed in 1..=6u64 {
         for net in NETWORKS {
             let mut pair = established_with_seeds(seed * 10 + 5, seed * 10 + 6, None);
-            let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
-            let (old_a, old_b) = (a.children[0].clone(), b.children[0].clone());
-            network(&mut pair, net);
-            assert!(pair.a.rekey_child(pair.now, a.our_spi(), old_a.inbound_spi));
-            assert!(pair.b.rekey_child(pair.now, b.our_spi(), old_b.inbound_spi));
-            pair.run(20, true);
+            let (old_a, old_b) = rekey_the_child_from_both_ends(&mut pair, net);
             let context = format!("seed {seed}, {net:?}");
             let ((_, ac), (_, bc)) = assert_agree(&mut pair);
             assert_ne!(ac.inbound_spi, old_a.inbound_spi, "{context}");
@@ -614,12 +621,7 @@ fn simultaneous_child_rekey_with_a_pfs_retry_keeps_one_new_child() {
                 EngineConfig::new(vec![b]),
                 (seed * 10 + 7, seed * 10 + 8),
             );
-            let (a, b) = (only_ike_sa(&pair.a), only_ike_sa(&pair.b));
-            let (old_a, old_b) = (a.children[0].clone(), b.children[0].clone());
-            network(&mut pair, net);
-            assert!(pair.a.rekey_child(pair.now, a.our_spi(), old_a.inbound_spi));
-            assert!(pair.b.rekey_child(pair.now, b.our_spi(), old_b.inbound_spi));
-            pair.run(20, true);
+            let (old_a, _) = rekey_the_child_from_both_ends(&mut pair, net);
             let context = format!("seed {seed}, {net:?}");
             let asked = pair.b_events.iter().any(|e| {
                 matches!(
