@@ -562,6 +562,52 @@ fn errors_about_decrypted_packets_go_back_only_under_esp() {
     assert_eq!((f.counters.dropped(GatewayDrop::TtlExpired.into()), icmp_errors(&f.counters)), (1, 0));
 }
 
+/// With AES-CBC SAs the pipeline opens and seals in bursts (`gateway::burst_crypto`): a packet
+/// that came out of the tunnel, opened with its burst, and expires here becomes an error that
+/// waits to be sealed with the burst like any other frame, and leaves only under ESP.
+#[test]
+fn an_error_about_a_packet_opened_in_a_burst_waits_to_be_sealed() {
+    let cbc = CONFIG_V4
+        .replace(
+            "suite = \"aes-gcm-256\"\nenc_key = \"0101010101010101010101010101010101010101010101010101010101010101a0a1a2a3\"",
+            "suite = \"aes-cbc-256-hmac-sha256\"\nenc_key = \"0101010101010101010101010101010101010101010101010101010101010101\"\nauth_key = \"0303030303030303030303030303030303030303030303030303030303030303\"",
+        )
+        .replace(
+            "suite = \"aes-gcm-256\"\nenc_key = \"0202020202020202020202020202020202020202020202020202020202020202b0b1b2b3\"",
+            "suite = \"aes-cbc-256-hmac-sha256\"\nenc_key = \"0202020202020202020202020202020202020202020202020202020202020202\"\nauth_key = \"0404040404040404040404040404040404040404040404040404040404040404\"",
+        );
+    assert_eq!(cbc.matches("aes-cbc-256-hmac-sha256").count(), 2);
+    let mut f = fixture("burst-error", &cbc);
+    let p = &mut f.pipeline;
+    p.crypto_in_bursts();
+    // Long enough to wait for its burst rather than be opened at once.
+    let inner = scapy(&[r#"IP(src="198.18.2.2", dst="198.18.1.2", ttl=1)/UDP(sport=53, dport=5000)/Raw(b"r" * 400)"#]).remove(0);
+    let frame = framed(&from_peer(&f.config, &inner), PEER, Side::Unprotected);
+    let mut mem = vec![0u8; 4096];
+    let mut buf = SliceBuf::with_packet(&mut mem, 128, &frame).unwrap();
+
+    p.begin_round();
+    assert_eq!(p.from_port(Side::Unprotected, &mut buf), Verdict::Open);
+    let unopened = p.take_unopened().expect("waits to be opened");
+    let opened = p.open_burst(&mut [(buf.data_mut(), unopened)]);
+    let verdict = p.resume_opened(&mut buf, unopened, opened[0]);
+    assert_eq!(verdict, Verdict::Transmit(Side::Unprotected));
+    let unsealed = p.take_unsealed().expect("the error waits to be sealed");
+    // Until then its ESP payload is the error in clear: the peer cannot open it.
+    let before = buf.data().to_vec();
+    assert!(before.windows(8).any(|w| w == &inner[..8]), "the error quotes the expired packet");
+    assert!(p.seal_burst(&mut [(buf.data_mut(), unsealed)]).into_iter().all(|sealed| sealed));
+    p.end_round();
+
+    let out = buf.data().to_vec();
+    let l2 = Frame::parse(&out).unwrap();
+    assert_eq!((l2.dst, out[l2.header_len + 9]), (PEER, 50), "ESP to the peer");
+    assert!(!out.windows(8).any(|w| w == &inner[..8]), "nothing of the expired packet in clear");
+    let error = peer_reads(&f.config, &out[l2.header_len..]);
+    scapy_checks(&[Expected::time_exceeded(error, &inner, "198.18.1.1", "198.18.2.2")]);
+    assert_eq!((f.counters.dropped(GatewayDrop::TtlExpired.into()), icmp_errors(&f.counters)), (1, 1));
+}
+
 /// Negotiation discovery ([MS-IKEE] 3.7.4.1) sends a new flow of its rule in cleartext while
 /// the rule has no outbound SA; an error about a packet that came out of an SA is not sent so.
 #[test]
