@@ -14,7 +14,7 @@ fn main() {
     );
     let bindings = bindgen::Builder::default()
         .header(HEADER)
-        .allowlist_function("alloc_mb_mgr|free_mb_mgr|init_mb_mgr_auto|init_mb_mgr_sse|imb_get_version_str|imb_get_errno|imb_get_strerror")
+        .allowlist_function("alloc_mb_mgr|free_mb_mgr|init_mb_mgr_auto|init_mb_mgr_sse|imb_get_version|imb_get_version_str|imb_get_errno|imb_get_strerror")
         .allowlist_type("IMB_MGR|IMB_JOB|IMB_ARCH|gcm_key_data|gcm_context_data|IMB_STATUS|IMB_CIPHER_MODE|IMB_CIPHER_DIRECTION|IMB_HASH_ALG|IMB_CHAIN_ORDER|IMB_KEY_SIZE_BYTES")
         .allowlist_var("IMB_.*")
         .prepend_enum_name(false)

@@ -1,9 +1,13 @@
 //! AES-GCM through the library's direct API: the key schedule and GHASH tables are expanded once
-//! per SA ([`GcmKey::new`]); each packet is one call with a context on the stack.
+//! per SA ([`GcmKey::new`]); each packet is one call with a context on the stack, into the
+//! thread's private copy of the library if it has one ([`crate::use_private_copy`]).
+
+use std::cell::OnceCell;
 
 use zeroize::Zeroize;
 
-use crate::{manager, sys, Error};
+use crate::manager::{self, Manager};
+use crate::{library, sys, Error};
 
 /// The length of the full GCM tag; ESP may send its leftmost 8, 12 or 16 bytes (RFC 4106 8.1).
 pub const TAG_LEN: usize = 16;
@@ -30,8 +34,38 @@ struct AlignedKeyData(sys::gcm_key_data);
 /// An expanded AES-GCM key (128, 192 or 256 bits).
 pub struct GcmKey {
     data: Box<AlignedKeyData>,
+    /// 0, 1, 2 for 128, 192, 256 bits: the index into [`GcmFunctions`].
+    size: usize,
+    /// The linked library's functions, for threads without a private copy.
     encrypt: EncDec,
     decrypt: EncDec,
+}
+
+/// The encryption and decryption functions of one copy of the library, by key size.
+#[derive(Clone, Copy)]
+struct GcmFunctions {
+    encrypt: [EncDec; 3],
+    decrypt: [EncDec; 3],
+}
+
+thread_local! {
+    static PRIVATE_FUNCTIONS: OnceCell<Option<GcmFunctions>> = const { OnceCell::new() };
+}
+
+/// The functions of this thread's private copy of the library, if it has one. They are code of
+/// the copy, which is never unloaded, so the manager that named them can go.
+fn private_functions() -> Option<GcmFunctions> {
+    PRIVATE_FUNCTIONS.with(|f| {
+        *f.get_or_init(|| {
+            let lib = library::for_this_thread();
+            let m = Manager::for_this_cpu(lib).filter(|_| lib.private)?;
+            let r = m.raw();
+            Some(GcmFunctions {
+                encrypt: [r.gcm128_enc?, r.gcm192_enc?, r.gcm256_enc?],
+                decrypt: [r.gcm128_dec?, r.gcm192_dec?, r.gcm256_dec?],
+            })
+        })
+    })
 }
 
 impl std::fmt::Debug for GcmKey {
@@ -44,10 +78,10 @@ impl GcmKey {
     /// Expands `key` (16, 24 or 32 bytes).
     pub fn new(key: &[u8]) -> Result<GcmKey, Error> {
         let mgr = manager::shared()?.raw();
-        let (pre, encrypt, decrypt) = match key.len() {
-            16 => (mgr.gcm128_pre, mgr.gcm128_enc, mgr.gcm128_dec),
-            24 => (mgr.gcm192_pre, mgr.gcm192_enc, mgr.gcm192_dec),
-            32 => (mgr.gcm256_pre, mgr.gcm256_enc, mgr.gcm256_dec),
+        let (size, pre, encrypt, decrypt) = match key.len() {
+            16 => (0, mgr.gcm128_pre, mgr.gcm128_enc, mgr.gcm128_dec),
+            24 => (1, mgr.gcm192_pre, mgr.gcm192_enc, mgr.gcm192_dec),
+            32 => (2, mgr.gcm256_pre, mgr.gcm256_enc, mgr.gcm256_dec),
             _ => return Err(Error::KeyLength),
         };
         let (Some(pre), Some(encrypt), Some(decrypt)) = (pre, encrypt, decrypt) else {
@@ -58,18 +92,28 @@ impl GcmKey {
         // SAFETY: `key` holds as many bytes as the chosen function reads (its length selected
         // it); `data` is a valid, writable gcm_key_data.
         unsafe { pre(key.as_ptr().cast(), &mut data.0) };
-        Ok(GcmKey { data, encrypt, decrypt })
+        Ok(GcmKey { data, size, encrypt, decrypt })
     }
 
     /// Encrypts `data` in place and returns the full tag over `aad` and the ciphertext.
     pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
-        self.run(self.encrypt, nonce, aad, data)
+        self.run(self.encrypt_function(), nonce, aad, data)
     }
 
     /// Decrypts `data` in place and returns the full tag the sender should have sent; the caller
     /// compares it in constant time before using the plaintext.
     pub fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
-        self.run(self.decrypt, nonce, aad, data)
+        self.run(self.decrypt_function(), nonce, aad, data)
+    }
+
+    /// The encryption function this thread calls for this key: its private copy's, if it has one.
+    pub(crate) fn encrypt_function(&self) -> EncDec {
+        private_functions().map_or(self.encrypt, |p| p.encrypt[self.size])
+    }
+
+    /// The decryption function this thread calls for this key.
+    fn decrypt_function(&self) -> EncDec {
+        private_functions().map_or(self.decrypt, |p| p.decrypt[self.size])
     }
 
     fn run(&self, f: EncDec, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {

@@ -6,9 +6,12 @@
 //!   has no per-call state beyond a context on the stack.
 //! - [`CbcHmacKey`]: HMAC-SHA1-96 (RFC 2404) or HMAC-SHA-256-128 (RFC 4868), alone or chained
 //!   with AES-CBC decryption (RFC 3602) in one job of the job API, on a per-thread manager.
+//! - [`use_private_copy`]: a copy of the library for the calling thread, so that threads working
+//!   side by side do not all write the one error variable of versions before 1.4.
 
 mod cbc_hmac;
 mod gcm;
+mod library;
 mod manager;
 
 #[allow(
@@ -27,6 +30,7 @@ mod sys {
 
 pub use cbc_hmac::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, Hmac, Layout};
 pub use gcm::{GcmKey, TAG_LEN};
+pub use library::{use_private_copy, PrivateCopyError};
 pub use manager::version;
 
 /// Why the library could not do what was asked.

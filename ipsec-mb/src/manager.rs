@@ -1,21 +1,28 @@
 //! The library's manager (`IMB_MGR`): the table of function pointers chosen for this CPU
-//! (`init_mb_mgr_auto`) plus the job queues of the job API.
+//! (`init_mb_mgr_auto`) plus the job queues of the job API. A manager made by a thread's private
+//! copy of the library ([`crate::library`]) calls into that copy.
 //!
 //! The direct API (GCM) only reads the function table, so one process-wide manager serves every
-//! thread. The job API keeps queued jobs in the manager, so each thread gets its own: for one job
-//! at a time, one set up for SSE, where HMAC-SHA1/SHA-256 use the SHA-NI instructions on one
-//! buffer, while the AVX2 and AVX-512 managers hash 8 or 16 buffers in SIMD lanes and, with one
-//! job in flight, pay for all of them (3-6x slower per packet, measured in BENCHMARKS.md); for
-//! bursts, which fill those lanes, one with the best implementations for this CPU.
+//! thread that has no private copy. The job API keeps queued jobs in the manager, so each thread
+//! gets its own: for one job at a time, one set up for SSE, where HMAC-SHA1/SHA-256 use the SHA-NI
+//! instructions on one buffer, while the AVX2 and AVX-512 managers hash 8 or 16 buffers in SIMD
+//! lanes and, with one job in flight, pay for all of them (3-6x slower per packet, measured in
+//! BENCHMARKS.md); for bursts, which fill those lanes, one with the best implementations for this
+//! CPU.
 
 use std::ffi::CStr;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
+use crate::library::{self, Library};
 use crate::sys;
 
 #[derive(Debug)]
-pub(crate) struct Manager(NonNull<sys::IMB_MGR>);
+pub(crate) struct Manager {
+    mgr: NonNull<sys::IMB_MGR>,
+    /// The library copy's `free_mb_mgr`.
+    free: unsafe extern "C" fn(*mut sys::IMB_MGR),
+}
 
 // SAFETY: the manager is plain memory owned by this value; moving it to another thread is fine.
 // Sharing it (`Sync`) is only done for the process-wide manager, whose function table is
@@ -26,57 +33,58 @@ unsafe impl Send for Manager {}
 unsafe impl Sync for Manager {}
 
 impl Manager {
-    /// A manager with the best implementations for this CPU.
-    fn for_this_cpu() -> Option<Manager> {
-        let mgr = Manager::alloc()?;
+    /// A manager of `lib` with the best implementations for this CPU.
+    pub(crate) fn for_this_cpu(lib: &Library) -> Option<Manager> {
+        let m = Manager::alloc(lib)?;
         let mut arch = 0;
-        // SAFETY: `mgr` was just allocated by the library; `arch` is a valid out-pointer.
-        unsafe { sys::init_mb_mgr_auto(mgr.0.as_ptr(), &mut arch) };
-        Some(mgr)
+        // SAFETY: `m` was just allocated by the same library; `arch` is a valid out-pointer.
+        unsafe { (lib.init_mb_mgr_auto)(m.mgr.as_ptr(), &mut arch) };
+        Some(m)
     }
 
-    /// A manager with the SSE implementations (SHA-NI where the CPU has it).
-    fn sse() -> Option<Manager> {
-        let mgr = Manager::alloc()?;
-        // SAFETY: `mgr` was just allocated by the library.
-        unsafe { sys::init_mb_mgr_sse(mgr.0.as_ptr()) };
-        Some(mgr)
+    /// A manager of `lib` with the SSE implementations (SHA-NI where the CPU has it).
+    fn sse(lib: &Library) -> Option<Manager> {
+        let m = Manager::alloc(lib)?;
+        // SAFETY: `m` was just allocated by the same library.
+        unsafe { (lib.init_mb_mgr_sse)(m.mgr.as_ptr()) };
+        Some(m)
     }
 
-    fn alloc() -> Option<Manager> {
+    fn alloc(lib: &Library) -> Option<Manager> {
         // SAFETY: alloc_mb_mgr(0) returns a zeroed, 64-byte-aligned manager or NULL.
-        NonNull::new(unsafe { sys::alloc_mb_mgr(0) }).map(Manager)
+        NonNull::new(unsafe { (lib.alloc_mb_mgr)(0) }).map(|mgr| Manager { mgr, free: lib.free_mb_mgr })
     }
 
     pub(crate) fn raw(&self) -> &sys::IMB_MGR {
         // SAFETY: the pointer is valid and initialised for the lifetime of `self`.
-        unsafe { self.0.as_ref() }
+        unsafe { self.mgr.as_ref() }
     }
 
     pub(crate) fn raw_mut(&mut self) -> *mut sys::IMB_MGR {
-        self.0.as_ptr()
+        self.mgr.as_ptr()
     }
 }
 
 impl Drop for Manager {
     fn drop(&mut self) {
-        // SAFETY: allocated by alloc_mb_mgr and not used after this.
-        unsafe { sys::free_mb_mgr(self.0.as_ptr()) }
+        // SAFETY: allocated by the same library's alloc_mb_mgr (a private copy is never unloaded)
+        // and not used after this.
+        unsafe { (self.free)(self.mgr.as_ptr()) }
     }
 }
 
 /// The process-wide manager for the direct API (key setup, GCM).
 pub(crate) fn shared() -> Result<&'static Manager, crate::Error> {
     static SHARED: OnceLock<Option<Manager>> = OnceLock::new();
-    SHARED.get_or_init(Manager::for_this_cpu).as_ref().ok_or(crate::Error::NoManager)
+    SHARED.get_or_init(|| Manager::for_this_cpu(library::linked())).as_ref().ok_or(crate::Error::NoManager)
 }
 
 thread_local! {
-    static JOB_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::sse());
+    static JOB_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::sse(library::for_this_thread()));
 }
 
 thread_local! {
-    static BURST_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::for_this_cpu());
+    static BURST_MANAGER: std::cell::RefCell<Option<Manager>> = std::cell::RefCell::new(Manager::for_this_cpu(library::for_this_thread()));
 }
 
 /// Runs `f` with this thread's manager for bursts of jobs: the best implementations for this

@@ -68,6 +68,7 @@ struct Handled<'pool> {
 }
 
 pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, stop: &AtomicBool, idle_sleep: Duration) {
+    use_private_crypto_library();
     pipeline.crypto_in_bursts();
     let mut handled = Vec::with_capacity(dpdk::BURST_SIZE);
     let mut rx = MbufBurst::new();
@@ -176,6 +177,18 @@ fn send_handled<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipelin
 /// Opens the frames that wait for it and lets the pipeline finish them (which may leave one, an
 /// ICMP error going back under ESP, unsealed), then seals the unsealed frames that are to be sent;
 /// a frame that could not be sealed is dropped.
+/// Gives this lcore its own copy of intel-ipsec-mb where the library needs it (before 1.4, every
+/// call writes one process-wide variable: `ipsec_mb::use_private_copy`). Without one the lcore
+/// still works, slower beside other lcores.
+fn use_private_crypto_library() {
+    let lcore = dpdk::Lcore::current().map_or(-1, |l| i64::from(l.id()));
+    match ipsec_mb::use_private_copy() {
+        Ok(true) => eprintln!("gateway: lcore {lcore}: private copy of intel-ipsec-mb {}", ipsec_mb::version()),
+        Ok(false) => {}
+        Err(e) => eprintln!("gateway: lcore {lcore}: {e}"),
+    }
+}
+
 fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
     open_waiting(pipeline, handled);
     seal_waiting(pipeline, handled);
