@@ -42,7 +42,6 @@ pub struct GcmKey {
 }
 
 /// The encryption and decryption functions of one copy of the library, by key size.
-#[derive(Clone, Copy)]
 struct GcmFunctions {
     encrypt: [EncDec; 3],
     decrypt: [EncDec; 3],
@@ -52,11 +51,11 @@ thread_local! {
     static PRIVATE_FUNCTIONS: OnceCell<Option<GcmFunctions>> = const { OnceCell::new() };
 }
 
-/// The functions of this thread's private copy of the library, if it has one. They are code of
-/// the copy, which is never unloaded, so the manager that named them can go.
-fn private_functions() -> Option<GcmFunctions> {
+/// `pick` of the functions of this thread's private copy of the library, if it has one. They are
+/// code of the copy, which is never unloaded, so the manager that named them can go.
+fn private_function(pick: impl FnOnce(&GcmFunctions) -> EncDec) -> Option<EncDec> {
     PRIVATE_FUNCTIONS.with(|f| {
-        *f.get_or_init(|| {
+        f.get_or_init(|| {
             let lib = library::for_this_thread();
             let m = Manager::for_this_cpu(lib).filter(|_| lib.private)?;
             let r = m.raw();
@@ -65,6 +64,8 @@ fn private_functions() -> Option<GcmFunctions> {
                 decrypt: [r.gcm128_dec?, r.gcm192_dec?, r.gcm256_dec?],
             })
         })
+        .as_ref()
+        .map(pick)
     })
 }
 
@@ -108,12 +109,12 @@ impl GcmKey {
 
     /// The encryption function this thread calls for this key: its private copy's, if it has one.
     pub(crate) fn encrypt_function(&self) -> EncDec {
-        private_functions().map_or(self.encrypt, |p| p.encrypt[self.size])
+        private_function(|p| p.encrypt[self.size]).unwrap_or(self.encrypt)
     }
 
     /// The decryption function this thread calls for this key.
     fn decrypt_function(&self) -> EncDec {
-        private_functions().map_or(self.decrypt, |p| p.decrypt[self.size])
+        private_function(|p| p.decrypt[self.size]).unwrap_or(self.decrypt)
     }
 
     fn run(&self, f: EncDec, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
