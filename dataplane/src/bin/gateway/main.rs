@@ -223,6 +223,9 @@ fn run(path: &Path, eal_user_args: &[&str]) -> Result<(), Error> {
         macs[1],
         ports[0].rss_enabled() && ports[1].rss_enabled()
     );
+    // Lcores working side by side each call their own copy of intel-ipsec-mb (poll.rs); a lone
+    // lcore gains nothing from one.
+    let private_crypto = workers.len().min(usize::from(queues)) > 1;
     eal.scope(|scope| -> Result<(), Error> {
         let mut jobs = Vec::new();
         // Launched jobs poll until `stop`: set it if a later launch fails.
@@ -241,7 +244,7 @@ fn run(path: &Path, eal_user_args: &[&str]) -> Result<(), Error> {
                 };
                 let pipeline = Pipeline::new(Reader::attach(region.clone())?, setup.clone(), &shared, lcores[i].1.clone());
                 let (pool, stop) = (&pool, &stop);
-                jobs.push(scope.launch(*lcore, move || poll::run(lcore_queues, pipeline, pool, stop, idle_sleep))?);
+                jobs.push(scope.launch(*lcore, move || poll::run(lcore_queues, pipeline, pool, stop, idle_sleep, private_crypto))?);
             }
             Ok(())
         };
