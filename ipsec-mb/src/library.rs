@@ -3,8 +3,8 @@
 //! intel-ipsec-mb before 1.4 resets one process-wide error variable at the start of every call,
 //! the direct GCM calls included (intel/intel-ipsec-mb#112, fixed in 1.4). Threads that encrypt
 //! side by side then all write one cache line for every packet and wait for it in turn: one SA
-//! on two gateway lcores ran at 13.9-14.6 Mpps with 64-byte frames, where two gateway processes
-//! of one lcore each ran at 8.4 Mpps apiece (BENCHMARKS.md). [`use_private_copy`] gives the
+//! on two gateway lcores ran at 12.5-14.8 Mpps with 64-byte frames, where two gateway processes
+//! of one lcore each ran at 8.41-8.51 Mpps apiece (BENCHMARKS.md, seventh session). [`use_private_copy`] gives the
 //! calling thread a copy of the library with its own variable: the library's file is copied into
 //! a memfd, which the dynamic loader maps anew instead of handing back the copy it has loaded.
 //! Keys are plain data, so a key expanded by one copy works with every other.
@@ -13,7 +13,6 @@ use std::cell::OnceCell;
 use std::ffi::{c_void, CStr, CString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::OnceLock;
 
 use crate::sys;
 
@@ -38,16 +37,13 @@ pub(crate) struct Library {
 }
 
 /// The library the process linked.
-pub(crate) fn linked() -> &'static Library {
-    static LINKED: OnceLock<Library> = OnceLock::new();
-    LINKED.get_or_init(|| Library {
-        alloc_mb_mgr: sys::alloc_mb_mgr,
-        free_mb_mgr: sys::free_mb_mgr,
-        init_mb_mgr_auto: sys::init_mb_mgr_auto,
-        init_mb_mgr_sse: sys::init_mb_mgr_sse,
-        private: false,
-    })
-}
+pub(crate) static LINKED: Library = Library {
+    alloc_mb_mgr: sys::alloc_mb_mgr,
+    free_mb_mgr: sys::free_mb_mgr,
+    init_mb_mgr_auto: sys::init_mb_mgr_auto,
+    init_mb_mgr_sse: sys::init_mb_mgr_sse,
+    private: false,
+};
 
 thread_local! {
     static THREAD_LIBRARY: OnceCell<&'static Library> = const { OnceCell::new() };
@@ -56,7 +52,7 @@ thread_local! {
 /// The library this thread calls: the linked one unless the thread asked for a private copy
 /// before its first call.
 pub(crate) fn for_this_thread() -> &'static Library {
-    THREAD_LIBRARY.with(|l| *l.get_or_init(linked))
+    THREAD_LIBRARY.with(|l| *l.get_or_init(|| &LINKED))
 }
 
 /// Why the calling thread could not get a private copy of the library; it goes on with the

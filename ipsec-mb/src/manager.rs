@@ -76,7 +76,7 @@ impl Drop for Manager {
 /// The process-wide manager for the direct API (key setup, GCM).
 pub(crate) fn shared() -> Result<&'static Manager, crate::Error> {
     static SHARED: OnceLock<Option<Manager>> = OnceLock::new();
-    SHARED.get_or_init(|| Manager::for_this_cpu(library::linked())).as_ref().ok_or(crate::Error::NoManager)
+    SHARED.get_or_init(|| Manager::for_this_cpu(&library::LINKED)).as_ref().ok_or(crate::Error::NoManager)
 }
 
 thread_local! {

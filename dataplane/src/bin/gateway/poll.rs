@@ -178,9 +178,6 @@ fn send_handled<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipelin
     }
 }
 
-/// Opens the frames that wait for it and lets the pipeline finish them (which may leave one, an
-/// ICMP error going back under ESP, unsealed), then seals the unsealed frames that are to be sent;
-/// a frame that could not be sealed is dropped.
 /// Gives this lcore its own copy of intel-ipsec-mb where the library needs it (before 1.4, every
 /// call writes one process-wide variable: `ipsec_mb::use_private_copy`). Without one the lcore
 /// still works, slower beside other lcores. A lone lcore does without: with a copy, one lcore
@@ -195,6 +192,9 @@ fn use_private_crypto_library() {
     }
 }
 
+/// Opens the frames that wait for it and lets the pipeline finish them (which may leave one, an
+/// ICMP error going back under ESP, unsealed), then seals the unsealed frames that are to be sent;
+/// a frame that could not be sealed is dropped.
 fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
     open_waiting(pipeline, handled);
     seal_waiting(pipeline, handled);
