@@ -10,7 +10,7 @@
 # the output port's opackets read through the EAL telemetry socket, median of SAMPLES one-second
 # rates after WARMUP seconds, as in scripts/bench-io-baseline.sh, which this script then runs for
 # the references measured in the same run, before and after the gateway cells (testpmd io,
-# ipsec-secgw AES-256-GCM encrypt and decrypt, one core).
+# ipsec-secgw AES-256-GCM encrypt and decrypt, one core, and on 2 cores when CORES has 2).
 # Decryption runs with the anti-replay check off (replay_window = 0): the pcap repeats itself.
 # Exception interfaces (net_tap) live in a namespace this script creates and deletes.
 #
@@ -137,7 +137,9 @@ avg_bytes() { # size
 # The references (testpmd io, ipsec-secgw) on the same sizes. They run before and after the
 # gateway cells: on a shared machine the load drifts, and the two runs show by how much.
 references() {
-  SIZES="$(printf '%s ' "${SIZES[@]}" | sed 's/imix//')" WARMUP=$WARMUP SAMPLES=$SAMPLES ./scripts/bench-io-baseline.sh
+  local two=0
+  [[ " ${CORES[*]} " == *" 2 "* ]] && two=1
+  SIZES="$(printf '%s ' "${SIZES[@]}" | sed 's/imix//')" WARMUP=$WARMUP SAMPLES=$SAMPLES SECGW_2CORES=$two ./scripts/bench-io-baseline.sh
 }
 if [ "$BASELINE" = 1 ]; then
   echo "references in the same run, before the gateway cells (scripts/bench-io-baseline.sh):"

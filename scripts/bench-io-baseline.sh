@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # I/O and ipsec-secgw baselines for the gateway benchmark (BENCHMARKS.md, "I/O and ipsec-secgw
-# baselines"). One process, one forwarding core, no NIC and no hugepages:
+# baselines"). One process, one forwarding core (or two, below), no NIC and no hugepages:
 #   net_pcap (rx_pcap=FILE,infinite_rx=1: a Scapy-made pcap replayed from memory)
 #     -> forwarder (dpdk-testpmd io forwarding, or DPDK's ipsec-secgw encrypting or decrypting
 #        AES-256-GCM with the crypto_aesni_gcm PMD) -> net_null (no-rx=1)
@@ -15,7 +15,11 @@
 # port supports it (no software port does, and no datapath code reads those flags). Nothing built
 # from DPDK's example sources is kept.
 #
-# Usage: scripts/bench-io-baseline.sh    (env: SIZES="64 512 1420" WARMUP=3 SAMPLES=5 CPU=1)
+# With SECGW_2CORES=1, ipsec-secgw also runs on both CPUs (lcores 0 and 1, a queue each on both
+# ports, the pcap replayed into each RX queue): the reference for the gateway's 2-core cells.
+#
+# Usage: scripts/bench-io-baseline.sh    (env: SIZES="64 512 1420" WARMUP=3 SAMPLES=5 CPU=1
+#        SECGW_2CORES=0)
 # Packet addresses are in 198.18.0.0/15 and exist only in memory: no packet leaves the process.
 set -euo pipefail
 SCRIPTS="$(cd "$(dirname "$0")" && pwd)"
@@ -24,6 +28,7 @@ SIZES=(${SIZES:-64 512 1420})
 WARMUP=${WARMUP:-3}
 SAMPLES=${SAMPLES:-5}
 CPU=${CPU:-1}
+SECGW_2CORES=${SECGW_2CORES:-0}
 EAL_COMMON=(--no-huge --no-pci --no-shconf -m 1024)
 SECGW_SRC=/usr/share/dpdk/examples/ipsec-secgw
 PY=/usr/bin/python3
@@ -102,10 +107,12 @@ testpmd_cmd() { # pcap-vdev-args prefix
     -- --forward-mode=io --nb-cores=1 --auto-start --stats-period=1
 }
 
-secgw_cmd() { # port-0-vdev port-1-vdev prefix
-  echo "$WORK/secgw/build/ipsec-secgw" -l "$CPU" "${EAL_COMMON[@]}" --file-prefix="$3" \
+secgw_cmd() { # port-0-vdev port-1-vdev prefix [cores: 1 on CPU, or 2 on CPUs 0 and 1]
+  local lcores=$CPU config="(0,0,$CPU),(1,0,$CPU)"
+  if [ "${4:-1}" = 2 ]; then lcores=0,1 config="(0,0,0),(0,1,1),(1,0,0),(1,1,1)"; fi
+  echo "$WORK/secgw/build/ipsec-secgw" -l "$lcores" "${EAL_COMMON[@]}" --file-prefix="$3" \
     --vdev="$1" --vdev="$2" --vdev=crypto_aesni_gcm0 \
-    -- -p 0x3 -P -u 0x2 "--config=(0,0,$CPU),(1,0,$CPU)" -f "$WORK/secgw.cfg"
+    -- -p 0x3 -P -u 0x2 "--config=$config" -f "$WORK/secgw.cfg"
 }
 
 # Runs a command line (word-split; no argument contains spaces) in the background and prints
@@ -171,12 +178,23 @@ cell() { # "mpps cpu"
   local mpps=${1% *} cpu=${1#* }
   printf '%s @ %s = %s' "$mpps" "$cpu" "$("$PY" -c "print('%.3f' % ($mpps / max($cpu, 0.01)))")"
 }
-printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt |\n|---|---|---|---|\n'
+if [ "$SECGW_2CORES" = 1 ]; then
+  printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt | ipsec-secgw encrypt, 2 cores | ipsec-secgw decrypt, 2 cores |\n|---|---|---|---|---|---|\n'
+else
+  printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt |\n|---|---|---|---|\n'
+fi
 for size in "${SIZES[@]}"; do
   io=$(measure "io$size" 1 $(testpmd_cmd "rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" "io$size"))
   esp=$(measure "esp$size" 1 $(secgw_cmd "net_pcap0,rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" net_null0,no-rx=1 "esp$size"))
   # Decryption: ESP into port 1 (unprotected), cleartext out of port 0.
   dec=$(measure "dec$size" 0 $(secgw_cmd net_null0,no-rx=1 "net_pcap0,rx_pcap=$WORK/esp-in$size.pcap,infinite_rx=1" "dec$size"))
-  printf '| %s | %s | %s | %s |\n' "$size" "$(cell "$io")" "$(cell "$esp")" "$(cell "$dec")"
+  row="| $size | $(cell "$io") | $(cell "$esp") | $(cell "$dec") |"
+  if [ "$SECGW_2CORES" = 1 ]; then
+    plain="rx_pcap=$WORK/udp$size.pcap" esp_in="rx_pcap=$WORK/esp-in$size.pcap"
+    esp2=$(measure "esp2c$size" 1 $(secgw_cmd "net_pcap0,$plain,$plain,infinite_rx=1" net_null0,no-rx=1 "esp2c$size" 2))
+    dec2=$(measure "dec2c$size" 0 $(secgw_cmd net_null0,no-rx=1 "net_pcap0,$esp_in,$esp_in,infinite_rx=1" "dec2c$size" 2))
+    row+=" $(cell "$esp2") | $(cell "$dec2") |"
+  fi
+  echo "$row"
 done
 for size in "${SIZES[@]}"; do verify_secgw_output "$size"; verify_secgw_decryption "$size"; done
