@@ -1,8 +1,16 @@
 //! AES-GCM through the library's direct API: the key schedule and GHASH tables are expanded once
 //! per SA ([`GcmKey::new`]); each packet is one call with a context on the stack, into the
 //! thread's private copy of the library if it has one ([`crate::use_private_copy`]).
+//!
+//! The nonce and a short AAD are handed over as values ([`Nonce`], [`Aad::words`]) and written
+//! to memory with one 16-byte store just before the call. The library reads each with one masked
+//! 16-byte load; when the bytes come from several smaller stores still in flight, the load cannot
+//! be forwarded from them and waits until they reach the cache. At 64 bytes that wait was half of
+//! the call: 38 ns against 19 with single stores (AES-256-GCM, a C loop over the same calls).
 
+use std::arch::x86_64::{__m128i, _mm_set_epi64x};
 use std::cell::OnceCell;
+use std::mem::MaybeUninit;
 
 use zeroize::Zeroize;
 
@@ -13,6 +21,71 @@ use crate::{library, sys, Error};
 pub const TAG_LEN: usize = 16;
 /// The length of the GCM nonce (RFC 4106 4: salt || explicit IV).
 const NONCE_LEN: usize = 12;
+
+/// The 12-byte GCM nonce, as a value (its bytes in little-endian order).
+#[derive(Debug, Clone, Copy)]
+pub struct Nonce(u128);
+
+impl Nonce {
+    /// RFC 4106 4: salt || explicit IV.
+    pub fn new(salt: [u8; 4], iv: [u8; 8]) -> Nonce {
+        Nonce(u128::from(u32::from_le_bytes(salt)) | u128::from(u64::from_le_bytes(iv)) << 32)
+    }
+}
+
+impl From<[u8; NONCE_LEN]> for Nonce {
+    fn from(bytes: [u8; NONCE_LEN]) -> Nonce {
+        let mut padded = [0u8; 16];
+        padded[..NONCE_LEN].copy_from_slice(&bytes);
+        Nonce(u128::from_le_bytes(padded))
+    }
+}
+
+/// The additional authenticated data of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct Aad<'a>(AadKind<'a>);
+
+#[derive(Debug, Clone, Copy)]
+enum AadKind<'a> {
+    /// Up to 16 bytes as a value (little-endian), and how many there are.
+    Short { value: u128, len: usize },
+    /// Bytes read where they are.
+    Bytes(&'a [u8]),
+}
+
+impl Aad<'static> {
+    /// Up to four 4-byte words, concatenated (ESP's SPI and sequence number, RFC 4106 5).
+    pub fn words<const N: usize>(words: [[u8; 4]; N]) -> Aad<'static> {
+        const { assert!(N <= 4) };
+        let value = words.iter().rev().fold(0u128, |v, w| v << 32 | u128::from(u32::from_le_bytes(*w)));
+        Aad(AadKind::Short { value, len: N * 4 })
+    }
+}
+
+impl<'a> Aad<'a> {
+    /// Any bytes (GMAC's whole packet, RFC 4543 3.3).
+    pub fn bytes(bytes: &'a [u8]) -> Aad<'a> {
+        Aad(AadKind::Bytes(bytes))
+    }
+}
+
+/// 16 bytes for the library to read, stored at once (see the module comment).
+#[repr(C, align(16))]
+struct Block16([u8; 16]);
+
+/// Writes `value` (little-endian) with one 16-byte store. The block stays uninitialised to Rust:
+/// only the library reads it, through the returned pointer's block.
+#[inline(always)]
+fn store_at_once(block: &mut MaybeUninit<Block16>, value: u128) -> *const u8 {
+    // SAFETY: SSE2, all `_mm_set_epi64x` needs, is part of x86-64 itself. `block` is valid for
+    // 16 bytes and 16-byte aligned, as an aligned __m128i store needs; a volatile store is one
+    // instruction, never split into smaller stores.
+    unsafe {
+        let vector: __m128i = _mm_set_epi64x((value >> 64) as i64, value as i64);
+        std::ptr::write_volatile(block.as_mut_ptr().cast::<__m128i>(), vector);
+    }
+    block.as_ptr().cast()
+}
 
 type EncDec = unsafe extern "C" fn(
     *const sys::gcm_key_data,
@@ -97,13 +170,13 @@ impl GcmKey {
     }
 
     /// Encrypts `data` in place and returns the full tag over `aad` and the ciphertext.
-    pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+    pub fn seal(&self, nonce: Nonce, aad: Aad<'_>, data: &mut [u8]) -> [u8; TAG_LEN] {
         self.run(self.encrypt_function(), nonce, aad, data)
     }
 
     /// Decrypts `data` in place and returns the full tag the sender should have sent; the caller
     /// compares it in constant time before using the plaintext.
-    pub fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+    pub fn open(&self, nonce: Nonce, aad: Aad<'_>, data: &mut [u8]) -> [u8; TAG_LEN] {
         self.run(self.decrypt_function(), nonce, aad, data)
     }
 
@@ -117,25 +190,32 @@ impl GcmKey {
         private_function(|p| p.decrypt[self.size]).unwrap_or(self.decrypt)
     }
 
-    fn run(&self, f: EncDec, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+    fn run(&self, f: EncDec, nonce: Nonce, aad: Aad<'_>, data: &mut [u8]) -> [u8; TAG_LEN] {
         let mut tag = [0u8; TAG_LEN];
-        // SAFETY: gcm_context_data is plain integers and bytes; all zeroes is valid, and the
-        // call initialises it before use.
-        let mut ctx: sys::gcm_context_data = unsafe { std::mem::zeroed() };
+        // The call initialises every field of the context it reads.
+        let mut ctx = MaybeUninit::<sys::gcm_context_data>::uninit();
+        let (mut nonce_block, mut aad_block) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+        let nonce_ptr = store_at_once(&mut nonce_block, nonce.0);
+        let (aad_ptr, aad_len) = match aad.0 {
+            AadKind::Short { value, len } => (store_at_once(&mut aad_block, value), len),
+            AadKind::Bytes(bytes) => (bytes.as_ptr(), bytes.len()),
+        };
         let ptr = data.as_mut_ptr();
         // SAFETY: the key data was expanded by the matching `pre` function; `data` is read and
         // written in place (the library supports dst == src) for exactly its length; the nonce
-        // is the 12 bytes the library reads; `aad` and `tag` are valid for their lengths.
+        // block holds the 12 bytes the library reads; the AAD pointer is valid for `aad_len`
+        // bytes (at most 16 in its block); `tag` is valid for TAG_LEN bytes; the context is
+        // written by the call before it is read.
         unsafe {
             f(
                 &self.data.0,
-                &mut ctx,
+                ctx.as_mut_ptr(),
                 ptr,
                 ptr,
                 data.len() as u64,
-                nonce.as_ptr(),
-                aad.as_ptr(),
-                aad.len() as u64,
+                nonce_ptr,
+                aad_ptr,
+                aad_len as u64,
                 tag.as_mut_ptr(),
                 TAG_LEN as u64,
             )

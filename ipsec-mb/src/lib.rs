@@ -29,7 +29,7 @@ mod sys {
 }
 
 pub use cbc_hmac::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, Hmac, Layout};
-pub use gcm::{GcmKey, TAG_LEN};
+pub use gcm::{Aad, GcmKey, Nonce, TAG_LEN};
 pub use library::{use_private_copy, PrivateCopyError};
 pub use manager::version;
 

@@ -156,7 +156,7 @@ fn load_private() -> Result<Library, PrivateCopyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{manager, CbcHmacKey, GcmKey, Hmac};
+    use crate::{manager, Aad, CbcHmacKey, GcmKey, Hmac, Nonce};
 
     /// The start of the loaded object that holds `address`.
     fn object_of(address: *const c_void) -> usize {
@@ -171,7 +171,7 @@ mod tests {
     /// calls went into.
     fn crypto_on_this_thread(gcm: &GcmKey, hmac: &CbcHmacKey) -> ([u8; 16], Vec<u8>, Vec<u8>, [usize; 3]) {
         let mut data = vec![7u8; 300];
-        let tag = gcm.seal(&[1; 12], b"aad", &mut data);
+        let tag = gcm.seal(Nonce::from([1; 12]), Aad::bytes(b"aad"), &mut data);
         let mac = hmac.mac(&data, 0..data.len()).unwrap()[..16].to_vec();
         let gcm_fn = gcm.encrypt_function();
         let job_fn = manager::with_job_manager(|m| m.raw().submit_job.unwrap()).unwrap();
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn a_thread_that_called_the_linked_library_keeps_it() {
         std::thread::spawn(|| {
-            GcmKey::new(&[3; 16]).unwrap().seal(&[0; 12], b"", &mut [0u8; 16]);
+            GcmKey::new(&[3; 16]).unwrap().seal(Nonce::from([0; 12]), Aad::bytes(b""), &mut [0u8; 16]);
             assert!(use_private_copy().is_err());
             assert!(!for_this_thread().private);
         })

@@ -3,7 +3,7 @@
 //! included) alone and chained with AES-CBC decryption, and the tag checks a receiver relies on.
 
 use aws_lc_rs::{aead, cipher, hmac};
-use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout};
+use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, Aad, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout, Nonce};
 use proptest::prelude::*;
 
 fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
@@ -41,7 +41,7 @@ proptest! {
         let key = &seed[..key_len];
         let ours = GcmKey::new(key).unwrap();
         let mut data = plain.clone();
-        let tag = ours.seal(&nonce, &aad, &mut data);
+        let tag = ours.seal(Nonce::from(nonce), Aad::bytes(&aad), &mut data);
 
         let mut expected = plain.clone();
         let expected_tag = aws_gcm(key)
@@ -50,9 +50,39 @@ proptest! {
         prop_assert_eq!(&data, &expected);
         prop_assert_eq!(&tag[..], expected_tag.as_ref());
 
-        let opened_tag = ours.open(&nonce, &aad, &mut data);
+        let opened_tag = ours.open(Nonce::from(nonce), Aad::bytes(&aad), &mut data);
         prop_assert_eq!(&data, &plain);
         prop_assert_eq!(opened_tag, tag);
+    }
+
+    /// The nonce and AAD given as values (ESP's way) authenticate the same bytes as given in memory.
+    #[test]
+    fn values_match_bytes(
+        salt in any::<[u8; 4]>(),
+        iv in any::<[u8; 8]>(),
+        words in any::<[[u8; 4]; 4]>(),
+        plain in prop::collection::vec(any::<u8>(), 0..100),
+    ) {
+        let key = GcmKey::new(&[9; 32]).unwrap();
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&salt);
+        nonce[4..].copy_from_slice(&iv);
+        let seal = |n: Nonce, aad: Aad<'_>| {
+            let mut data = plain.clone();
+            let tag = key.seal(n, aad, &mut data);
+            (data, tag)
+        };
+        let [a, b, c, d] = words;
+        let bytes = words.concat();
+        let by_value = [
+            seal(Nonce::new(salt, iv), Aad::words([])),
+            seal(Nonce::new(salt, iv), Aad::words([a, b])),
+            seal(Nonce::new(salt, iv), Aad::words([a, b, c])),
+            seal(Nonce::new(salt, iv), Aad::words([a, b, c, d])),
+        ];
+        for (sealed, len) in by_value.iter().zip([0, 8, 12, 16]) {
+            prop_assert_eq!(sealed, &seal(Nonce::from(nonce), Aad::bytes(&bytes[..len])));
+        }
     }
 
     #[test]
@@ -159,7 +189,7 @@ fn bad_keys_and_layouts_are_errors() {
 fn a_modified_ciphertext_gives_a_different_tag() {
     let key = GcmKey::new(&[7; 32]).unwrap();
     let mut data = *b"sixteen byte msg";
-    let tag = key.seal(&[1; 12], b"aad", &mut data);
+    let tag = key.seal(Nonce::from([1; 12]), Aad::bytes(b"aad"), &mut data);
     data[3] ^= 1;
-    assert_ne!(key.open(&[1; 12], b"aad", &mut data), tag);
+    assert_ne!(key.open(Nonce::from([1; 12]), Aad::bytes(b"aad"), &mut data), tag);
 }

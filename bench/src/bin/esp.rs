@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::{aead, cipher, hmac};
-use ipsec_mb::{CbcHmacKey, GcmKey, Hmac, Layout};
+use ipsec_mb::{Aad, CbcHmacKey, GcmKey, Hmac, Layout, Nonce};
 use dataplane::esp::decrypt::inbound;
 use dataplane::{encapsulate, InboundSa, OutboundSa, PacketBuf, SliceBuf};
 use shared::sa::*;
@@ -97,18 +97,17 @@ impl Raw {
 
     /// Encrypt (or, with `decrypt`, verify+decrypt) `buf[..len]`, the tag going after it.
     fn run(&self, buf: &mut [u8], len: usize, seq: u64, decrypt: bool) {
-        let mut nonce = [0u8; 12];
-        nonce[4..].copy_from_slice(&seq.to_be_bytes());
+        let nonce = Nonce::new([0; 4], seq.to_be_bytes());
         match self {
             Raw::Aead(k) if !decrypt => {
-                let t = k.seal(&nonce, &[0u8; 8], &mut buf[..len]);
+                let t = k.seal(nonce, Aad::words([[0; 4]; 2]), &mut buf[..len]);
                 buf[len..len + 16].copy_from_slice(&t);
             }
             Raw::Aead(k) => {
-                black_box(k.open(&nonce, &[0u8; 8], &mut buf[..len]));
+                black_box(k.open(nonce, Aad::words([[0; 4]; 2]), &mut buf[..len]));
             }
             Raw::Gmac(k) => {
-                black_box(k.seal(&nonce, &buf[..len + 16], &mut []));
+                black_box(k.seal(nonce, Aad::bytes(&buf[..len + 16]), &mut []));
             }
             Raw::CbcHmac(e, k) => {
                 let len = len / 16 * 16;
@@ -221,7 +220,7 @@ fn crypto_comparison(budget: Duration) {
         println!("{:<34} {}", name, v.join(" "));
     };
     let mb = GcmKey::new(&[7; 32]).unwrap();
-    row("intel-ipsec-mb AES-256-GCM seal", &mut |b| { black_box(mb.seal(&[1; 12], &[0u8; 8], b)); });
+    row("intel-ipsec-mb AES-256-GCM seal", &mut |b| { black_box(mb.seal(Nonce::from([1; 12]), Aad::words([[0; 4]; 2]), b)); });
     let lc = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, &[7; 32]).unwrap());
     row("aws-lc-rs AES-256-GCM seal", &mut |b| { let _ = black_box(lc.seal_in_place_separate_tag(aead::Nonce::assume_unique_for_key([1; 12]), aead::Aad::from([0u8; 8]), b)); });
     let rk = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &[7; 32]).unwrap());

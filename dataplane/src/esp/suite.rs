@@ -11,7 +11,7 @@
 //! moment to make the authenticated data contiguous, and restored or overwritten.
 
 use aws_lc_rs::{cipher, rand};
-use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout, TAG_LEN};
+use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, Aad, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout, Nonce, TAG_LEN};
 use shared::sa::{AesKeySize, Integrity, Suite, SALT_LEN};
 use smallvec::SmallVec;
 
@@ -21,8 +21,6 @@ use crate::wire::esp::HEADER_LEN;
 const GCM_IV_LEN: usize = 8;
 const CBC_IV_LEN: usize = 16;
 const AES_BLOCK: usize = 16;
-/// Salt || IV (RFC 4106 4).
-const NONCE_LEN: usize = SALT_LEN + GCM_IV_LEN;
 /// The high 32 bits of an extended sequence number, where they are authenticated but not sent.
 const SEQ_HI_LEN: usize = 4;
 
@@ -105,32 +103,22 @@ impl Gcm {
         Ok(Gcm { key: GcmKey::new(key).map_err(|_| BadKey)?, salt: salt.try_into().map_err(|_| BadKey)? })
     }
 
-    /// RFC 4106 4: nonce = salt || explicit IV.
-    fn nonce(&self, iv: &[u8]) -> [u8; NONCE_LEN] {
-        let mut n = [0u8; NONCE_LEN];
-        n[..SALT_LEN].copy_from_slice(&self.salt);
-        n[SALT_LEN..].copy_from_slice(&iv[..GCM_IV_LEN]);
-        n
+    /// RFC 4106 4: nonce = salt || explicit IV (`iv` starts with it).
+    fn nonce(&self, iv: &[u8]) -> Result<Nonce, BadKey> {
+        Ok(Nonce::new(self.salt, iv.get(..GCM_IV_LEN).ok_or(BadKey)?.try_into().map_err(|_| BadKey)?))
     }
 
     /// GMAC: the GCM tag of an empty plaintext.
-    fn gmac(&self, iv: &[u8], aad: &[u8]) -> [u8; TAG_LEN] {
-        self.key.seal(&self.nonce(iv), aad, &mut [])
+    fn gmac(&self, iv: &[u8], aad: &[u8]) -> Result<[u8; TAG_LEN], BadKey> {
+        Ok(self.key.seal(self.nonce(iv)?, Aad::bytes(aad), &mut []))
     }
 }
 
 /// RFC 4106 5 and RFC 4303 2.2.1: the AAD of GCM is SPI || seq, with ESN SPI || seq high || seq low.
-fn gcm_aad(esp: &[u8], seq: u64, esn: bool) -> ([u8; 12], usize) {
-    let mut aad = [0u8; 12];
-    aad[..4].copy_from_slice(&esp[..4]);
-    if esn {
-        aad[4..8].copy_from_slice(&seq_hi(seq));
-        aad[8..12].copy_from_slice(&esp[4..8]);
-        (aad, 12)
-    } else {
-        aad[4..8].copy_from_slice(&esp[4..8]);
-        (aad, 8)
-    }
+fn gcm_aad(esp: &[u8], seq: u64, esn: bool) -> Result<Aad<'static>, BadKey> {
+    let word = |at: usize| -> Result<[u8; 4], BadKey> { esp.get(at..at + 4).ok_or(BadKey)?.try_into().map_err(|_| BadKey) };
+    let (spi, seq_low) = (word(0)?, word(4)?);
+    Ok(if esn { Aad::words([spi, seq_hi(seq), seq_low]) } else { Aad::words([spi, seq_low]) })
 }
 
 fn seq_hi(seq: u64) -> [u8; SEQ_HI_LEN] {
@@ -230,11 +218,10 @@ impl Transform {
         let payload_at = iv_at + self.iv_len();
         let tag = match &self.kind {
             Kind::Gcm(g) => {
-                let (aad, aad_len) = gcm_aad(&pkt[esp_at..], seq, esn);
-                let nonce = g.nonce(&pkt[iv_at..]);
-                g.key.seal(&nonce, &aad[..aad_len], &mut pkt[payload_at..icv_at])
+                let (aad, nonce) = (gcm_aad(&pkt[esp_at..], seq, esn)?, g.nonce(&pkt[iv_at..])?);
+                g.key.seal(nonce, aad, &mut pkt[payload_at..icv_at])
             }
-            Kind::Gmac(g) => with_gmac_aad(pkt, esp_at, icv_at, seq, esn, |aad, iv| g.gmac(iv, aad))?,
+            Kind::Gmac(g) => with_gmac_aad(pkt, esp_at, icv_at, seq, esn, |aad, iv| g.gmac(iv, aad))??,
             Kind::CbcHmac(c) => {
                 let iv: [u8; CBC_IV_LEN] = pkt[iv_at..payload_at].try_into().map_err(|_| BadKey)?;
                 c.encrypt
@@ -302,13 +289,15 @@ impl Transform {
         received.copy_from_slice(&pkt[icv_at..]);
         let matches = match &self.kind {
             Kind::Gcm(g) => {
-                let (aad, aad_len) = gcm_aad(&pkt[esp_at..], seq, esn);
-                let nonce = g.nonce(&pkt[iv_at..]);
+                let aad = gcm_aad(&pkt[esp_at..], seq, esn).map_err(|_| OpenError::Truncated)?;
+                let nonce = g.nonce(&pkt[iv_at..]).map_err(|_| OpenError::Truncated)?;
                 // Decrypted before the check: on a mismatch the packet is dropped whole.
-                icv_matches(&g.key.open(&nonce, &aad[..aad_len], &mut pkt[payload_at..icv_at]), received)
+                icv_matches(&g.key.open(nonce, aad, &mut pkt[payload_at..icv_at]), received)
             }
             Kind::Gmac(g) => {
-                let tag = with_gmac_aad(pkt, esp_at, icv_at, seq, esn, |aad, iv| g.gmac(iv, aad)).map_err(|_| OpenError::Truncated)?;
+                let tag = with_gmac_aad(pkt, esp_at, icv_at, seq, esn, |aad, iv| g.gmac(iv, aad))
+                    .and_then(|tag| tag)
+                    .map_err(|_| OpenError::Truncated)?;
                 icv_matches(&tag, received)
             }
             Kind::CbcHmac(c) => {
@@ -521,7 +510,7 @@ mod tests {
     #[test]
     fn nist_gmac_vector() {
         let g = Gcm::new(AesKeySize::Aes128, &hex("77be63708971c4e240d1cb79e8d77feb e0e00f19")).unwrap();
-        let tag = g.gmac(&hex("fed7ba0136a797f3"), &hex("7a43ec1d9c0a5a78a0b16533a6213cab"));
+        let tag = g.gmac(&hex("fed7ba0136a797f3"), &hex("7a43ec1d9c0a5a78a0b16533a6213cab")).unwrap();
         assert_eq!(tag[..], hex("209fcc8d3675ed938e9c7166709dd946")[..]);
     }
 
