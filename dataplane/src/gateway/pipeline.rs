@@ -474,7 +474,7 @@ impl Pipeline {
                     return Ok(error);
                 }
                 bump(&self.counters.bypassed, 1);
-                self.route(pkt, flow.dst.ip(), Some(origin))
+                self.route(pkt, flow.dst, Some(origin))
             }
         }
     }
@@ -538,7 +538,7 @@ impl Pipeline {
                 if let Some(error) = self.hop(pkt, Origin::Decrypted)? {
                     return Ok(error);
                 }
-                self.route(pkt, flow.dst.ip(), Some(Origin::Decrypted))
+                self.route(pkt, flow.dst, Some(Origin::Decrypted))
             }
         }
     }
@@ -558,7 +558,7 @@ impl Pipeline {
         match decision {
             Decision::Bypass => {
                 bump(&self.counters.bypassed, 1);
-                self.route(pkt, flow.dst.ip(), Some(origin))
+                self.route(pkt, flow.dst, Some(origin))
             }
             Decision::Discard => Err(GatewayDrop::PolicyDiscard.into()),
             Decision::Protect { reqid } => {
@@ -571,7 +571,7 @@ impl Pipeline {
                         }
                         OutboundVerdict::SendClear => {
                             bump(&self.counters.bypassed, 1);
-                            return self.route(pkt, flow.dst.ip(), Some(origin));
+                            return self.route(pkt, flow.dst, Some(origin));
                         }
                         OutboundVerdict::Hold => return Err(GatewayDrop::NoSa.into()),
                         OutboundVerdict::Encapsulate | OutboundVerdict::Rfc4301 => {}
@@ -624,7 +624,7 @@ impl Pipeline {
         }
         self.count_sa(h, pkt.len() as u64);
         bump(&self.counters.encrypted, 1);
-        self.route(pkt, dst, None)
+        self.route(pkt, dst.into(), None)
     }
 
     /// The outbound decision for a flow, given the rule that matched (if any). Transit traffic
@@ -699,7 +699,7 @@ impl Pipeline {
         let protected = matches!(matched, Some(m) if matches!(m.decision, Decision::Protect { .. }));
         let verdict = match matched {
             _ if origin == Origin::Decrypted && !protected => Err(GatewayDrop::IcmpErrorUnprotected.into()),
-            None => self.route(pkt, flow.dst.ip(), None),
+            None => self.route(pkt, flow.dst, None),
             // The error is the gateway's own packet (its TTL is not decremented).
             Some(_) => self.outbound(pkt, &flow, if origin == Origin::Decrypted { origin } else { Origin::Host }),
         };
@@ -720,8 +720,8 @@ impl Pipeline {
     /// The caller knows `dst` from the header it just parsed or wrote (read back from the packet,
     /// it would stall on store forwarding). A packet too big for the port it leaves on gets an
     /// ICMP error if it was forwarded in cleartext (`origin`).
-    fn route<B: PacketBuf>(&mut self, pkt: &mut B, dst: IpAddr, origin: Option<Origin>) -> Result<Verdict, Reason> {
-        if let Some(side) = self.local_side(dst.into(), None) {
+    fn route<B: PacketBuf>(&mut self, pkt: &mut B, dst: FlowAddr, origin: Option<Origin>) -> Result<Verdict, Reason> {
+        if let Some(side) = self.local_side(dst, None) {
             let mac = self.setup.side(side).mac;
             return self.frame_for_host(side, mac, ethertype_of(pkt.data()), pkt);
         }
@@ -734,6 +734,7 @@ impl Pipeline {
             };
         }
         let Some(mac) = self.neighbours.lookup(side, next_hop) else {
+            let next_hop = next_hop.ip();
             let last = self.last_solicit.entry((side, next_hop)).or_insert(0);
             if self.now_ns.saturating_sub(*last) >= RETRY_NS {
                 *last = self.now_ns;

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::ether::Mac;
 use super::Side;
+use crate::esp::flow::FlowAddr;
 
 /// An address prefix, IPv4 as IPv4-mapped IPv6 so both families share one comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,22 +72,25 @@ pub struct Route {
 /// The routing table, longest prefix first, with each prefix's mask computed once.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
-    routes: Vec<((bool, u128, u128), Route)>,
+    /// (family is IPv4, masked prefix, mask) as `Net::masked` gives them, the side, the gateway.
+    routes: Vec<((bool, u128, u128), Side, Option<FlowAddr>)>,
 }
 
 impl Routes {
     pub fn new(mut routes: Vec<Route>) -> Routes {
         routes.sort_by_key(|r| std::cmp::Reverse(r.net.len));
-        Routes { routes: routes.into_iter().map(|r| (r.net.masked(), r)).collect() }
+        Routes { routes: routes.into_iter().map(|r| (r.net.masked(), r.side, r.via.map(FlowAddr::from))).collect() }
     }
 
-    /// The side and next-hop address for `dst`.
-    pub fn lookup(&self, dst: IpAddr) -> Option<(Side, IpAddr)> {
-        let (v4, key) = (dst.is_ipv4(), Net::key(dst).0);
+    /// The side and next-hop address for `dst`. Addresses are 128-bit numbers (IPv4 mapped, as
+    /// `Net::key` maps prefixes), passed in registers: an `IpAddr` passed by reference is
+    /// read back in wider pieces than it was written, a store-forwarding stall per packet.
+    pub fn lookup(&self, dst: FlowAddr) -> Option<(Side, FlowAddr)> {
+        let (v4, key) = (dst.is_ipv4(), dst.0);
         self.routes
             .iter()
-            .find(|((net_v4, net, mask), _)| *net_v4 == v4 && key & mask == *net)
-            .map(|(_, r)| (r.side, r.via.unwrap_or(dst)))
+            .find(|((net_v4, net, mask), _, _)| *net_v4 == v4 && key & mask == *net)
+            .map(|&(_, side, via)| (side, via.unwrap_or(dst)))
     }
 }
 
@@ -113,18 +117,14 @@ impl Neighbours {
 }
 
 /// A neighbour answer: the next hop (side and address) and its link-layer address.
-type Answer = ((Side, IpAddr), Mac);
+type Answer = ((Side, FlowAddr), Mac);
 
 /// Entries of the per-lcore cache of recent neighbour answers.
 const RECENT: usize = 64;
 
 /// The cache entry for `ip`: its last byte, where hosts of one subnet differ.
-fn recent_index(ip: &IpAddr) -> usize {
-    let last = match ip {
-        IpAddr::V4(a) => a.octets()[3],
-        IpAddr::V6(a) => a.octets()[15],
-    };
-    usize::from(last) % RECENT
+fn recent_index(ip: FlowAddr) -> usize {
+    usize::from(ip.0 as u8) % RECENT
 }
 
 /// An lcore's neighbour table: configured entries (which learning never overrides) plus its copy
@@ -160,12 +160,12 @@ impl NeighbourCache {
         }
     }
 
-    pub fn lookup(&self, side: Side, ip: IpAddr) -> Option<Mac> {
-        let recent = &self.recent[recent_index(&ip)];
+    pub fn lookup(&self, side: Side, ip: FlowAddr) -> Option<Mac> {
+        let recent = &self.recent[recent_index(ip)];
         match recent.get() {
             Some((key, mac)) if key == (side, ip) => Some(mac),
             _ => {
-                let mac = self.entries.get(&(side, ip)).copied()?;
+                let mac = self.entries.get(&(side, ip.ip())).copied()?;
                 recent.set(Some(((side, ip), mac)));
                 Some(mac)
             }
@@ -204,7 +204,7 @@ mod tests {
             Route { net: net("198.18.1.0/24"), side: Side::Protected, via: None },
             Route { net: net("2001:2::/48"), side: Side::Protected, via: None },
         ]);
-        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = |s: &str| s.parse::<FlowAddr>().unwrap();
         assert_eq!(routes.lookup(a("198.18.1.7")), Some((Side::Protected, a("198.18.1.7"))));
         assert_eq!(routes.lookup(a("198.19.0.1")), Some((Side::Unprotected, a("198.18.0.2"))));
         assert_eq!(routes.lookup(a("2001:2::9")), Some((Side::Protected, a("2001:2::9"))));
@@ -222,14 +222,14 @@ mod tests {
         let mut b = NeighbourCache::new(shared, configured);
         a.learn(Side::Unprotected, ip, Mac([2, 0, 0, 0, 0, 9]));
         a.learn(Side::Unprotected, other, Mac([2, 0, 0, 0, 0, 3]));
-        assert_eq!(b.lookup(Side::Unprotected, other), None);
+        assert_eq!(b.lookup(Side::Unprotected, other.into()), None);
         b.refresh();
-        assert_eq!(b.lookup(Side::Unprotected, other), Some(Mac([2, 0, 0, 0, 0, 3])));
-        assert_eq!(b.lookup(Side::Unprotected, ip), Some(Mac([2, 0, 0, 0, 0, 2])));
-        assert_eq!(b.lookup(Side::Protected, other), None);
+        assert_eq!(b.lookup(Side::Unprotected, other.into()), Some(Mac([2, 0, 0, 0, 0, 3])));
+        assert_eq!(b.lookup(Side::Unprotected, ip.into()), Some(Mac([2, 0, 0, 0, 0, 2])));
+        assert_eq!(b.lookup(Side::Protected, other.into()), None);
         // A relearned address is seen at once, also right after a lookup of it.
-        assert_eq!(a.lookup(Side::Unprotected, other), Some(Mac([2, 0, 0, 0, 0, 3])));
+        assert_eq!(a.lookup(Side::Unprotected, other.into()), Some(Mac([2, 0, 0, 0, 0, 3])));
         a.learn(Side::Unprotected, other, Mac([2, 0, 0, 0, 0, 4]));
-        assert_eq!(a.lookup(Side::Unprotected, other), Some(Mac([2, 0, 0, 0, 0, 4])));
+        assert_eq!(a.lookup(Side::Unprotected, other.into()), Some(Mac([2, 0, 0, 0, 0, 4])));
     }
 }
