@@ -777,8 +777,7 @@ impl Pipeline {
     /// by reference in its own width: copying a just-parsed `IpAddr` whole reads it back across
     /// the narrower stores that wrote it, a store-forwarding stall per packet.
     fn local_side(&self, dst: FlowAddr, arrived: Option<Side>) -> Option<Side> {
-        let found = self.local.addresses.iter().find(|(a, _)| *a == dst).map(|&(_, side)| side);
-        found.or_else(|| arrived.filter(|_| dst.ip().is_multicast()))
+        self.local.side_of(dst).or_else(|| arrived.filter(|_| dst.ip().is_multicast()))
     }
 
     fn on_link(&self, side: Side, ip: IpAddr) -> bool {
@@ -800,17 +799,37 @@ fn add_sa_traffic(reader: &Reader, h: SaHandle, packets: u64, bytes: u64, now_ns
 #[derive(Debug, Default)]
 struct LocalAddresses {
     addresses: Vec<(FlowAddr, Side)>,
+    /// A bit for each last byte among `addresses`: most packets are for none of them, and one
+    /// bit test says so without a scan (it is asked two or three times a packet).
+    last_bytes: [u64; 4],
+}
+
+impl LocalAddresses {
+    fn add(&mut self, addr: FlowAddr, side: Side) {
+        self.addresses.push((addr, side));
+        let last = addr.0 as u8;
+        self.last_bytes[usize::from(last >> 6)] |= 1 << (last & 63);
+    }
+
+    /// The side of `dst`, if it is one of the addresses (the first side that has it).
+    fn side_of(&self, dst: FlowAddr) -> Option<Side> {
+        let last = dst.0 as u8;
+        if self.last_bytes[usize::from(last >> 6)] >> (last & 63) & 1 == 0 {
+            return None;
+        }
+        self.addresses.iter().find(|(a, _)| *a == dst).map(|&(_, side)| side)
+    }
 }
 
 fn local_addresses(setup: &Setup) -> LocalAddresses {
     let mut local = LocalAddresses::default();
     for side in [Side::Protected, Side::Unprotected] {
         for net in &setup.side(side).addresses {
-            local.addresses.push((net.addr.into(), side));
+            local.add(net.addr.into(), side);
             if let (IpAddr::V4(a), true) = (net.addr, net.len < 31) {
                 let subnet_broadcast = Ipv4Addr::from(u32::from(a) | u32::MAX >> net.len);
-                local.addresses.push((subnet_broadcast.into(), side));
-                local.addresses.push((Ipv4Addr::BROADCAST.into(), side));
+                local.add(subnet_broadcast.into(), side);
+                local.add(Ipv4Addr::BROADCAST.into(), side);
             }
         }
     }
@@ -859,5 +878,30 @@ fn decrement_ttl(ip: &mut [u8]) -> Result<(), Reason> {
             Ok(())
         }
         _ => Err(GatewayDrop::MalformedIp.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_are_found_by_value_not_by_last_byte() {
+        let mut local = LocalAddresses::default();
+        let a = |s: &str| s.parse::<FlowAddr>().unwrap();
+        local.add(a("198.18.1.1"), Side::Protected);
+        local.add(a("198.18.0.1"), Side::Unprotected);
+        local.add(a("2001:db8::1"), Side::Unprotected);
+        local.add(a("255.255.255.255"), Side::Protected);
+        assert_eq!(local.side_of(a("198.18.1.1")), Some(Side::Protected));
+        assert_eq!(local.side_of(a("198.18.0.1")), Some(Side::Unprotected));
+        assert_eq!(local.side_of(a("2001:db8::1")), Some(Side::Unprotected));
+        assert_eq!(local.side_of(a("255.255.255.255")), Some(Side::Protected));
+        // The same last byte as an address of ours, or of the broadcast address, is not enough.
+        assert_eq!(local.side_of(a("198.18.2.1")), None);
+        assert_eq!(local.side_of(a("198.18.2.255")), None);
+        assert_eq!(local.side_of(a("::ffff:0:1")), None);
+        // Nor is any other address.
+        assert_eq!(local.side_of(a("198.18.1.2")), None);
     }
 }
