@@ -15,6 +15,7 @@ pub mod round_traffic;
 pub mod routing;
 pub mod sa_cache;
 pub mod spd_classifier;
+pub mod spd_flow_cache;
 
 /// The two sides of the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -33,6 +33,7 @@ use super::round_traffic::RoundTraffic;
 use super::routing::{NeighbourCache, Neighbours, Net, Routes};
 use super::sa_cache::{PreparedSas, SaCache};
 use super::spd_classifier::{Classifier, Decision, Matched};
+use super::spd_flow_cache::SpdFlowCache;
 use super::Side;
 use crate::buf::PacketBuf;
 use crate::esp::decrypt::{check_sequence, classify, decapsulate, finish_opened, open_error, Classified, Decapsulated};
@@ -142,6 +143,8 @@ pub struct Pipeline {
     reader: Reader,
     setup: Arc<Setup>,
     classifier: Classifier,
+    /// The classifier's answers for recent flows.
+    spd_cache: SpdFlowCache,
     sas: SaCache,
     neighbours: NeighbourCache,
     counters: Arc<LcoreCounters>,
@@ -189,6 +192,7 @@ impl Pipeline {
             reader,
             setup,
             classifier,
+            spd_cache: SpdFlowCache::default(),
             sas: SaCache::new(shared.sas.clone()),
             neighbours,
             counters,
@@ -428,7 +432,7 @@ impl Pipeline {
                 if is_neighbour_discovery(&flow) {
                     return passthrough(self, pkt);
                 }
-                match self.classifier.classify(Direction::Out, &flow) {
+                match self.spd_cache.classify(&self.classifier, Direction::Out, &flow) {
                     // The gateway's own traffic (IKE, ICMP) needs no rule; a protect rule
                     // still applies to it.
                     None => passthrough(self, pkt),
@@ -448,7 +452,7 @@ impl Pipeline {
         }
         // Cleartext: RFC 4301 5.2, it must match an inbound bypass rule; for a protect rule,
         // negotiation discovery ([MS-IKEE] 3.7.4.2) may accept it.
-        let matched = self.classifier.classify(Direction::In, flow);
+        let matched = self.spd_cache.classify(&self.classifier, Direction::In, flow);
         let nd_accepts = match (&mut self.nd, matched) {
             (Some(nd), Some(m)) if matches!(m.decision, Decision::Protect { .. }) => {
                 nd.inbound_cleartext(m.policy_id, m.flags, flow, self.now_ns) == InboundVerdict::Accept
@@ -546,7 +550,7 @@ impl Pipeline {
     /// Outbound SPD processing of a cleartext packet: forwarded from the protected port, the
     /// gateway's own, or its ICMP error about a packet that came out of an SA (never cleartext).
     fn outbound<B: PacketBuf>(&mut self, pkt: &mut B, flow: &Flow, origin: Origin) -> Result<Verdict, Reason> {
-        let matched = self.classifier.classify(Direction::Out, flow);
+        let matched = self.spd_cache.classify(&self.classifier, Direction::Out, flow);
         // The single decision point where negotiation discovery ([MS-IKEE] 3.7) will plug in.
         let decision = self.outbound_decision(matched, flow)?;
         let transit = origin == Origin::Port(Side::Protected);
@@ -695,7 +699,7 @@ impl Pipeline {
         }
         self.counters.count_drop(dropped.into());
         let flow = flow_of(pkt.data())?;
-        let matched = self.classifier.classify(Direction::Out, &flow);
+        let matched = self.spd_cache.classify(&self.classifier, Direction::Out, &flow);
         let protected = matches!(matched, Some(m) if matches!(m.decision, Decision::Protect { .. }));
         let verdict = match matched {
             _ if origin == Origin::Decrypted && !protected => Err(GatewayDrop::IcmpErrorUnprotected.into()),

@@ -429,6 +429,11 @@ impl Classifier {
         }
     }
 
+    /// Whether `direction` has too many rules to scan, so that `classify` goes through the index.
+    pub fn is_indexed(&self, direction: Direction) -> bool {
+        self.rules(direction).rules.len() > LINEAR_MAX
+    }
+
     /// The first rule of `direction` that matches `flow`.
     #[inline]
     pub fn classify(&self, direction: Direction, flow: &Flow) -> Option<Matched> {
