@@ -201,11 +201,10 @@ impl GcmKey {
             AadKind::Bytes(bytes) => (bytes.as_ptr(), bytes.len()),
         };
         let ptr = data.as_mut_ptr();
-        // SAFETY: the key data was expanded by the matching `pre` function; `data` is read and
-        // written in place (the library supports dst == src) for exactly its length; the nonce
-        // block holds the 12 bytes the library reads; the AAD pointer is valid for `aad_len`
-        // bytes (at most 16 in its block); `tag` is valid for TAG_LEN bytes; the context is
-        // written by the call before it is read.
+        // Valid for the call: the nonce block's 12 bytes, `aad_len` bytes at `aad_ptr` (at most
+        // 16 in its block), TAG_LEN bytes of `tag`; the context is written before it is read.
+        // SAFETY: keys expanded by the matching `pre`; `data` in place (dst == src is
+        // supported) for exactly its length; every other pointer as said just above.
         unsafe {
             f(
                 &self.data.0,
