@@ -72,14 +72,23 @@ pub struct Route {
 /// The routing table, longest prefix first, with each prefix's mask computed once.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
-    /// (family is IPv4, masked prefix, mask) as `Net::masked` gives them, the side, the gateway.
-    routes: Vec<((bool, u128, u128), Side, Option<FlowAddr>)>,
+    routes: Vec<CompiledRoute>,
+}
+
+/// A route as the lookup reads it.
+#[derive(Debug, Clone, Copy)]
+struct CompiledRoute {
+    /// (family is IPv4, masked prefix, mask), as `Net::masked` gives them.
+    prefix: (bool, u128, u128),
+    side: Side,
+    via: Option<FlowAddr>,
 }
 
 impl Routes {
     pub fn new(mut routes: Vec<Route>) -> Routes {
         routes.sort_by_key(|r| std::cmp::Reverse(r.net.len));
-        Routes { routes: routes.into_iter().map(|r| (r.net.masked(), r.side, r.via.map(FlowAddr::from))).collect() }
+        let compile = |r: Route| CompiledRoute { prefix: r.net.masked(), side: r.side, via: r.via.map(FlowAddr::from) };
+        Routes { routes: routes.into_iter().map(compile).collect() }
     }
 
     /// The side and next-hop address for `dst`. Addresses are 128-bit numbers (IPv4 mapped, as
@@ -89,8 +98,8 @@ impl Routes {
         let (v4, key) = (dst.is_ipv4(), dst.0);
         self.routes
             .iter()
-            .find(|((net_v4, net, mask), _, _)| *net_v4 == v4 && key & mask == *net)
-            .map(|&(_, side, via)| (side, via.unwrap_or(dst)))
+            .find(|r| r.prefix.0 == v4 && key & r.prefix.2 == r.prefix.1)
+            .map(|r| (r.side, r.via.unwrap_or(dst)))
     }
 }
 

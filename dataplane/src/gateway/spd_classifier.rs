@@ -354,8 +354,7 @@ impl RuleSet {
     /// The first rule (in priority order) that every dimension allows.
     #[inline]
     fn classify(&self, flow: &Flow) -> Option<Matched> {
-        // A handful of rules is tested faster one by one than through the index's fixed cost.
-        if self.rules.len() <= LINEAR_MAX {
+        if !self.is_indexed() {
             return self.classify_linear(flow);
         }
         let (src, dst, family) = if flow.src.is_ipv4() {
@@ -384,6 +383,11 @@ impl RuleSet {
             }
         }
         None
+    }
+
+    /// A handful of rules is tested faster one by one than through the index's fixed cost.
+    fn is_indexed(&self) -> bool {
+        self.rules.len() > LINEAR_MAX
     }
 
     fn classify_linear(&self, flow: &Flow) -> Option<Matched> {
@@ -431,7 +435,7 @@ impl Classifier {
 
     /// Whether `direction` has too many rules to scan, so that `classify` goes through the index.
     pub fn is_indexed(&self, direction: Direction) -> bool {
-        self.rules(direction).rules.len() > LINEAR_MAX
+        self.rules(direction).is_indexed()
     }
 
     /// The first rule of `direction` that matches `flow`.

@@ -45,10 +45,13 @@ impl Key {
     }
 }
 
+/// A flow and the classifier's answer for it.
+type Entry = Option<(Key, Option<Matched>)>;
+
 /// Recent answers of one lcore's classifier.
 #[derive(Debug)]
 pub struct SpdFlowCache {
-    entries: Box<[Option<(Key, Option<Matched>)>]>,
+    entries: Box<[Entry]>,
     /// The SPD snapshot the entries were classified in.
     version: u64,
 }
