@@ -188,6 +188,16 @@ impl Writer {
 
     /// Adds several rules in one snapshot.
     pub fn add_policies(&mut self, policies: &[Policy]) -> Result<Vec<u32>, OpError> {
+        self.replace_policies(|_| false, policies)
+    }
+
+    /// Removes the rules `replaced` selects and adds `policies`, in one snapshot, so that no
+    /// reader sees the SPD without either; the rules kept keep their ids. Returns the new ids.
+    pub fn replace_policies(
+        &mut self,
+        replaced: impl Fn(&Policy) -> bool,
+        policies: &[Policy],
+    ) -> Result<Vec<u32>, OpError> {
         for p in policies {
             p.validate()?;
             if let Action::Protect { reqid, .. } = p.action {
@@ -195,6 +205,7 @@ impl Writer {
             }
         }
         let mut rules = self.policy_records();
+        rules.retain(|r| !replaced(&r.to_policy()));
         let capacity = self.region.capacities().policies;
         if rules.len() + policies.len() > capacity as usize {
             return Err(OpError::SpdFull(capacity));

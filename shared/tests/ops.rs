@@ -359,6 +359,40 @@ fn policies_are_published_in_priority_order_and_removed_by_id() {
 }
 
 #[test]
+fn replace_policies_swaps_the_selected_rules_in_one_snapshot_and_keeps_the_others_ids() {
+    let (_path, mut w, mut r) = setup(4);
+    let mut negotiated = rule(5, "198.19.3.0", protect(4));
+    negotiated.flags.negotiated = true;
+    let kept = w.add_policy(&negotiated).unwrap();
+    r.quiescent();
+    w.add_policies(&[rule(20, "198.19.1.0", Action::Discard), rule(10, "198.19.2.0", protect(3))]).unwrap();
+    r.quiescent();
+    let v0 = w.spd_version();
+    let is_static = |p: &Policy| !p.flags.negotiated;
+    let added = w.replace_policies(is_static, &[rule(1, "198.19.4.0", Action::Bypass)]).unwrap();
+    r.quiescent();
+    assert_eq!(r.spd().version, v0 + 1, "one snapshot");
+    assert_eq!(
+        w.policies(),
+        vec![(added[0], rule(1, "198.19.4.0", Action::Bypass)), (kept, negotiated)],
+        "the static rules replaced, the negotiated one kept with its id"
+    );
+    // A full SPD can still be replaced: the capacity counts the rules after the removal.
+    let full: Vec<Policy> = (0..15).map(|i| rule(i, "198.19.5.0", Action::Bypass)).collect();
+    w.replace_policies(is_static, &full).unwrap();
+    r.quiescent();
+    w.replace_policies(is_static, &full).unwrap();
+    r.quiescent();
+    assert_eq!(r.spd().len(), 16);
+    assert!(matches!(w.replace_policies(|_| false, &full[..1]), Err(OpError::SpdFull(16))));
+    assert!(matches!(
+        w.replace_policies(is_static, &[rule(1, "198.19.9.0", protect(0))]),
+        Err(OpError::Policy(PolicyError::ZeroReqid))
+    ));
+    assert_eq!(r.spd().len(), 16, "a refused replacement changes nothing");
+}
+
+#[test]
 fn a_reader_that_never_reaches_a_quiescent_state_stalls_policy_changes_not_the_spd() {
     let (_path, mut w, _r) = setup(4);
     w.set_grace_timeout(std::time::Duration::from_millis(50));

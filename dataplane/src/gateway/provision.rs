@@ -2,11 +2,20 @@
 //! plane's API (`shared::ops::Writer`). Loading is a reconciliation, so a restarted loader changes
 //! nothing that is already right: an SA that exists with the same configuration is kept (its
 //! sequence numbers continue; reinstalling it would restart them at 1 and reuse (key, seq)), a
-//! changed one is updated where the change is allowed, SAs not in the file are deleted, and the
-//! SPD is republished only if its rules differ.
+//! changed one is updated where the change is allowed, static SAs not in the file are deleted,
+//! and the static rules are replaced in one SPD snapshot only if they differ.
+//!
+//! What `iked` installed is not the file's to change: its rules carry the `negotiated` flag, and
+//! its SAs the reqid of such a rule; SPIs it reserved (larval SAs) have no configuration yet. A
+//! load leaves all of them alone, so that the child SAs of an `iked` that is being restarted
+//! survive for its successor to adopt. A file that names one of them is refused.
+
+use std::collections::HashSet;
 
 use shared::event::SaKey;
+use shared::inspect::SaInfo;
 use shared::ops::{OpError, Writer};
+use shared::policy::{Action, Policy};
 use shared::sa::SlotState;
 
 use super::config::Config;
@@ -20,13 +29,47 @@ pub struct LoadReport {
     pub sas_deleted: usize,
     /// Whether a new SPD snapshot was published.
     pub spd_published: bool,
+    /// `iked`'s SAs (reserved SPIs included) and rules, left as they were.
+    pub negotiated_sas: usize,
+    pub negotiated_rules: usize,
 }
 
-pub fn load(writer: &mut Writer, config: &Config) -> Result<LoadReport, OpError> {
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error("SA {spi:#010x} to {dst} is iked's (negotiated); the configuration cannot name it", spi = .0.spi, dst = .0.dst)]
+    NegotiatedSa(SaKey),
+    #[error("reqid {0} is used by iked's negotiated rules; give the configuration's rules and SAs another")]
+    NegotiatedReqid(u32),
+}
+
+pub fn load(writer: &mut Writer, config: &Config) -> Result<LoadReport, LoadError> {
     let mut report = LoadReport::default();
+    let published = writer.policies();
+    let negotiated_reqids: HashSet<u32> = published
+        .iter()
+        .filter(|(_, p)| p.flags.negotiated)
+        .filter_map(|(_, p)| reqid_of(p))
+        .collect();
+    report.negotiated_rules = published.iter().filter(|(_, p)| p.flags.negotiated).count();
+    let is_negotiated = |info: &SaInfo| {
+        info.state == SlotState::Larval || info.config.as_ref().is_some_and(|c| negotiated_reqids.contains(&c.reqid))
+    };
+    let file_reqids = config.sas.iter().map(|sa| sa.reqid).chain(config.policies.iter().filter_map(reqid_of));
+    if let Some(reqid) = file_reqids.into_iter().find(|r| negotiated_reqids.contains(r)) {
+        return Err(LoadError::NegotiatedReqid(reqid));
+    }
+
     let wanted: Vec<SaKey> = config.sas.iter().map(|c| SaKey { spi: c.spi, dst: c.dst }).collect();
-    for info in writer.list_sas() {
-        if !wanted.contains(&info.key) {
+    let installed = writer.list_sas();
+    if let Some(taken) = installed.iter().find(|info| is_negotiated(info) && wanted.contains(&info.key)) {
+        return Err(LoadError::NegotiatedSa(taken.key));
+    }
+    for info in &installed {
+        if is_negotiated(info) {
+            report.negotiated_sas += 1;
+        } else if !wanted.contains(&info.key) {
             writer.del_sa(info.key)?;
             report.sas_deleted += 1;
         }
@@ -45,18 +88,24 @@ pub fn load(writer: &mut Writer, config: &Config) -> Result<LoadReport, OpError>
             }
         }
     }
-    let published: Vec<_> = writer.policies().into_iter().map(|(_, p)| p).collect();
+
+    let is_static = |p: &Policy| !p.flags.negotiated;
+    let static_rules: Vec<&Policy> = published.iter().map(|(_, p)| p).filter(|p| is_static(p)).collect();
     // The writer keeps rules sorted by priority (stable); compare in that order.
     let mut wanted_rules = config.policies.clone();
     wanted_rules.sort_by_key(|p| p.priority);
-    if published != wanted_rules {
-        writer.flush_policies()?;
-        if !config.policies.is_empty() {
-            writer.add_policies(&config.policies)?;
-        }
+    if !static_rules.iter().copied().eq(wanted_rules.iter()) {
+        writer.replace_policies(is_static, &config.policies)?;
         report.spd_published = true;
     }
     Ok(report)
+}
+
+fn reqid_of(policy: &Policy) -> Option<u32> {
+    match policy.action {
+        Action::Protect { reqid, .. } => Some(reqid),
+        _ => None,
+    }
 }
 
 /// The capacities of a region the gateway or its loader creates (whichever starts first).

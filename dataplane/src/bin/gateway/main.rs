@@ -70,12 +70,14 @@ fn load(path: &Path, hold: bool) -> Result<(), Error> {
     let mut writer = Writer::attach(region)?;
     let report = provision::load(&mut writer, &config)?;
     println!(
-        "gateway load: {} SAs added, {} updated, {} kept, {} deleted; SPD {}",
+        "gateway load: {} SAs added, {} updated, {} kept, {} deleted; SPD {}; iked's {} SAs and {} rules left alone",
         report.sas_added,
         report.sas_updated,
         report.sas_kept,
         report.sas_deleted,
-        if report.spd_published { "published" } else { "unchanged" }
+        if report.spd_published { "published" } else { "unchanged" },
+        report.negotiated_sas,
+        report.negotiated_rules
     );
     if hold {
         let stop = stop_flag()?;
