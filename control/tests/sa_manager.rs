@@ -308,7 +308,7 @@ fn trap_rules_raise_acquires_and_yield_to_the_negotiated_rules() {
 }
 
 /// What a killed iked leaves in the region for the next one: the SAs and rules of a child SA
-/// (with the peer B_ADDR), a trap rule, and a static rule (priority 10, reqid 40, as `gateway
+/// (with the peer B_ADDR), a trap rule, an SPI reserved for a negotiation, and a static rule (priority 10, reqid 40, as `gateway
 /// load` writes one) that was there before. Then the restart: a new SA manager on the same
 /// file takes over. Returns the region (its file guard first), the new manager, the static rule
 /// and the predecessor's child SA.
@@ -360,6 +360,19 @@ fn restarted_after_a_child_sa(name: &str) -> (TempRegion, Arc<Region>, SaManager
         "a reqid above the static rule's"
     );
     assert_eq!(manager.writer().policies().len(), 4);
+    // A negotiation under way: an SPI reserved, no SA yet.
+    let reserved =
+        manager
+            .spi_source()
+            .allocate(&mut SeededRng::new(5), addr(A_ADDR).ip(), addr(B_ADDR).ip());
+    let larval = |region: &Region| {
+        inspect::list_sas(region)
+            .into_iter()
+            .filter(|sa| sa.state == SlotState::Larval)
+            .map(|sa| sa.key.spi)
+            .collect::<Vec<u32>>()
+    };
+    assert_eq!(larval(&region), vec![reserved]);
 
     // The process dies: its writer lock goes with its last descriptor of the file.
     drop((pair, manager, region));
@@ -369,6 +382,11 @@ fn restarted_after_a_child_sa(name: &str) -> (TempRegion, Arc<Region>, SaManager
         ChildLifetimes::default(),
     );
     assert_eq!(manager.adopt_predecessor().unwrap(), 1);
+    assert_eq!(
+        larval(&region),
+        Vec::<u32>::new(),
+        "the dead negotiation's SPI is free again"
+    );
     (path, region, manager, static_rule, child)
 }
 

@@ -2,11 +2,12 @@
 //! and rules of its child SAs, and its trap rules, all found by the rules' `negotiated` flag. Its
 //! IKE SAs died with it, so no engine owns those child SAs ("orphans"); they keep carrying
 //! traffic until the peer has a new child SA with us (our new IKE SA's INITIAL_CONTACT makes the
-//! peer delete its old ones, RFC 7296 2.4) or until they expire. Its trap rules go: the new
-//! daemon installs its own.
+//! peer delete its old ones, RFC 7296 2.4) or until they expire. Its trap rules go (the new
+//! daemon installs its own), and so do the SPIs it had reserved for negotiations under way.
 use shared::event::SaKey;
 use shared::ops::{OpError, Writer};
 use shared::policy::Action;
+use shared::sa::SlotState;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -40,8 +41,16 @@ pub(super) fn highest_reqid(writer: &Writer) -> u32 {
 }
 
 /// Removes the previous daemon's trap rules (negotiated rules without an SA behind their reqid)
-/// and returns its child SAs, which stay installed.
+/// and the SPIs it had reserved (larval SAs: their negotiations died with it), and returns its
+/// child SAs, which stay installed.
 pub(super) fn adopt(writer: &mut Writer) -> Result<Vec<Orphan>, OpError> {
+    for larval in writer
+        .list_sas()
+        .into_iter()
+        .filter(|sa| sa.state == SlotState::Larval)
+    {
+        writer.del_sa(larval.key)?;
+    }
     let mut by_reqid: BTreeMap<u32, Orphan> = BTreeMap::new();
     for (id, policy) in writer.policies() {
         if let Action::Protect { reqid, template } = policy.action {
