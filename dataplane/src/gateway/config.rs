@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::ether::Mac;
 use super::pipeline::{Setup, SideSetup};
-use super::routing::{Net, Route, Routes};
+use super::routing::{parse_ip, Net, Route, Routes};
 use super::Side;
 use crate::nd::FlowTableConfig;
 
@@ -286,7 +286,7 @@ impl Config {
             let via = r
                 .via
                 .as_deref()
-                .map(|v| v.parse::<IpAddr>().map_err(|_| invalid(at("via"), format!("'{v}' is not an IP address"))))
+                .map(|v| parse_ip(v).map_err(|m| invalid(at("via"), m)))
                 .transpose()?;
             let side = match (&r.side, via) {
                 (Some(s), _) => parse_side(s).map_err(|m| invalid(at("side"), m))?,
@@ -301,7 +301,7 @@ impl Config {
         let mut neighbours = HashMap::new();
         for (i, n) in file.neighbours.iter().enumerate() {
             let at = |f: &str| format!("neighbours[{i}].{f}");
-            let ip: IpAddr = n.address.parse().map_err(|_| invalid(at("address"), format!("'{}' is not an IP address", n.address)))?;
+            let ip = parse_ip(&n.address).map_err(|m| invalid(at("address"), m))?;
             let mac: Mac = n.mac.parse().map_err(|m| invalid(at("mac"), m))?;
             let side = match &n.side {
                 Some(s) => parse_side(s).map_err(|m| invalid(at("side"), m))?,
@@ -423,7 +423,7 @@ fn mode(s: &str) -> Result<Mode, FieldError> {
 }
 
 fn ip(field: &'static str, s: &str) -> Result<IpAddr, FieldError> {
-    s.parse().map_err(|_| (field, format!("'{s}' is not an IP address")))
+    parse_ip(s).map_err(|m| (field, m))
 }
 
 fn prefix(field: &'static str, s: &str) -> Result<Prefix, FieldError> {
@@ -713,6 +713,14 @@ reqid = 1
                 "ports.protected.mtu: 1000 is not an MTU for this port: 1280..=2030 (the port has an IPv6 address)",
             ),
             (EXAMPLE.replace("[gateway]", "[gateway]\nicmp_errors_per_sec = -1"), "icmp_errors_per_sec"),
+            // IPv4-mapped IPv6 addresses (RFC 4942 2.2), wherever an address goes.
+            (EXAMPLE.replace("dst = \"198.18.0.2\"", "dst = \"::ffff:198.18.0.2\""), "sas[0].dst: '::ffff:198.18.0.2' is an IPv4-mapped IPv6 address"),
+            (EXAMPLE.replace("\"198.18.0.1\", \"198.18.0.2\"]", "\"198.18.0.1\", \"::ffff:198.18.0.2\"]"), "policies[0].tunnel: '::ffff:198.18.0.2' is an IPv4-mapped"),
+            (EXAMPLE.replace("dst = \"198.18.2.0/24\"", "dst = \"::ffff:198.18.2.0/120\""), "policies[0].dst: '::ffff:198.18.2.0' is an IPv4-mapped"),
+            (EXAMPLE.replace("prefix = \"198.18.2.0/24\"", "prefix = \"::ffff:198.18.2.0/120\""), "routes[0].prefix: '::ffff:198.18.2.0' is an IPv4-mapped"),
+            (EXAMPLE.replace("via = \"198.18.0.2\"", "via = \"::ffff:198.18.0.2\""), "routes[0].via: '::ffff:198.18.0.2' is an IPv4-mapped"),
+            (EXAMPLE.replace("address = \"198.18.0.2\"", "address = \"::ffff:198.18.0.2\""), "neighbours[0].address: '::ffff:198.18.0.2' is an IPv4-mapped"),
+            (EXAMPLE.replace("\"2001:2:0:1::1/64\"", "\"::ffff:198.18.1.1/120\""), "ports.protected.addresses: '::ffff:198.18.1.1' is an IPv4-mapped"),
         ];
         for (text, expected) in cases {
             let err = parse(&text).unwrap_err().to_string();

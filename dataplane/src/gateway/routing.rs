@@ -48,10 +48,23 @@ impl std::str::FromStr for Net {
     type Err = String;
     fn from_str(s: &str) -> Result<Net, String> {
         let (addr, len) = s.split_once('/').ok_or_else(|| format!("'{s}' is not a prefix (address/length)"))?;
-        let addr: IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
+        let addr = parse_ip(addr)?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len: u8 = len.parse().ok().filter(|l| *l <= max).ok_or_else(|| format!("prefix length '{len}' must be 0..={max}"))?;
         Ok(Net { addr, len })
+    }
+}
+
+/// An address of the configuration. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are refused:
+/// packets never carry them (RFC 4942 2.2; `Flow::of` drops them), and routes, neighbours and
+/// flows key on that very form for IPv4 (`FlowAddr`), so one would stand for the IPv4 address.
+pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            Err(format!("'{s}' is an IPv4-mapped IPv6 address, which no packet carries (RFC 4942 2.2); write the IPv4 address"))
+        }
+        Ok(ip) => Ok(ip),
+        Err(_) => Err(format!("'{s}' is not an IP address")),
     }
 }
 
