@@ -74,6 +74,9 @@ drop_reasons! {
     NoRoom => "no_room", None;
     /// The protected packet would exceed the 65535-byte IP length.
     TooBig => "too_big", None;
+    /// The cipher refused to seal the packet (a crypto library error; never expected). The frame
+    /// is dropped, never sent unsealed.
+    SealFailed => "seal_failed", None;
 }
 
 #[cfg(test)]

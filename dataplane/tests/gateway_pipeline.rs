@@ -351,6 +351,14 @@ fn cbc_packets_are_sealed_in_bursts() {
         }
     }
     assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+
+    // A frame that cannot be sealed (here: cut shorter than the ESP packet the pipeline left in
+    // it) is reported unsealed, so that it is never sent, and counted as such.
+    let (_, mut frame_out) = run(p, Side::Protected, &long_frame(None, [198, 18, 1, 2], [198, 18, 2, 2], 17, 64, 999, 600), false);
+    let u = p.take_unsealed().expect("left unsealed");
+    assert_eq!(p.seal_burst(&mut [(&mut frame_out[..40], u)]).to_vec(), vec![false]);
+    assert_eq!(f.counters.dropped(dataplane::DropReason::SealFailed.into()), 1);
+    assert_eq!(f.counters.dropped(dataplane::DropReason::TooBig.into()), 0);
 }
 
 /// Inbound, AES-CBC ESP packets (of 600-byte packets) wait at the cipher (`Verdict::Open`) until

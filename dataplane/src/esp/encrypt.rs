@@ -119,7 +119,7 @@ fn encapsulate_with<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B, defer:
     esp::emit_header(&mut data[esp_at..], sa.spi, seq as u32);
     let unsealed = (defer && sa.transform.in_bursts() && !(outer_v6 && udp_len > 0)).then_some(esp_at);
     if unsealed.is_none() {
-        sa.transform.seal(data, esp_at, seq, sa.esn).map_err(|_| DropReason::TooBig)?;
+        sa.transform.seal(data, esp_at, seq, sa.esn).map_err(|_| DropReason::SealFailed)?;
     }
 
     let carried = if udp_len > 0 { proto::UDP } else { proto::ESP };

@@ -242,7 +242,7 @@ impl Pipeline {
     pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)]) -> BurstVec<bool> {
         let sealed = burst_crypto::seal(&self.sas, frames);
         for _ in sealed.iter().filter(|ok| !**ok) {
-            self.counters.count_drop(crate::DropReason::TooBig.into());
+            self.counters.count_drop(crate::DropReason::SealFailed.into());
         }
         sealed
     }

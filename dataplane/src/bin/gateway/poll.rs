@@ -237,7 +237,7 @@ fn seal_waiting(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
     drop(frames);
     for (h, ok) in handled.iter_mut().filter(|h| to_seal(h)).zip(sealed) {
         if !ok {
-            h.verdict = Verdict::Drop(dataplane::DropReason::TooBig.into());
+            h.verdict = Verdict::Drop(dataplane::DropReason::SealFailed.into());
         }
     }
 }
