@@ -76,6 +76,20 @@ impl ReplayWindow {
         self.top.store(top, Ordering::Release);
     }
 
+    /// Continues the window of the SA's previous generation (the SA was updated): the same
+    /// numbers count as received. Call before the window is in use. Returns false, changing
+    /// nothing, if the two windows differ in size.
+    pub fn continue_from(&self, previous: &ReplayWindow) -> bool {
+        if previous.size != self.size {
+            return false;
+        }
+        for (slot, old) in self.slots.iter().zip(previous.slots.iter()) {
+            slot.0.store(old.0.load(Ordering::Acquire), Ordering::Release);
+        }
+        self.top.store(previous.top(), Ordering::Release);
+        true
+    }
+
     /// The highest sequence number committed so far, or up to 31 below it (see the module).
     pub fn top(&self) -> u64 {
         self.top.load(Ordering::Acquire)
@@ -270,6 +284,21 @@ mod tests {
             }
             assert_eq!(w.commit(top + 1), Err(Replayed));
         }
+    }
+
+    #[test]
+    fn a_continued_window_has_the_same_numbers_received() {
+        let old = ReplayWindow::new(64);
+        for seq in [3, 40, 41, 45] {
+            old.commit(seq).unwrap();
+        }
+        let new = ReplayWindow::new(64);
+        assert!(new.continue_from(&old));
+        for seq in 1..=100 {
+            assert_eq!(new.check(seq), old.check(seq), "{seq}");
+        }
+        assert!(new.check(46).is_ok() && new.check(42).is_ok(), "numbers not received stay open");
+        assert!(!ReplayWindow::new(128).continue_from(&old), "another size");
     }
 
     #[test]

@@ -27,7 +27,20 @@ pub const SEQ_BLOCK: u64 = 64;
 /// numbered out of the window. Four blocks: lcores taking turns never reach it.
 const STALE_SEQ: u64 = 4 * SEQ_BLOCK;
 
-type Prepared<T> = Mutex<HashMap<u32, (u64, Arc<T>)>>;
+/// A prepared SA with the generation and installation time of the record it was built from.
+struct PreparedSa<T> {
+    generation: u64,
+    installed_at_ns: u64,
+    sa: Arc<T>,
+}
+
+impl<T> std::fmt::Debug for PreparedSa<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedSa").field("generation", &self.generation).finish_non_exhaustive()
+    }
+}
+
+type Prepared<T> = Mutex<HashMap<u32, PreparedSa<T>>>;
 
 /// The prepared SAs of a process.
 #[derive(Debug, Default)]
@@ -36,22 +49,25 @@ pub struct PreparedSas {
     outbound: Prepared<OutboundSa>,
 }
 
-/// The prepared SA for `h`, built on first use by whichever lcore gets there first.
+/// The prepared SA for `h`, built on first use by whichever lcore gets there first. `build` gets
+/// the record and, when the SA was updated (a new generation of the SA installed at the same
+/// time), the SA prepared from its previous generation.
 fn prepare<T>(
     table: &Prepared<T>,
     reader: &Reader,
     h: SaHandle,
-    build: impl FnOnce(&shared::sa::SaRecord) -> Option<T>,
+    build: impl FnOnce(&shared::sa::SaRecord, Option<&T>) -> Option<T>,
 ) -> Result<Arc<T>, Reason> {
     let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((generation, sa)) = table.get(&h.slot) {
-        if *generation == h.generation {
-            return Ok(sa.clone());
+    if let Some(prepared) = table.get(&h.slot) {
+        if prepared.generation == h.generation {
+            return Ok(prepared.sa.clone());
         }
     }
     let record = reader.read_sa(h).map_err(|_| GatewayDrop::SaChanged)?.ok_or(GatewayDrop::SaChanged)?;
-    let sa = Arc::new(build(&record).ok_or(GatewayDrop::SaUnusable)?);
-    table.insert(h.slot, (h.generation, sa.clone()));
+    let previous = table.get(&h.slot).filter(|p| p.installed_at_ns == record.installed_at_ns).map(|p| &*p.sa);
+    let sa = Arc::new(build(&record, previous).ok_or(GatewayDrop::SaUnusable)?);
+    table.insert(h.slot, PreparedSa { generation: h.generation, installed_at_ns: record.installed_at_ns, sa: sa.clone() });
     Ok(sa)
 }
 
@@ -99,12 +115,15 @@ impl SaCache {
     pub fn inbound(&mut self, reader: &Reader, h: SaHandle) -> Result<&InboundSa, Reason> {
         let slot = entry(&mut self.inbound, h.slot);
         if !matches!(slot, Some((g, _)) if *g == h.generation) {
-            // A new generation (an update) or a new process: the window continues from the
-            // highest number accepted so far, so no packet accepted before can be replayed.
+            // An update of the SA: the window goes on from the previous generation's, so no
+            // packet accepted before can be replayed and none still to come is lost. A new
+            // process: above the highest number accepted, recorded in the region (0 for a new SA).
             let replay_top = reader.runtime(h).replay_top();
-            let sa = prepare(&self.shared.inbound, reader, h, |r| {
+            let sa = prepare(&self.shared.inbound, reader, h, |r, previous| {
                 let sa = InboundSa::from_record(r, None).ok()?;
-                sa.replay_window().resume_above(replay_top);
+                if !previous.is_some_and(|p| sa.replay_window().continue_from(p.replay_window())) {
+                    sa.replay_window().resume_above(replay_top);
+                }
                 Some(sa)
             })?;
             if let Some((generation, old)) = slot.replace((h.generation, sa)) {
@@ -122,7 +141,7 @@ impl SaCache {
     pub fn outbound(&mut self, reader: &Reader, h: SaHandle) -> Result<(&OutboundSa, u64), Reason> {
         let slot = entry(&mut self.outbound, h.slot);
         if !matches!(slot, Some(e) if e.generation == h.generation) {
-            let sa = prepare(&self.shared.outbound, reader, h, |r| OutboundSa::from_record(r).ok())?;
+            let sa = prepare(&self.shared.outbound, reader, h, |r, _| OutboundSa::from_record(r).ok())?;
             if let Some(old) = slot.replace(OutboundEntry { generation: h.generation, sa, seq: 0..0 }) {
                 self.replaced_outbound.push((h.slot, old.generation, old.sa));
             }
@@ -185,7 +204,8 @@ mod tests {
     }
 
     /// RFC 4303 3.4.3: an SA's anti-replay window must survive both a control-plane update of the
-    /// SA (new generation, new prepared SA) and a restart of the dataplane (new process).
+    /// SA (new generation, new prepared SA: the window goes on as it was) and a restart of the
+    /// dataplane (new process: everything up to the recorded top counts as received).
     #[test]
     fn the_replay_window_survives_an_sa_update_and_a_dataplane_restart() {
         let path = RemoveOnDrop(std::env::temp_dir().join(format!("ipsec-gw-sa-cache-{}", std::process::id())));
@@ -209,12 +229,20 @@ mod tests {
         assert_ne!(after_update.generation, h.generation);
         let window = cache.inbound(&reader, after_update).unwrap().replay_window();
         assert!(window.check(50).is_err() && window.check(2).is_err(), "accepted before the update");
-        assert!(window.check(51).is_ok());
+        assert!(window.check(51).is_ok() && window.check(49).is_ok(), "the same window goes on");
 
+        // A new process knows only the region's record: everything up to its top is received.
         let mut restarted = SaCache::new(Arc::new(PreparedSas::default()));
         let window = restarted.inbound(&reader, after_update).unwrap().replay_window();
         assert!(window.check(50).is_err() && window.check(49).is_err(), "accepted before the restart");
         assert!(window.check(51).is_ok());
+
+        // Deleted and installed again (same SPI, same slot): a new SA, whose window starts empty.
+        writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
+        writer.add_sa(&synthetic_sa(0x4242, 0)).unwrap();
+        let reinstalled = lookup();
+        assert_eq!(reinstalled.slot, h.slot);
+        assert!(cache.inbound(&reader, reinstalled).unwrap().replay_window().check(1).is_ok());
         writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
     }
 
