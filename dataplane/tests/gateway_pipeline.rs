@@ -407,6 +407,13 @@ fn cbc_packets_are_opened_in_bursts() {
     let mut list: Vec<(&mut [u8], _)> = bufs.iter_mut().map(dataplane::PacketBuf::data_mut).zip(unopened.iter().copied()).collect();
     let opened = p.open_burst(&mut list);
     let verdicts: Vec<Verdict> = bufs.iter_mut().zip(unopened).zip(opened).map(|((buf, u), result)| p.resume_opened(buf, u, result)).collect();
+    // The SA's replay_top in the region: the burst's first number at once, the highest when
+    // the I/O loop publishes it, before it sends the burst's frames.
+    let reader = Reader::attach(Arc::new(Region::open(&f.path).unwrap())).unwrap();
+    let inbound = reader.lookup(0x2002, &"198.18.0.1".parse::<std::net::IpAddr>().unwrap().into()).unwrap().expect("the inbound SA");
+    assert_eq!(reader.runtime(inbound).replay_top(), 1);
+    p.publish_replay_tops();
+    assert_eq!(reader.runtime(inbound).replay_top(), 18);
     p.end_round();
 
     for (i, (v, buf)) in verdicts[..18].iter().zip(&bufs).enumerate() {

@@ -285,6 +285,7 @@ impl Pipeline {
 
     /// Call after each round: the lcore holds nothing from the region's SPD any more (QSBR).
     pub fn end_round(&mut self) {
+        self.publish_replay_tops();
         if self.now_ns >= self.next_sa_flush_ns {
             self.next_sa_flush_ns = self.now_ns + SA_FLUSH_NS;
             let (reader, now_ns) = (&self.reader, self.now_ns);
@@ -295,10 +296,30 @@ impl Pipeline {
         self.sas.release_replaced();
     }
 
-    /// Counts one packet of `bytes` for the SA behind `h` (added to the region within SA_FLUSH_NS).
-    fn count_sa(&mut self, h: SaHandle, bytes: u64) {
+    /// Records in the region, for each inbound SA, the highest sequence number accepted since
+    /// the last call that is not there yet (`RoundTraffic`: once per SA and TX burst, not per
+    /// packet, which on an SA that several lcores receive would take the line from the others
+    /// every time). Call before any frame handled since leaves: a restarted dataplane starts the
+    /// SA's anti-replay window at its `replay_top`, so no packet this one forwarded is new to it.
+    pub fn publish_replay_tops(&mut self) {
+        let reader = &self.reader;
+        self.sa_traffic.take_replay_tops(|h, seq| {
+            if reader.sad().is_current(h) {
+                reader.runtime(h).raise_replay_top(seq);
+            }
+        });
+    }
+
+    /// Counts one packet of `bytes` for the SA behind `h` (added to the region within
+    /// SA_FLUSH_NS). An inbound packet's number `seq` is recorded now or by the next
+    /// [`Self::publish_replay_tops`].
+    #[inline(always)]
+    fn count_sa(&mut self, h: SaHandle, bytes: u64, seq: Option<u64>) {
         let (reader, now_ns) = (&self.reader, self.now_ns);
-        self.sa_traffic.count(h, bytes, |old, packets, bytes| add_sa_traffic(reader, old, packets, bytes, now_ns));
+        let record_now = self.sa_traffic.count(h, bytes, seq, |old, packets, bytes| add_sa_traffic(reader, old, packets, bytes, now_ns));
+        if let (true, Some(seq)) = (record_now, seq) {
+            reader.runtime(h).raise_replay_top(seq);
+        }
     }
 
     /// Next hops the I/O loop should send a solicitation for.
@@ -519,18 +540,16 @@ impl Pipeline {
 
     /// The inbound path after decapsulation under the SA `h` of a packet of `len` bytes.
     fn decapsulated<B: PacketBuf>(&mut self, h: SaHandle, pkt: &mut B, src_mac: Mac, len: u64, decapsulated: Result<Decapsulated, crate::DropReason>) -> Result<Verdict, Reason> {
-        let runtime = self.reader.runtime(h);
         let decapsulated = match decapsulated {
             Ok(d) => d,
             Err(reason) => {
                 if let Some(d) = reason.sa_drop() {
-                    runtime.count_drops(d, 1);
+                    self.reader.runtime(h).count_drops(d, 1);
                 }
                 return Err(reason.into());
             }
         };
-        runtime.raise_replay_top(decapsulated.seq);
-        self.count_sa(h, len);
+        self.count_sa(h, len, Some(decapsulated.seq));
         bump(&self.counters.decrypted, 1);
         let flow = &decapsulated.flow;
         if let Some(nd) = &mut self.nd {
@@ -626,7 +645,7 @@ impl Pipeline {
             Ok(Some(esp_at)) => self.unsealed = Some(Unsealed::new(h, seq, pkt.len() - esp_at)),
             Ok(None) => {}
         }
-        self.count_sa(h, pkt.len() as u64);
+        self.count_sa(h, pkt.len() as u64, None);
         bump(&self.counters.encrypted, 1);
         self.route(pkt, dst.into(), None)
     }

@@ -117,11 +117,11 @@ pub fn run(mut q: LcoreQueues<'_>, mut pipeline: Pipeline, pool: &Mempool<'_>, s
         for (side, target) in pipeline.take_solicitations() {
             if let Ok(mut m) = pool.alloc() {
                 if pipeline.solicitation(side, target, &mut MbufPacket(&mut m)) {
-                    forward(&mut q, &mut out, &pipeline, Verdict::Transmit(side), m);
+                    forward(&mut q, &mut out, &mut pipeline, Verdict::Transmit(side), m);
                 }
             }
         }
-        flush(&mut q, &mut out, &pipeline);
+        flush(&mut q, &mut out, &mut pipeline);
         pipeline.end_round();
         let c = pipeline.counters();
         bump(&c.polls, 1);
@@ -261,7 +261,7 @@ fn fragment<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &
 }
 
 /// Queues `m` where the verdict sends it; a full burst is sent first.
-fn forward<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &Pipeline, verdict: Verdict, m: Mbuf<'pool>) {
+fn forward<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, verdict: Verdict, m: Mbuf<'pool>) {
     let Some(burst) = out.burst(verdict) else { return };
     if let Err(m) = burst.push(m) {
         flush(q, out, pipeline);
@@ -271,7 +271,9 @@ fn forward<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &P
     }
 }
 
-fn flush(q: &mut LcoreQueues<'_>, out: &mut Output<'_>, pipeline: &Pipeline) {
+fn flush(q: &mut LcoreQueues<'_>, out: &mut Output<'_>, pipeline: &mut Pipeline) {
+    // Before any frame leaves: a restarted dataplane must not accept the packets it carried again.
+    pipeline.publish_replay_tops();
     let c = pipeline.counters();
     for i in 0..2 {
         for (tx, burst) in [(&mut q.port_tx[i], &mut out.port[i]), (&mut q.tap_tx[i], &mut out.tap[i])] {
