@@ -18,8 +18,10 @@
 //! duplicates exactly (a slot's tag never moves back), and lets up to 31 numbers older than the
 //! window through it (RFC 4303 3.4.3 leaves the window's size to the receiver, from 32 up); the
 //! ESN inference (appendix A2) works from the top it sees, which is still inside the window.
-//! Two threads decrypting one SA from alternating bursts ran at 0.46-0.60x one thread before
-//! this layout and 1.8x after (`cargo run --release -p bench --bin replay`, BENCHMARKS.md).
+//! With the SA's `replay_top` recorded once per burst (`gateway::round_traffic`), two threads
+//! decrypting one SA from alternating bursts went from 6.4-7.0 to 22.2-22.8 Mpps, against
+//! 24-29 for two SAs that share nothing (`cargo run --release -p bench --bin replay`,
+//! BENCHMARKS.md, "Ninth session").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
