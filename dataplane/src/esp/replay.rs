@@ -19,7 +19,7 @@
 //! window through it (RFC 4303 3.4.3 leaves the window's size to the receiver, from 32 up); the
 //! ESN inference (appendix A2) works from the top it sees, which is still inside the window.
 //! With the SA's `replay_top` recorded once per burst (`gateway::round_traffic`), two threads
-//! decrypting one SA from alternating bursts went from 6.4-7.0 to 22.2-22.8 Mpps, against
+//! decrypting one SA from alternating bursts went from 6.7-7.0 to 22.2-22.8 Mpps, against
 //! 24-29 for two SAs that share nothing (`cargo run --release -p bench --bin replay`,
 //! BENCHMARKS.md, "Ninth session").
 
