@@ -14,46 +14,11 @@ use ipsec_mb::{Aad, CbcHmacKey, GcmKey, Hmac, Layout, Nonce};
 use dataplane::esp::decrypt::inbound;
 use dataplane::{encapsulate, InboundSa, OutboundSa, PacketBuf, SliceBuf};
 use shared::sa::*;
-use zeroize::Zeroizing;
+use bench::{esp_sa, ipv4_udp};
 
 const SIZES: [usize; 6] = [64, 128, 256, 512, 1024, 1420];
 /// Simple IMIX by packet count 7:4:1 (64, 576, 1420-byte IP packets).
 const IMIX: [usize; 12] = [64, 64, 64, 64, 64, 64, 64, 576, 576, 576, 576, 1420];
-
-fn config(suite: Suite, direction: Direction) -> SaConfig {
-    let any = TrafficSelector::any_of_family("0.0.0.0".parse().unwrap());
-    SaConfig {
-        spi: 0x1000,
-        direction,
-        mode: Mode::Tunnel,
-        src: "198.18.0.1".parse().unwrap(),
-        dst: "198.18.0.2".parse().unwrap(),
-        encap: None,
-        suite,
-        enc_key: Zeroizing::new(vec![7; suite.enc_key_len()]),
-        auth_key: Zeroizing::new(vec![9; suite.auth_key_len()]),
-        esn: false,
-        replay_window: 0,
-        df: DfPolicy::Copy,
-        ts_local: any,
-        ts_remote: any,
-        soft: Limits::default(),
-        hard: Limits::default(),
-        idle_timeout_secs: 0,
-        ms_flags: MsSaFlags::default(),
-        reqid: 0,
-        policy_id: 0,
-    }
-}
-
-fn ipv4_udp(len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len];
-    p[..20].copy_from_slice(&[0x45, 0, (len >> 8) as u8, len as u8, 0, 1, 0x40, 0, 64, 17, 0, 0, 198, 18, 1, 1, 198, 18, 2, 2]);
-    let c = dataplane::wire::checksum::checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..28].copy_from_slice(&[0x30, 0x39, 0x9c, 0x40, ((len - 20) >> 8) as u8, (len - 20) as u8, 0, 0]);
-    p
-}
 
 /// Best of three runs of `f` over `packets` (cycled), in ns per packet.
 fn measure(budget: Duration, packets: usize, mut f: impl FnMut(usize)) -> f64 {
@@ -151,8 +116,8 @@ fn main() {
     ];
     println!("{:<18} {:<4} {:>6} {:>10} {:>8} {:>10} {:>8} {:>6}", "suite", "dir", "size", "esp ns", "esp Gb/s", "raw ns", "raw Gb/s", "ratio");
     for suite in suites {
-        let out = OutboundSa::new(&config(suite, Direction::Out)).unwrap();
-        let inb = InboundSa::new(&config(suite, Direction::In), None).unwrap();
+        let out = OutboundSa::new(&esp_sa(suite, Direction::Out, 0)).unwrap();
+        let inb = InboundSa::new(&esp_sa(suite, Direction::In, 0), None).unwrap();
         let raw = Raw::new(suite);
         let cells: Vec<(String, Vec<usize>)> = SIZES.iter().map(|&s| (s.to_string(), vec![s])).chain([("IMIX".to_string(), IMIX.to_vec())]).collect();
         for (name, sizes) in cells {

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bench::arg;
+use bench::{arg, esp_sa, ipv4_udp};
 use dataplane::esp::decrypt::{inbound, Inbound};
 use dataplane::gateway::round_traffic::RoundTraffic;
 use dataplane::{encapsulate, InboundSa, OutboundSa, PacketBuf, SliceBuf};
@@ -37,7 +37,6 @@ use shared::ops::Writer;
 use shared::reader::Reader;
 use shared::region::Region;
 use shared::sa::*;
-use zeroize::Zeroizing;
 
 /// A 64-byte Ethernet frame carries a 50-byte IPv4 packet.
 const INNER_LEN: usize = 50;
@@ -45,46 +44,11 @@ const INNER_LEN: usize = 50;
 const STRIDE: usize = 128;
 /// How many chunks a thread may run ahead of the other.
 const AHEAD: u64 = 4;
-
-fn config(direction: Direction, replay_window: u32) -> SaConfig {
-    let suite = Suite::AesGcm { key: AesKeySize::Aes256, icv_len: 16 };
-    let any = TrafficSelector::any_of_family("0.0.0.0".parse().unwrap());
-    SaConfig {
-        spi: 0x1000,
-        direction,
-        mode: Mode::Tunnel,
-        src: "198.18.0.1".parse().unwrap(),
-        dst: "198.18.0.2".parse().unwrap(),
-        encap: None,
-        suite,
-        enc_key: Zeroizing::new(vec![7; suite.enc_key_len()]),
-        auth_key: Zeroizing::new(Vec::new()),
-        esn: false,
-        replay_window,
-        df: DfPolicy::Copy,
-        ts_local: any,
-        ts_remote: any,
-        soft: Limits::default(),
-        hard: Limits::default(),
-        idle_timeout_secs: 0,
-        ms_flags: MsSaFlags::default(),
-        reqid: 0,
-        policy_id: 0,
-    }
-}
-
-fn ipv4_udp(len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len];
-    p[..20].copy_from_slice(&[0x45, 0, 0, len as u8, 0, 1, 0x40, 0, 64, 17, 0, 0, 198, 18, 1, 1, 198, 18, 2, 2]);
-    let c = dataplane::wire::checksum::checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..28].copy_from_slice(&[0x30, 0x39, 0x9c, 0x40, 0, (len - 20) as u8, 0, 0]);
-    p
-}
+const GCM_256: Suite = Suite::AesGcm { key: AesKeySize::Aes256, icv_len: 16 };
 
 /// The N packets, encrypted with sequence numbers 1..=N, each at `i * STRIDE` (length first).
 fn encrypted_packets(n: usize) -> Vec<u8> {
-    let out = OutboundSa::new(&config(Direction::Out, 0)).unwrap();
+    let out = OutboundSa::new(&esp_sa(GCM_256, Direction::Out, 0)).unwrap();
     let plain = ipv4_udp(INNER_LEN);
     let mut all = vec![0u8; n * STRIDE];
     let mut mem = vec![0u8; 512];
@@ -111,7 +75,7 @@ impl RegionSa {
         let _ = Region::remove(&path);
         let caps = Capacities { sas: 16, policies: 16, readers: 4, reqids: 16, ..Capacities::default() };
         let region = Arc::new(Region::create(&path, caps).unwrap());
-        let cfg = config(Direction::In, replay_window);
+        let cfg = esp_sa(GCM_256, Direction::In, replay_window);
         Writer::attach(region.clone()).unwrap().add_sa(&cfg).unwrap();
         let reader = Reader::attach(region).unwrap();
         let handle = reader.lookup(cfg.spi, &cfg.dst.into()).unwrap().unwrap();
@@ -163,7 +127,7 @@ struct Apart<T>(T);
 
 /// Decrypts all packets on `threads` threads, under one SA or one per thread; returns Mpps.
 fn run(packets: &[u8], chunk: usize, threads: usize, replay_window: u32, shared_sa: bool) -> f64 {
-    let sas: Vec<Apart<InboundSa>> = (0..threads).map(|_| Apart(InboundSa::new(&config(Direction::In, replay_window), None).unwrap())).collect();
+    let sas: Vec<Apart<InboundSa>> = (0..threads).map(|_| Apart(InboundSa::new(&esp_sa(GCM_256, Direction::In, replay_window), None).unwrap())).collect();
     let regions: Vec<RegionSa> = (0..if shared_sa { 1 } else { threads }).map(|i| RegionSa::new(replay_window, i)).collect();
     let progress: Vec<Apart<AtomicU64>> = (0..threads).map(|_| Apart(AtomicU64::new(0))).collect();
     let start = Instant::now();
