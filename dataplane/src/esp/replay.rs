@@ -38,9 +38,10 @@ pub struct ReplayWindow {
     /// Window size in packets; 0 disables the duplicate check (the highest number is still tracked
     /// for ESN inference).
     size: u64,
-    /// The first number committed in the newest block (64-bit, as in RFC 4303 appendix A): at
-    /// most 31 below the highest committed. Written once per block, it may share its cache line
-    /// with the fields every packet reads.
+    /// The highest number committed, as of the first one in its block (64-bit, as in RFC 4303
+    /// appendix A): raised only by a number in a newer block, so at most 31 below the highest
+    /// committed (and 0 while all are below 32). Written once per block, it may share its cache
+    /// line with the fields every packet reads.
     top: AtomicU64,
     slot_mask: usize,
     slots: Box<[OwnLine]>,

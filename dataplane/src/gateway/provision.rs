@@ -56,8 +56,8 @@ pub fn load(writer: &mut Writer, config: &Config) -> Result<LoadReport, LoadErro
     let is_negotiated = |info: &SaInfo| {
         info.state == SlotState::Larval || info.config.as_ref().is_some_and(|c| negotiated_reqids.contains(&c.reqid))
     };
-    let file_reqids = config.sas.iter().map(|sa| sa.reqid).chain(config.policies.iter().filter_map(reqid_of));
-    if let Some(reqid) = file_reqids.into_iter().find(|r| negotiated_reqids.contains(r)) {
+    let mut file_reqids = config.sas.iter().map(|sa| sa.reqid).chain(config.policies.iter().filter_map(reqid_of));
+    if let Some(reqid) = file_reqids.find(|r| negotiated_reqids.contains(r)) {
         return Err(LoadError::NegotiatedReqid(reqid));
     }
 
