@@ -125,18 +125,23 @@ fn seq_hi(seq: u64) -> [u8; SEQ_HI_LEN] {
     ((seq >> 32) as u32).to_be_bytes()
 }
 
-/// Constant-time comparison of a received ICV (at most 16 bytes) with the leftmost bytes of the
+/// Constant-time comparison of a received ICV (8 to 16 bytes) with the leftmost bytes of the
 /// computed tag: both as one 128-bit value, compared once, so nothing depends on where they differ.
+/// A 16-byte ICV (AES-GCM's) is read in place, without a copy.
 fn icv_matches(computed: &[u8], received: &[u8]) -> bool {
     let n = received.len();
-    if n > TAG_LEN || computed.len() < n {
-        return false;
-    }
-    let (mut a, mut b) = ([0u8; TAG_LEN], [0u8; TAG_LEN]);
-    a[..n].copy_from_slice(&computed[..n]);
-    b[..n].copy_from_slice(received);
+    let (Some(computed), 8..=TAG_LEN) = (computed.first_chunk::<TAG_LEN>(), n) else { return false };
+    let received = match <[u8; TAG_LEN]>::try_from(received) {
+        Ok(full) => u128::from_le_bytes(full),
+        Err(_) => {
+            let mut b = [0u8; TAG_LEN];
+            b[..n].copy_from_slice(received);
+            u128::from_le_bytes(b)
+        }
+    };
+    let leftmost = u128::MAX >> (8 * (TAG_LEN - n));
     // black_box keeps the compiler from turning the comparison into an early-exit byte loop.
-    std::hint::black_box(u128::from_ne_bytes(a) ^ u128::from_ne_bytes(b)) == 0
+    std::hint::black_box((u128::from_le_bytes(*computed) ^ received) & leftmost) == 0
 }
 
 impl Transform {
@@ -284,23 +289,26 @@ impl Transform {
     /// Verifies the ICV and decrypts the payload in place. `seq` is the full inferred sequence number.
     pub fn open(&self, pkt: &mut [u8], esp_at: usize, seq: u64, esn: bool) -> Result<(), OpenError> {
         let (iv_at, payload_at, icv_at) = self.open_ranges(pkt.len(), esp_at)?;
-        let mut received = [0u8; TAG_LEN];
-        let received = &mut received[..self.icv_len];
-        received.copy_from_slice(&pkt[icv_at..]);
         let matches = match &self.kind {
             Kind::Gcm(g) => {
                 let aad = gcm_aad(&pkt[esp_at..], seq, esn).map_err(|_| OpenError::Truncated)?;
                 let nonce = g.nonce(&pkt[iv_at..]).map_err(|_| OpenError::Truncated)?;
                 // Decrypted before the check: on a mismatch the packet is dropped whole.
-                icv_matches(&g.key.open(nonce, aad, &mut pkt[payload_at..icv_at]), received)
+                let tag = g.key.open(nonce, aad, &mut pkt[payload_at..icv_at]);
+                icv_matches(&tag, &pkt[icv_at..])
             }
             Kind::Gmac(g) => {
                 let tag = with_gmac_aad(pkt, esp_at, icv_at, seq, esn, |aad, iv| g.gmac(iv, aad))
                     .and_then(|tag| tag)
                     .map_err(|_| OpenError::Truncated)?;
-                icv_matches(&tag, received)
+                icv_matches(&tag, &pkt[icv_at..])
             }
             Kind::CbcHmac(c) => {
+                // With ESN the high half of the sequence number borrows the ICV's place
+                // (`cbc_open_layout`): keep the received ICV, and put it back.
+                let mut received = [0u8; TAG_LEN];
+                let received = &mut received[..self.icv_len];
+                received.copy_from_slice(&pkt[icv_at..]);
                 let (iv, layout) = cbc_open_layout(pkt, (esp_at, iv_at, payload_at, icv_at), seq, esn)?;
                 let tag = c.key.mac_then_decrypt(pkt, &iv, &layout).map_err(|_| OpenError::Truncated)?;
                 pkt[icv_at..].copy_from_slice(received);
@@ -416,6 +424,21 @@ fn with_gmac_aad<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icv_comparison_covers_exactly_the_icvs_bytes() {
+        let computed: Vec<u8> = (1..=32).collect();
+        for n in [8, 12, 16] {
+            assert!(icv_matches(&computed, &computed[..n]), "{n} bytes");
+            for at in 0..n {
+                let mut received = computed[..n].to_vec();
+                received[at] ^= 0x80;
+                assert!(!icv_matches(&computed, &received), "{n} bytes, byte {at} differs");
+            }
+        }
+        assert!(!icv_matches(&computed, &computed[..7]) && !icv_matches(&computed, &computed[..17]));
+        assert!(!icv_matches(&computed[..15], &computed[..8]), "a computed tag shorter than 16 bytes");
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
