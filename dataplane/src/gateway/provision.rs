@@ -47,12 +47,9 @@ pub enum LoadError {
 pub fn load(writer: &mut Writer, config: &Config) -> Result<LoadReport, LoadError> {
     let mut report = LoadReport::default();
     let published = writer.policies();
-    let negotiated_reqids: HashSet<u32> = published
-        .iter()
-        .filter(|(_, p)| p.flags.negotiated)
-        .filter_map(|(_, p)| reqid_of(p))
-        .collect();
-    report.negotiated_rules = published.iter().filter(|(_, p)| p.flags.negotiated).count();
+    let negotiated: Vec<&Policy> = published.iter().map(|(_, p)| p).filter(|p| p.flags.negotiated).collect();
+    let negotiated_reqids: HashSet<u32> = negotiated.iter().filter_map(|p| reqid_of(p)).collect();
+    report.negotiated_rules = negotiated.len();
     let is_negotiated = |info: &SaInfo| {
         info.state == SlotState::Larval || info.config.as_ref().is_some_and(|c| negotiated_reqids.contains(&c.reqid))
     };

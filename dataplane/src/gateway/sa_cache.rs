@@ -28,16 +28,11 @@ pub const SEQ_BLOCK: u64 = 64;
 const STALE_SEQ: u64 = 4 * SEQ_BLOCK;
 
 /// A prepared SA with the generation and installation time of the record it was built from.
+#[derive(Debug)]
 struct PreparedSa<T> {
     generation: u64,
     installed_at_ns: u64,
     sa: Arc<T>,
-}
-
-impl<T> std::fmt::Debug for PreparedSa<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedSa").field("generation", &self.generation).finish_non_exhaustive()
-    }
 }
 
 type Prepared<T> = Mutex<HashMap<u32, PreparedSa<T>>>;
