@@ -26,6 +26,7 @@ DEBIAN_PACKAGES=(
   strongswan-swanctl
   libcharon-extra-plugins
   libstrongswan-extra-plugins
+  libstrongswan-standard-plugins
   openssl
 )
 
