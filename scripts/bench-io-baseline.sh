@@ -6,8 +6,8 @@
 #        AES-256-GCM with the crypto_aesni_gcm PMD) -> net_null (no-rx=1)
 # The rate is read from the output port's opackets through the EAL telemetry socket, once a
 # second in steady state; the median of SAMPLES one-second rates is printed, in Mpps. Decryption
-# replays Scapy-made ESP frames (one SA, anti-replay off as in ipsec-secgw's default, since the
-# pcap repeats itself) whose cleartext frames have the size of the row, as the gateway benchmark
+# replays Scapy-made ESP frames (anti-replay off as in ipsec-secgw's default, since the pcap
+# repeats itself) whose cleartext frames have the size of the row, as the gateway benchmark
 # counts them.
 #
 # ipsec-secgw is built at run time in a temporary directory from Debian's dpdk-doc copy
@@ -18,8 +18,11 @@
 # With SECGW_2CORES=1, ipsec-secgw also runs on both CPUs (lcores 0 and 1, a queue each on both
 # ports, the pcap replayed into each RX queue): the reference for the gateway's 2-core cells.
 #
+# SECGW_SAS="one many" also measures ipsec-secgw with 64 SAs, a flow each (the SAs and flows of
+# the gateway benchmark's "many" cells), beside one SA for all 64 flows ("one").
+#
 # Usage: scripts/bench-io-baseline.sh    (env: SIZES="64 512 1420" WARMUP=3 SAMPLES=5 CPU=1
-#        SECGW_2CORES=0)
+#        SECGW_2CORES=0 SECGW_SAS=one)
 # Packet addresses are in 198.18.0.0/15 and exist only in memory: no packet leaves the process.
 set -euo pipefail
 SCRIPTS="$(cd "$(dirname "$0")" && pwd)"
@@ -29,6 +32,7 @@ WARMUP=${WARMUP:-3}
 SAMPLES=${SAMPLES:-5}
 CPU=${CPU:-1}
 SECGW_2CORES=${SECGW_2CORES:-0}
+SECGW_SAS=(${SECGW_SAS:-one})
 EAL_COMMON=(--no-huge --no-pci --no-shconf -m 1024)
 SECGW_SRC=/usr/share/dpdk/examples/ipsec-secgw
 PY=/usr/bin/python3
@@ -46,36 +50,79 @@ trap cleanup EXIT
 command -v dpdk-testpmd >/dev/null || { echo "dpdk-testpmd missing: run scripts/setup.sh" >&2; exit 1; }
 [ -d "$SECGW_SRC" ] || { echo "$SECGW_SRC missing: run scripts/setup.sh (dpdk-doc)" >&2; exit 1; }
 
-# 64 UDP/IPv4 frames per size (length without FCS), 64 flows, dst 198.19.0.1; and 64 ESP frames
-# per size for decryption.
-make_pcaps() {
-  "$PY" - "$WORK" "$SECGW_KEY" "${SIZES[@]}" <<'PYEOF'
-import sys
-from scapy.all import Ether, IP, UDP, Raw, wrpcap
+# The test SAs of both layouts, their pcaps and ipsec-secgw configurations, from one Python
+# module so that the checks below decrypt with the keys the configurations hold. "one": SA 5 out
+# and 105 in (key SECGW_KEY), 64 flows to 198.19.0.1 from 64 sources. "many" (the gateway
+# benchmark's 64 SAs): SA 0x1000+i out and 0x2000+i in (a key each), flow i to 198.19.0.(1+i)
+# and, decrypted, to 198.18.2.(1+i).
+write_sas_module() {
+  cat >"$WORK/secgw_sas.py" <<PYEOF
+from scapy.all import Ether, IP, UDP, Raw
 from scapy.layers.ipsec import ESP, SecurityAssociation
-work, key, sizes = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), [int(s) for s in sys.argv[3:]]
-for size in sizes:
+FLOWS = 64
+def sas(layout):
+    """[(out SPI, in SPI, key, plain destination, inbound inner destination)], one per flow."""
+    if layout == "one":
+        key = bytes.fromhex("$SECGW_KEY".replace(":", ""))
+        return [(5, 105, key, "198.19.0.1", "198.18.2.%d" % (1 + i)) for i in range(FLOWS)]
+    return [(0x1000 + i, 0x2000 + i, bytes((i * 17 + 3 * j + 1) % 256 for j in range(36)),
+             "198.19.0.%d" % (1 + i), "198.18.2.%d" % (1 + i)) for i in range(FLOWS)]
+def esp_sa(spi, key, src, dst):
+    return SecurityAssociation(ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=key, tunnel_header=IP(src=src, dst=dst))
+def plain_frames(layout, size):
     frames = []
-    for i in range(64):
+    for i, (_, _, _, dst, _) in enumerate(sas(layout)):
         p = (Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-             / IP(src="198.18.0.%d" % (1 + i), dst="198.19.0.1")
-             / UDP(sport=1024 + i, dport=4096))
-        p = p / Raw(b"\x00" * (size - len(p)))
+             / IP(src="198.18.0.%d" % (1 + i), dst=dst) / UDP(sport=1024 + i, dport=4096))
+        p = p / Raw(b"\\x00" * (size - len(p)))
         assert len(p) == size
         frames.append(p)
-    wrpcap("%s/udp%d.pcap" % (work, size), frames)
-    # The inbound SA 105 of secgw.cfg: ESP from 198.18.1.2 to the tunnel, inner to 198.18.2.0/24.
-    sa = SecurityAssociation(ESP, spi=105, crypt_algo="AES-GCM", crypt_key=key,
-                             tunnel_header=IP(src="198.18.1.2", dst="198.18.1.1"))
-    esp = []
-    for i in range(64):
-        inner = IP(src="198.19.0.1", dst="198.18.2.%d" % (1 + i)) / UDP(sport=4096, dport=1024 + i)
-        inner = inner / Raw(b"\x00" * (size - 14 - len(inner)))
-        esp.append(Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01") / sa.encrypt(inner, seq_num=1 + i))
-    wrpcap("%s/esp-in%d.pcap" % (work, size), esp)
+    return frames
+def esp_frames(layout, size):
+    frames = []
+    for i, (_, spi, key, _, inner_dst) in enumerate(sas(layout)):
+        inner = IP(src="198.19.0.1", dst=inner_dst) / UDP(sport=4096, dport=1024 + i)
+        inner = inner / Raw(b"\\x00" * (size - 14 - len(inner)))
+        frames.append(Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
+                      / esp_sa(spi, key, "198.18.1.2", "198.18.1.1").encrypt(inner, seq_num=1 + i))
+    return frames
+def secgw_cfg(layout):
+    """Port 0 (plain traffic) is protected, port 1 unprotected: ipsec-secgw encrypts what enters a
+    protected port and decrypts what enters an unprotected one."""
+    lines, seen = [], set()
+    for spi_out, spi_in, key, dst, inner_dst in sas(layout):
+        if spi_out in seen:
+            continue
+        seen.add(spi_out)
+        hexkey = ":".join("%02x" % b for b in key)
+        out_dst, in_dst = ("198.19.0.0/16", "198.18.2.0/24") if layout == "one" else (dst + "/32", inner_dst + "/32")
+        lines += ["sp ipv4 out esp protect %d pri 1 dst %s sport 0:65535 dport 0:65535" % (spi_out, out_dst),
+                  "sa out %d aead_algo aes-256-gcm aead_key %s mode ipv4-tunnel src 198.18.1.1 dst 198.18.1.2" % (spi_out, hexkey),
+                  "sp ipv4 in esp protect %d pri 1 dst %s sport 0:65535 dport 0:65535" % (spi_in, in_dst),
+                  "sa in %d aead_algo aes-256-gcm aead_key %s mode ipv4-tunnel src 198.18.1.2 dst 198.18.1.1" % (spi_in, hexkey)]
+    return "\\n".join(lines + ["rt ipv4 dst 198.18.1.2/32 port 1", "rt ipv4 dst 198.18.2.0/24 port 0", ""])
 PYEOF
 }
 
+# Per layout: secgw-LAYOUT.cfg, and per size 64 UDP/IPv4 frames (udp-LAYOUT-SIZE.pcap, length
+# without FCS) and the 64 ESP frames that decrypt to such frames (esp-in-LAYOUT-SIZE.pcap).
+make_pcaps() {
+  write_sas_module
+  "$PY" - "$WORK" "${SIZES[*]}" "${SECGW_SAS[*]}" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from scapy.all import wrpcap
+from secgw_sas import plain_frames, esp_frames, secgw_cfg
+work, sizes, layouts = sys.argv[1], [int(s) for s in sys.argv[2].split()], sys.argv[3].split()
+for layout in layouts:
+    open("%s/secgw-%s.cfg" % (work, layout), "w").write(secgw_cfg(layout))
+    for size in sizes:
+        wrpcap("%s/udp-%s-%d.pcap" % (work, layout, size), plain_frames(layout, size))
+        wrpcap("%s/esp-in-%s-%d.pcap" % (work, layout, size), esp_frames(layout, size))
+PYEOF
+}
+
+# ipsec-secgw is patched to request RX checksum offload only where the port supports it.
 build_secgw() {
   cp -r "$SECGW_SRC" "$WORK/secgw"
   "$PY" - "$WORK/secgw/ipsec-secgw.c" <<'PYEOF'
@@ -89,16 +136,6 @@ open(path, "w").write(src.replace(anchor, anchor + patch))
 PYEOF
   make -C "$WORK/secgw" -j2 >"$WORK/secgw-build.log" 2>&1 \
     || { tail -20 "$WORK/secgw-build.log" >&2; exit 1; }
-  # Port 0 (plain traffic) is protected, port 1 unprotected: ipsec-secgw encrypts what enters a
-  # protected port and decrypts what enters an unprotected one.
-  cat >"$WORK/secgw.cfg" <<CFG
-sp ipv4 out esp protect 5 pri 1 dst 198.19.0.0/16 sport 0:65535 dport 0:65535
-sa out 5 aead_algo aes-256-gcm aead_key $SECGW_KEY mode ipv4-tunnel src 198.18.1.1 dst 198.18.1.2
-sp ipv4 in esp protect 105 pri 1 dst 198.18.2.0/24 sport 0:65535 dport 0:65535
-sa in 105 aead_algo aes-256-gcm aead_key $SECGW_KEY mode ipv4-tunnel src 198.18.1.2 dst 198.18.1.1
-rt ipv4 dst 198.18.1.2/32 port 1
-rt ipv4 dst 198.18.2.0/24 port 0
-CFG
 }
 
 testpmd_cmd() { # pcap-vdev-args prefix
@@ -107,12 +144,12 @@ testpmd_cmd() { # pcap-vdev-args prefix
     -- --forward-mode=io --nb-cores=1 --auto-start --stats-period=1
 }
 
-secgw_cmd() { # port-0-vdev port-1-vdev prefix [cores: 1 on CPU, or 2 on CPUs 0 and 1]
+secgw_cmd() { # layout port-0-vdev port-1-vdev prefix [cores: 1 on CPU, or 2 on CPUs 0 and 1]
   local lcores=$CPU config="(0,0,$CPU),(1,0,$CPU)"
-  if [ "${4:-1}" = 2 ]; then lcores=0,1 config="(0,0,0),(0,1,1),(1,0,0),(1,1,1)"; fi
-  echo "$WORK/secgw/build/ipsec-secgw" -l "$lcores" "${EAL_COMMON[@]}" --file-prefix="$3" \
-    --vdev="$1" --vdev="$2" --vdev=crypto_aesni_gcm0 \
-    -- -p 0x3 -P -u 0x2 "--config=$config" -f "$WORK/secgw.cfg"
+  if [ "${5:-1}" = 2 ]; then lcores=0,1 config="(0,0,0),(0,1,1),(1,0,0),(1,1,1)"; fi
+  echo "$WORK/secgw/build/ipsec-secgw" -l "$lcores" "${EAL_COMMON[@]}" --file-prefix="$4" \
+    --vdev="$2" --vdev="$3" --vdev=crypto_aesni_gcm0 \
+    -- -p 0x3 -P -u 0x2 "--config=$config" -f "$WORK/secgw-$1.cfg"
 }
 
 # Runs a command line (word-split; no argument contains spaces) in the background and prints
@@ -125,76 +162,79 @@ measure() { # prefix port command...
   kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
 }
 
-# ipsec-secgw must really emit ESP: replay each pcap once into a pcap-writing port 1 and check.
-verify_secgw_output() { # size
-  local out="$WORK/esp$1.pcap"
-  $(secgw_cmd "net_pcap0,rx_pcap=$WORK/udp$1.pcap" "net_pcap1,tx_pcap=$out" "verify$1") >"$WORK/verify$1.log" 2>&1 &
+# Runs ipsec-secgw until it has forwarded its input pcap once into an output pcap.
+run_once() { # layout port-0-vdev port-1-vdev prefix
+  $(secgw_cmd "$@") >"$WORK/$4.log" 2>&1 &
   APP_PID=$!
   sleep 4; kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
-  "$PY" - "$out" "$1" "$SECGW_KEY" <<'PYEOF'
-import sys
-from scapy.all import rdpcap, ESP, IP, UDP
-from scapy.layers.ipsec import SecurityAssociation
-frames = rdpcap(sys.argv[1])
-size = int(sys.argv[2])
-sa = SecurityAssociation(ESP, spi=5, crypt_algo="AES-GCM", crypt_key=bytes.fromhex(sys.argv[3].replace(":", "")),
-                         tunnel_header=IP(src="198.18.1.1", dst="198.18.1.2"))
-assert len(frames) == 64, "expected 64 ESP frames, got %d" % len(frames)
-wire_len = len(frames[0])
-for f in frames:
-    assert f[IP].dst == "198.18.1.2" and f[ESP].spi == 5, f.summary()
-    inner = sa.decrypt(f[IP])  # checks the ICV
-    assert inner[IP].dst == "198.19.0.1" and inner[UDP].dport == 4096, inner.summary()
-# Ethernet 14 + outer IPv4 20 + ESP 8 + IV 8 + inner IP packet + trailer padded to 4 + ICV 16
-print("  ESP check %d B: 64 frames, SPI 5, outer dst 198.18.1.2, %d B each, decrypted by Scapy" % (size, wire_len))
-PYEOF
 }
 
-# ... and really decrypt: replay each ESP pcap once into port 1, port 0 writing a pcap, and check.
-verify_secgw_decryption() { # size
-  local out="$WORK/dec$1.pcap"
-  $(secgw_cmd "net_pcap0,tx_pcap=$out" "net_pcap1,rx_pcap=$WORK/esp-in$1.pcap" "verifydec$1") >"$WORK/verifydec$1.log" 2>&1 &
-  APP_PID=$!
-  sleep 4; kill -INT "$APP_PID"; wait "$APP_PID" || true; APP_PID=
-  "$PY" - "$out" "$1" <<'PYEOF'
+# ipsec-secgw must really emit ESP under the SA of each flow, and really decrypt: each pcap is
+# replayed once through it, and Scapy checks what came out.
+verify_secgw() { # layout size
+  local layout=$1 size=$2
+  run_once "$layout" "net_pcap0,rx_pcap=$WORK/udp-$layout-$size.pcap" "net_pcap1,tx_pcap=$WORK/out-esp.pcap" "verify-$layout-$size"
+  run_once "$layout" "net_pcap0,tx_pcap=$WORK/out-dec.pcap" "net_pcap1,rx_pcap=$WORK/esp-in-$layout-$size.pcap" "verifydec-$layout-$size"
+  "$PY" - "$WORK" "$layout" "$size" <<'PYEOF'
 import sys
-from scapy.all import rdpcap, IP, UDP
-frames = rdpcap(sys.argv[1])
-size = int(sys.argv[2])
+sys.path.insert(0, sys.argv[1])
+from scapy.all import rdpcap, ESP, IP, UDP
+from secgw_sas import sas, esp_sa
+work, layout, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+by_spi = {spi_out: (key, dst) for spi_out, _, key, dst, _ in sas(layout)}
+frames = rdpcap(work + "/out-esp.pcap")
+assert len(frames) == 64, "expected 64 ESP frames, got %d" % len(frames)
+spis, wire_len = len({f[ESP].spi for f in frames}), len(frames[0])
+for f in frames:
+    key, dst = by_spi[f[ESP].spi]
+    assert f[IP].dst == "198.18.1.2", f.summary()
+    inner = esp_sa(f[ESP].spi, key, "198.18.1.1", "198.18.1.2").decrypt(f[IP])  # checks the ICV
+    assert inner[IP].dst == dst and inner[UDP].dport == 4096, inner.summary()
+# Ethernet 14 + outer IPv4 20 + ESP 8 + IV 8 + inner IP packet + trailer padded to 4 + ICV 16
+print("  ESP check, %s, %d B: 64 frames under %d SPIs, outer dst 198.18.1.2, %d B each, decrypted by Scapy"
+      % (layout, size, spis, wire_len))
+inner_dsts = {inner_dst for _, _, _, _, inner_dst in sas(layout)}
+frames = rdpcap(work + "/out-dec.pcap")
 assert len(frames) == 64, "expected 64 cleartext frames, got %d" % len(frames)
-for i, f in enumerate(frames):
-    assert f[IP].src == "198.19.0.1" and f[IP].dst.startswith("198.18.2.") and f[UDP].sport == 4096, f.summary()
+for f in frames:
+    assert f[IP].src == "198.19.0.1" and f[IP].dst in inner_dsts and f[UDP].sport == 4096, f.summary()
     assert len(f) == size, len(f)
-print("  decryption check %d B: 64 cleartext frames of %d B to 198.18.2.0/24" % (size, size))
+print("  decryption check, %s, %d B: 64 cleartext frames of %d B to 198.18.2.0/24" % (layout, size, size))
 PYEOF
 }
 
 make_pcaps
 build_secgw
 echo "one forwarding core (CPU $CPU), median of $SAMPLES one-second samples after ${WARMUP}s:"
-echo "Mpps @ CPUs the process used meanwhile = Mpps per CPU used"
+echo "Mpps @ CPUs the process used meanwhile = Mpps per CPU used; testpmd io is measured once per size"
 # "Mpps @ CPUs used = Mpps per CPU": telemetry-rate.py prints the rate and the CPU used.
 cell() { # "mpps cpu"
   local mpps=${1% *} cpu=${1#* }
   printf '%s @ %s = %s' "$mpps" "$cpu" "$("$PY" -c "print('%.3f' % ($mpps / max($cpu, 0.01)))")"
 }
 if [ "$SECGW_2CORES" = 1 ]; then
-  printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt | ipsec-secgw encrypt, 2 cores | ipsec-secgw decrypt, 2 cores |\n|---|---|---|---|---|---|\n'
+  printf '| frame (B) | SAs | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt | ipsec-secgw encrypt, 2 cores | ipsec-secgw decrypt, 2 cores |\n|---|---|---|---|---|---|---|\n'
 else
-  printf '| frame (B) | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt |\n|---|---|---|---|\n'
+  printf '| frame (B) | SAs | testpmd io | ipsec-secgw AES-256-GCM encrypt | ipsec-secgw AES-256-GCM decrypt |\n|---|---|---|---|---|\n'
 fi
 for size in "${SIZES[@]}"; do
-  io=$(measure "io$size" 1 $(testpmd_cmd "rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" "io$size"))
-  esp=$(measure "esp$size" 1 $(secgw_cmd "net_pcap0,rx_pcap=$WORK/udp$size.pcap,infinite_rx=1" net_null0,no-rx=1 "esp$size"))
-  # Decryption: ESP into port 1 (unprotected), cleartext out of port 0.
-  dec=$(measure "dec$size" 0 $(secgw_cmd net_null0,no-rx=1 "net_pcap0,rx_pcap=$WORK/esp-in$size.pcap,infinite_rx=1" "dec$size"))
-  row="| $size | $(cell "$io") | $(cell "$esp") | $(cell "$dec") |"
-  if [ "$SECGW_2CORES" = 1 ]; then
-    plain="rx_pcap=$WORK/udp$size.pcap" esp_in="rx_pcap=$WORK/esp-in$size.pcap"
-    esp2=$(measure "esp2c$size" 1 $(secgw_cmd "net_pcap0,$plain,$plain,infinite_rx=1" net_null0,no-rx=1 "esp2c$size" 2))
-    dec2=$(measure "dec2c$size" 0 $(secgw_cmd net_null0,no-rx=1 "net_pcap0,$esp_in,$esp_in,infinite_rx=1" "dec2c$size" 2))
-    row+=" $(cell "$esp2") | $(cell "$dec2") |"
-  fi
-  echo "$row"
+  io=$(measure "io$size" 1 $(testpmd_cmd "rx_pcap=$WORK/udp-${SECGW_SAS[0]}-$size.pcap,infinite_rx=1" "io$size"))
+  io_cell=$(cell "$io")
+  for layout in "${SECGW_SAS[@]}"; do
+    plain="rx_pcap=$WORK/udp-$layout-$size.pcap" esp_in="rx_pcap=$WORK/esp-in-$layout-$size.pcap"
+    esp=$(measure "esp$size" 1 $(secgw_cmd "$layout" "net_pcap0,$plain,infinite_rx=1" net_null0,no-rx=1 "esp$size"))
+    # Decryption: ESP into port 1 (unprotected), cleartext out of port 0.
+    dec=$(measure "dec$size" 0 $(secgw_cmd "$layout" net_null0,no-rx=1 "net_pcap0,$esp_in,infinite_rx=1" "dec$size"))
+    row="| $size | $layout | $io_cell | $(cell "$esp") | $(cell "$dec") |"
+    if [ "$SECGW_2CORES" = 1 ]; then
+      esp2=$(measure "esp2c$size" 1 $(secgw_cmd "$layout" "net_pcap0,$plain,$plain,infinite_rx=1" net_null0,no-rx=1 "esp2c$size" 2))
+      dec2=$(measure "dec2c$size" 0 $(secgw_cmd "$layout" net_null0,no-rx=1 "net_pcap0,$esp_in,$esp_in,infinite_rx=1" "dec2c$size" 2))
+      row+=" $(cell "$esp2") | $(cell "$dec2") |"
+    fi
+    echo "$row"
+    io_cell=""
+  done
 done
-for size in "${SIZES[@]}"; do verify_secgw_output "$size"; verify_secgw_decryption "$size"; done
+for size in "${SIZES[@]}"; do
+  for layout in "${SECGW_SAS[@]}"; do verify_secgw "$layout" "$size"; done
+done
