@@ -196,49 +196,43 @@ fn use_private_crypto_library() {
 /// ICMP error going back under ESP, unsealed), then seals the unsealed frames that are to be sent;
 /// a frame that could not be sealed is dropped.
 fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
-    open_waiting(pipeline, handled);
-    seal_waiting(pipeline, handled);
-}
-
-fn open_waiting(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
-    let mut frames: BurstVec<(&mut [u8], Unopened)> = handled
-        .iter_mut()
-        .filter_map(|h| match h.awaiting {
-            Some(Awaiting::Open(u)) => Some((h.m.data_mut(), u)),
-            _ => None,
-        })
-        .collect();
-    if frames.is_empty() {
-        return;
-    }
-    let opened = pipeline.open_burst(&mut frames);
-    drop(frames);
-    for (h, result) in handled.iter_mut().filter(|h| matches!(h.awaiting, Some(Awaiting::Open(_)))).zip(opened) {
-        let Some(Awaiting::Open(u)) = h.awaiting else { continue };
+    let unopened = |h: &Handled<'_>| match h.awaiting {
+        Some(Awaiting::Open(u)) => Some(u),
+        _ => None,
+    };
+    in_one_burst(pipeline, handled, unopened, Pipeline::open_burst, |pipeline, h, u, result| {
         h.verdict = pipeline.resume_opened(&mut MbufPacket(&mut h.m), u, result);
         h.awaiting = awaiting(pipeline);
-    }
+    });
+    let unsealed_to_send = |h: &Handled<'_>| match (h.verdict, h.awaiting) {
+        (Verdict::Transmit(_) | Verdict::Exception(_), Some(Awaiting::Seal(u))) => Some(u),
+        _ => None,
+    };
+    in_one_burst(pipeline, handled, unsealed_to_send, Pipeline::seal_burst, |_, h, _, sealed| {
+        if !sealed {
+            h.verdict = Verdict::Drop(dataplane::DropReason::SealFailed.into());
+        }
+    });
 }
 
-fn seal_waiting(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
-    let to_seal = |h: &Handled<'_>| matches!(h.verdict, Verdict::Transmit(_) | Verdict::Exception(_)) && matches!(h.awaiting, Some(Awaiting::Seal(_)));
-    let mut frames: BurstVec<(&mut [u8], Unsealed)> = handled
-        .iter_mut()
-        .filter(|h| to_seal(h))
-        .filter_map(|h| match h.awaiting {
-            Some(Awaiting::Seal(u)) => Some((h.m.data_mut(), u)),
-            _ => None,
-        })
-        .collect();
+/// Runs `burst` once on the data of every frame that `waiting` picks, with what it picked, then
+/// `finish` on each such frame with its result (in the same order).
+fn in_one_burst<U: Copy, R>(
+    pipeline: &mut Pipeline,
+    handled: &mut [Handled<'_>],
+    waiting: impl Fn(&Handled<'_>) -> Option<U>,
+    burst: impl FnOnce(&mut Pipeline, &mut [(&mut [u8], U)]) -> BurstVec<R>,
+    mut finish: impl FnMut(&mut Pipeline, &mut Handled<'_>, U, R),
+) {
+    let mut frames: BurstVec<(&mut [u8], U)> = handled.iter_mut().filter_map(|h| waiting(h).map(|u| (h.m.data_mut(), u))).collect();
     if frames.is_empty() {
         return;
     }
-    let sealed = pipeline.seal_burst(&mut frames);
+    let results = burst(pipeline, &mut frames);
     drop(frames);
-    for (h, ok) in handled.iter_mut().filter(|h| to_seal(h)).zip(sealed) {
-        if !ok {
-            h.verdict = Verdict::Drop(dataplane::DropReason::SealFailed.into());
-        }
+    let waiting_frames = handled.iter_mut().filter_map(|h| waiting(h).map(|u| (h, u)));
+    for ((h, u), result) in waiting_frames.zip(results) {
+        finish(pipeline, h, u, result);
     }
 }
 
