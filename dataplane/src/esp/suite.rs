@@ -68,8 +68,9 @@ enum Kind {
     Gcm(Gcm),
     /// ENCR_NULL_AUTH_AES_GMAC, RFC 4543: GCM over an empty plaintext with the whole packet as AAD.
     Gmac(Gcm),
-    /// AES-CBC (RFC 3602) with HMAC-SHA1-96 (RFC 2404) or HMAC-SHA-256-128 (RFC 4868).
-    CbcHmac(CbcHmac),
+    /// AES-CBC (RFC 3602) with HMAC-SHA1-96 (RFC 2404) or HMAC-SHA-256-128 (RFC 4868). Boxed: inline,
+    /// its round keys and HMAC states would make every `Kind`, a GCM one too, that large.
+    CbcHmac(Box<CbcHmac>),
 }
 
 #[derive(Debug)]
@@ -165,11 +166,11 @@ impl Transform {
                     Integrity::HmacSha256_128 => Hmac::Sha256,
                 };
                 let encrypt_key = cipher::UnboundCipherKey::new(alg, enc_key).map_err(|_| BadKey)?;
-                Kind::CbcHmac(CbcHmac {
+                Kind::CbcHmac(Box::new(CbcHmac {
                     encrypt: cipher::EncryptingKey::cbc(encrypt_key).map_err(|_| BadKey)?,
                     key: CbcHmacKey::new(enc_key, hmac, auth_key, integrity.icv_len()).map_err(|_| BadKey)?,
                     iv_key: cipher::EncryptingKey::ecb(iv_key).map_err(|_| BadKey)?,
-                })
+                }))
             }
         };
         Ok(Transform { kind, icv_len: suite.icv_len() })
