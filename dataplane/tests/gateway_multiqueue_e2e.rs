@@ -78,7 +78,10 @@ fn two_lcores_with_a_queue_each_share_many_flows() {
     for g in ["a", "b"] {
         let mut config = s.topology_config(g, "aes-gcm-256");
         if g == "a" {
-            config = config.replace("iface=p0\"", "iface=p0,qpairs=2\"").replace("iface=u0\"", "iface=u0,qpairs=2\"");
+            for port in ["net_af_packet0,iface=p0", "net_af_packet1,iface=u0"] {
+                assert!(config.contains(port), "{config}");
+                config = config.replace(port, &format!("{port},qpairs=2"));
+            }
         }
         std::fs::write(s.config(g), config).unwrap();
     }
