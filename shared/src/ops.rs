@@ -4,6 +4,7 @@
 //! kernel releases if the writer dies); every SAD change goes through the journal so that the next
 //! writer finishes whatever a dead one left half done.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -58,6 +59,12 @@ pub struct Writer {
     region: Arc<Region>,
     /// Free SAD slots; rebuilt from the region on attach.
     free: Vec<u32>,
+    /// Slots of deleted SAs, oldest first, each with the QSBR token of its deletion. A slot is
+    /// reused only once every reader has passed a quiescent state since: until then an lcore
+    /// may still hold a handle to the deleted SA and write its sequence number or traffic into
+    /// the slot's runtime state, which a new SA there would inherit (a `replay_top` too high
+    /// would drop its packets after a dataplane restart).
+    retired: VecDeque<(u32, u64)>,
     grace_timeout: Duration,
 }
 
@@ -69,7 +76,7 @@ impl Writer {
         let control = region.control();
         control.writer.generation.fetch_add(1, Ordering::AcqRel);
         control.writer.pid.store(std::process::id(), Ordering::Release);
-        let mut writer = Writer { region, free: Vec::new(), grace_timeout: Duration::from_secs(1) };
+        let mut writer = Writer { region, free: Vec::new(), retired: VecDeque::new(), grace_timeout: Duration::from_secs(1) };
         if let Some(change) = writer.region.control().journal.pending() {
             writer.apply(&change);
             writer.region.control().journal.commit();
@@ -172,7 +179,7 @@ impl Writer {
             .ok_or(OpError::NoSuchSa { spi: key.spi, dst: key.dst })?;
         let record = self.record(slot);
         self.change(Change::Remove { slot, record });
-        self.free.push(slot);
+        self.retire_slot(slot);
         Ok(())
     }
 
@@ -249,7 +256,7 @@ impl Writer {
             let record = self.record(slot);
             if record.state() != SlotState::Free {
                 self.change(Change::Remove { slot, record });
-                self.free.push(slot);
+                self.retire_slot(slot);
             }
         }
     }
@@ -291,8 +298,29 @@ impl Writer {
         Ok(())
     }
 
+    /// A free slot: one never used or whose grace period has passed; if only slots deleted
+    /// within the grace period are left, the oldest, once the readers have moved past it.
     fn take_slot(&mut self) -> Result<u32, OpError> {
-        self.free.pop().ok_or(OpError::SadFull(self.region.capacities().sas))
+        let qsbr = self.region.qsbr();
+        while let Some(&(slot, token)) = self.retired.front() {
+            if qsbr.check(token).is_err() {
+                break;
+            }
+            self.retired.pop_front();
+            self.free.push(slot);
+        }
+        if let Some(slot) = self.free.pop() {
+            return Ok(slot);
+        }
+        let (slot, token) = *self.retired.front().ok_or(OpError::SadFull(self.region.capacities().sas))?;
+        self.wait_for_readers(token)?;
+        self.retired.pop_front();
+        Ok(slot)
+    }
+
+    /// Puts the slot of a deleted SA aside until its grace period has passed (`retired`).
+    fn retire_slot(&mut self, slot: u32) {
+        self.retired.push_back((slot, self.region.qsbr().start()));
     }
 
     /// The writer's own view of a slot (only it writes, so reads never contend after recovery).

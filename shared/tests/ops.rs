@@ -256,7 +256,7 @@ fn update_changes_what_may_change_and_refuses_the_rest() {
 
 #[test]
 fn delete_hides_the_sa_zeroes_its_keys_and_frees_the_slot() {
-    let (_path, mut w, r) = setup(1);
+    let (_path, mut w, mut r) = setup(1);
     w.add_sa(&synthetic_sa(0x8000, 0)).unwrap();
     let h = r.lookup(0x8000, &SYNTHETIC_DST.into()).unwrap().unwrap();
     w.del_sa(key(0x8000)).unwrap();
@@ -265,8 +265,38 @@ fn delete_hides_the_sa_zeroes_its_keys_and_frees_the_slot() {
     assert!(raw.enc_key.iter().chain(&raw.auth_key).all(|b| *b == 0), "key bytes are zeroed");
     assert_eq!(r.reserve_seq(h, 1, false), Err(SeqError::Stale));
     assert!(matches!(w.del_sa(key(0x8000)), Err(OpError::NoSuchSa { .. })));
+    // The slot is reused once the reader has passed a quiescent state, as an lcore does between
+    // bursts.
+    r.quiescent();
     w.add_sa(&synthetic_sa(0x8001, 0)).unwrap();
     assert_eq!(w.query_sa(key(0x8001)).unwrap().counters.next_seq, 1, "a reused slot starts afresh");
+}
+
+/// An lcore may still hold a deleted SA's handle until its next quiescent state and record the
+/// SA's sequence numbers in the slot's runtime state: the slot waits for that before a new SA
+/// gets it, or the new SA would start with the old one's `replay_top`.
+#[test]
+fn a_deleted_sas_slot_is_reused_only_once_the_readers_have_moved_on() {
+    let (_path, mut w, mut r) = setup(2);
+    w.set_grace_timeout(std::time::Duration::from_millis(50));
+    w.add_sa(&synthetic_sa(0x8000, 0)).unwrap();
+    let old = r.lookup(0x8000, &SYNTHETIC_DST.into()).unwrap().unwrap();
+    w.del_sa(key(0x8000)).unwrap();
+    // The lcore that looked the SA up before the deletion records a number it accepted.
+    r.runtime(old).raise_replay_top(1_000_000);
+    w.add_sa(&synthetic_sa(0x8001, 0)).unwrap();
+    let other = r.lookup(0x8001, &SYNTHETIC_DST.into()).unwrap().unwrap();
+    assert_ne!(other.slot, old.slot, "another free slot is taken first");
+    // Only the deleted SA's slot is left, and the reader has not moved on.
+    let err = w.add_sa(&synthetic_sa(0x8002, 0)).unwrap_err();
+    assert!(matches!(err, OpError::ReaderStalled { pid, .. } if pid == std::process::id()), "{err}");
+    assert!(matches!(w.query_sa(key(0x8002)), Err(OpError::NoSuchSa { .. })), "a refused add changes nothing");
+    r.quiescent();
+    w.add_sa(&synthetic_sa(0x8002, 0)).unwrap();
+    let new = r.lookup(0x8002, &SYNTHETIC_DST.into()).unwrap().unwrap();
+    assert_eq!(new.slot, old.slot);
+    let counters = w.query_sa(key(0x8002)).unwrap().counters;
+    assert_eq!((counters.replay_top, counters.next_seq), (0, 1), "the new SA starts afresh");
 }
 
 #[test]

@@ -207,11 +207,11 @@ mod tests {
         let region = Arc::new(Region::create(&path.0, Capacities { sas: 8, readers: 4, ..Capacities::default() }).unwrap());
         let mut writer = Writer::attach(region.clone()).unwrap();
         writer.add_sa(&synthetic_sa(0x4242, 0)).unwrap();
-        let reader = Reader::attach(region.clone()).unwrap();
-        let lookup = || reader.lookup(0x4242, &SYNTHETIC_DST.into()).unwrap().unwrap();
+        let mut reader = Reader::attach(region.clone()).unwrap();
+        let lookup = |reader: &Reader| reader.lookup(0x4242, &SYNTHETIC_DST.into()).unwrap().unwrap();
 
         let mut cache = SaCache::new(Arc::new(PreparedSas::default()));
-        let h = lookup();
+        let h = lookup(&reader);
         for seq in [1, 2, 50] {
             cache.inbound(&reader, h).unwrap().replay_window().commit(seq).unwrap();
             reader.runtime(h).raise_replay_top(seq);
@@ -220,7 +220,7 @@ mod tests {
         let mut updated = synthetic_sa(0x4242, 0);
         updated.hard.seconds += 1;
         writer.update_sa(&updated).unwrap();
-        let after_update = lookup();
+        let after_update = lookup(&reader);
         assert_ne!(after_update.generation, h.generation);
         let window = cache.inbound(&reader, after_update).unwrap().replay_window();
         assert!(window.check(50).is_err() && window.check(2).is_err(), "accepted before the update");
@@ -232,10 +232,12 @@ mod tests {
         assert!(window.check(50).is_err() && window.check(49).is_err(), "accepted before the restart");
         assert!(window.check(51).is_ok());
 
-        // Deleted and installed again (same SPI, same slot): a new SA, whose window starts empty.
+        // Deleted and installed again (same SPI, same slot once the lcore has passed a quiescent
+        // state): a new SA, whose window starts empty.
         writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
+        reader.quiescent();
         writer.add_sa(&synthetic_sa(0x4242, 0)).unwrap();
-        let reinstalled = lookup();
+        let reinstalled = lookup(&reader);
         assert_eq!(reinstalled.slot, h.slot);
         assert!(cache.inbound(&reader, reinstalled).unwrap().replay_window().check(1).is_ok());
         writer.del_sa(SaKey { spi: 0x4242, dst: SYNTHETIC_DST }).unwrap();
