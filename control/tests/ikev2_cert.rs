@@ -111,11 +111,33 @@ fn failure(events: &[Event]) -> Option<Failure> {
     })
 }
 
-/// A fails to authenticate B (B's response is answered with nothing; A gives up the SA).
+/// A fails to authenticate B: A gives up the SA and tells B in an INFORMATIONAL request with
+/// AUTHENTICATION_FAILED (RFC 7296 2.21.2), and B, which held the IKE SA and its child as
+/// established, deletes them.
 fn initiator_rejects(mut pair: Pair) -> CertError {
     pair.initiate();
     pair.run(3, false);
     assert!(pair.a.ike_sas().is_empty(), "A keeps no SA");
+    assert_eq!(pair.a.stats().authentication_failed_sent, 1);
+    assert_eq!(pair.b.stats().authentication_failed_received, 1);
+    assert!(
+        pair.b.ike_sas().is_empty(),
+        "B deletes the IKE SA A did not accept"
+    );
+    assert!(
+        pair.b_events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDeleted { .. })),
+        "{:?}",
+        pair.b_events
+    );
+    assert!(
+        pair.b_events
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaDeleted { .. })),
+        "{:?}",
+        pair.b_events
+    );
     match failure(&pair.a_events) {
         Some(Failure::Certificate(error)) => error,
         other => panic!("A: {other:?} in {:?}", pair.a_events),

@@ -27,15 +27,27 @@ fn key(alg: &'static SignatureAlgorithm) -> KeyPair {
 }
 
 /// A CA and end-entity certificates for ours.example and charon.example, as PEM files in `dir`:
-/// ca.pem, ours.pem, ours.key, swanctl/x509/charon.pem, swanctl/pkcs8/charon.key.
+/// ca.pem, ours.pem, ours.key, swanctl/x509/charon.pem, swanctl/pkcs8/charon.key; and
+/// other-ca.pem, a CA that signed neither.
 fn make_certificates(dir: &Path, alg: &'static SignatureAlgorithm) {
+    let write = |path: &str, text: String| std::fs::write(dir.join(path), text).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "another CA");
+    write(
+        "other-ca.pem",
+        CertifiedIssuer::self_signed(params, key(alg))
+            .unwrap()
+            .pem(),
+    );
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params
         .distinguished_name
         .push(DnType::CommonName, "interop CA");
     let ca = CertifiedIssuer::self_signed(params, key(alg)).unwrap();
-    let write = |path: &str, text: String| std::fs::write(dir.join(path), text).unwrap();
     write("ca.pem", ca.pem());
     write("swanctl/x509ca/ca.pem", ca.pem());
     for (name, cert_path, key_path) in [
@@ -56,8 +68,8 @@ fn make_certificates(dir: &Path, alg: &'static SignatureAlgorithm) {
 }
 
 /// Two namespaces ("ct" + pid + tag, a: ours, b: charon's) joined by a veth, certificates,
-/// charon and `iked`.
-fn lab(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool) -> Lab {
+/// charon and `iked`, which trusts the CA in `our_ca`.
+fn lab(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool, our_ca: &str) -> Lab {
     let mut lab = Lab::new("ct", tag);
     lab.two_namespaces(OURS, THEIRS);
     make_certificates(&lab.dir, alg);
@@ -79,7 +91,7 @@ fn lab(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool) -> Lab {
         sock = lab.iked_socket().display(),
         cert = lab.path("ours.pem").display(),
         key = lab.path("ours.key").display(),
-        ca = lab.path("ca.pem").display(),
+        ca = lab.path(our_ca).display(),
     );
     let a = format!("{}a", lab.name);
     lab.start_iked(&a, &config);
@@ -87,7 +99,7 @@ fn lab(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool) -> Lab {
 }
 
 fn run_case(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool) {
-    let lab = lab(tag, alg, we_initiate);
+    let lab = lab(tag, alg, we_initiate, "ca.pem");
     if !we_initiate {
         lab.swanctl("--initiate --child net --ike ours --timeout 10");
     }
@@ -167,4 +179,39 @@ fn ecdsa_certificates_we_initiate() {
 #[test]
 fn ecdsa_certificates_charon_initiates() {
     run_case("er", &PKCS_ECDSA_P256_SHA256, false);
+}
+
+/// charon's certificate is from a CA we do not trust, ours from the one charon trusts: after
+/// IKE_AUTH charon holds the IKE SA as established, we refuse it and say so with
+/// AUTHENTICATION_FAILED in an INFORMATIONAL request (RFC 7296 2.21.2), and charon deletes it.
+#[test]
+fn charon_deletes_the_ike_sa_whose_authentication_we_refused() {
+    let lab = lab("xa", &PKCS_ECDSA_P256_SHA256, true, "other-ca.pem");
+    let charon_log = || std::fs::read_to_string(lab.path("charon.log")).unwrap_or_default();
+    lab.wait_for(
+        "charon to receive AUTHENTICATION_FAILED",
+        Duration::from_secs(15),
+        || charon_log().contains("parsed INFORMATIONAL request 2 [ N(AUTH_FAILED) ]"),
+    );
+    lab.wait_for(
+        "charon to delete the IKE SA",
+        Duration::from_secs(5),
+        || charon_log().contains("IKE_SA deleted"),
+    );
+    assert!(
+        charon_log().contains("authentication of 'ours.example' with"),
+        "{}",
+        lab.logs()
+    );
+    assert!(
+        !lab.swanctl("--list-sas").contains("ESTABLISHED"),
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(
+        lab.ctl("list").as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        lab.logs()
+    );
 }

@@ -181,6 +181,8 @@ fn stats(s: &crate::ikev2::Stats) -> Value {
         "invalid_spi_sent": s.invalid_spi_sent,
         "invalid_spi_rate_limited": s.invalid_spi_rate_limited,
         "invalid_spi_received": s.invalid_spi_received,
+        "authentication_failed_sent": s.authentication_failed_sent,
+        "authentication_failed_received": s.authentication_failed_received,
     })
 }
 

@@ -142,6 +142,10 @@ pub struct Stats {
     pub invalid_spi_sent: u64,
     pub invalid_spi_rate_limited: u64,
     pub invalid_spi_received: u64,
+    /// AUTHENTICATION_FAILED notifications sent to responders whose IKE_AUTH response did not
+    /// authenticate them, and received from initiators that ours did not (RFC 7296 2.21.2).
+    pub authentication_failed_sent: u64,
+    pub authentication_failed_received: u64,
 }
 
 /// Where inbound child SA SPIs come from (the shared region's allocator in the daemon).

@@ -84,6 +84,12 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
         return Keep::Yes;
     };
     if let Err(failure) = authenticate(ctx, sa, inner) {
+        if matches!(
+            failure.notify(),
+            Some((NotifyType::AuthenticationFailed, _))
+        ) {
+            report_authentication_failed(ctx, sa);
+        }
         ctx.fail(sa, failure);
         return Keep::Remove;
     }
@@ -142,6 +148,25 @@ pub fn handle_response(ctx: &mut Ctx<'_>, sa: &mut IkeSa, inner: &[Payload]) -> 
         Err(failure) => ctx.fail(sa, failure),
     }
     Keep::Yes
+}
+
+/// Tells the responder that its IKE_AUTH response did not authenticate it: it holds the IKE SA
+/// as established until then. An error found in a response goes back in an INFORMATIONAL
+/// request of its own (RFC 7296 2.21.2); this one is sent once and not waited for, since the IKE
+/// SA is deleted here at once (as strongSwan does).
+fn report_authentication_failed(ctx: &mut Ctx<'_>, sa: &mut IkeSa) {
+    let notify = Payload::Notify(Notify::new(NotifyType::AuthenticationFailed, vec![]));
+    let message_id = sa.next_request_id.wrapping_add(1);
+    if let Ok(datagrams) = sa.seal(
+        ExchangeType::Informational,
+        false,
+        message_id,
+        &[notify],
+        ctx.rng,
+    ) {
+        ctx.stats.authentication_failed_sent += 1;
+        ctx.send_all(sa.local, sa.remote, datagrams);
+    }
 }
 
 /// The responder proves it holds the key or the certificate: IDr must be the configured one,

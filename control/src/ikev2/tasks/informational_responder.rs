@@ -1,5 +1,6 @@
-//! INFORMATIONAL requests from the peer (RFC 7296 1.4): deletes and liveness checks, and the
-//! refusal of exchanges we do not implement.
+//! INFORMATIONAL requests from the peer (RFC 7296 1.4): deletes and liveness checks, the
+//! initiator's report that our IKE_AUTH response did not authenticate us, and the refusal of
+//! exchanges we do not implement.
 use crate::ikev2::engine::{Ctx, Event, Keep};
 use crate::ikev2::payloads::notifies;
 use crate::ikev2::rekey;
@@ -16,7 +17,12 @@ pub fn handle_request(
 ) -> Keep {
     // RFC 7296 2.21.4: the peer got ESP on an SPI it does not know; nothing to undo here.
     ctx.stats.invalid_spi_received += notifies(inner, NotifyType::InvalidSpi).count() as u64;
-    let mut delete_ike = false;
+    // RFC 7296 2.21.2: the initiator could not authenticate us and has deleted the IKE SA.
+    let authentication_failed = notifies(inner, NotifyType::AuthenticationFailed)
+        .next()
+        .is_some();
+    ctx.stats.authentication_failed_received += u64::from(authentication_failed);
+    let mut delete_ike = authentication_failed;
     let mut deleted_inbound = Vec::new();
     for payload in inner {
         match payload {
