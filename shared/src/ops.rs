@@ -63,7 +63,8 @@ pub struct Writer {
     /// reused only once every reader has passed a quiescent state since: until then an lcore
     /// may still hold a handle to the deleted SA and write its sequence number or traffic into
     /// the slot's runtime state, which a new SA there would inherit (a `replay_top` too high
-    /// would drop its packets after a dataplane restart).
+    /// would drop its packets after a dataplane restart). A writer that attaches anew does not
+    /// know them and takes every free slot as free.
     retired: VecDeque<(u32, u64)>,
     grace_timeout: Duration,
 }
