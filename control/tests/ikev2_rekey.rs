@@ -639,3 +639,43 @@ fn simultaneous_child_rekey_with_a_pfs_retry_keeps_one_new_child() {
         }
     }
 }
+
+/// The IKE SA's algorithms are the ones the original initiator put first; the original
+/// responder prefers others. When the responder rekeys the IKE SA, its KE payload is of the SA's
+/// group, so its first proposal must carry the SA's algorithms: the initiator, answering in the
+/// order of the proposals (as ours does), would otherwise choose the responder's
+/// preferred group and refuse the KE (INVALID_KE_PAYLOAD), every time.
+#[test]
+fn ike_rekey_by_the_original_responder_keeps_the_algorithms_the_initiator_chose() {
+    let mut a = peer("to-b", "a.example", "b.example", 1, 2);
+    let mut b = peer("from-a", "b.example", "a.example", 2, 1);
+    a.ike_proposals = vec![cbc_modp2048(), gcm_ecp256()];
+    b.ike_proposals = vec![gcm_ecp256(), cbc_modp2048()];
+    let mut pair = established_from_configs(
+        EngineConfig::new(vec![a]),
+        EngineConfig::new(vec![b]),
+        (71, 72),
+    );
+    let old_b = only_ike_sa(&pair.b);
+    assert!(pair.b.rekey_ike(pair.now, old_b.our_spi()));
+    pair.run(6, false);
+    let ((a, _), (b, _)) = assert_agree(&mut pair);
+    assert_ne!(
+        (b.spi_i, b.spi_r),
+        (old_b.spi_i, old_b.spi_r),
+        "the IKE SA was replaced"
+    );
+    assert!(!a.initiator && b.initiator);
+    for events in [&pair.a_events, &pair.b_events] {
+        assert_eq!(
+            count(events, |e| matches!(e, Event::IkeSaFailed { .. })),
+            0,
+            "{events:?}"
+        );
+        assert_eq!(
+            count(events, |e| matches!(e, Event::IkeSaRekeyed { .. })),
+            1,
+            "{events:?}"
+        );
+    }
+}

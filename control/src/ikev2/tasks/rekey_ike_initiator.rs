@@ -2,10 +2,11 @@
 //! takes the child SAs, then the old one is deleted. When the peer rekeyed the same IKE SA at the
 //! same time, the exchange with the lowest nonce made the redundant SA (2.8.2).
 use crate::crypto::DhKey;
+use crate::ikev2::config::IkeProposal;
 use crate::ikev2::engine::{Ctx, Keep};
 use crate::ikev2::error::Failure;
 use crate::ikev2::payloads::{error_notify, ke, nonce, sa_payload};
-use crate::ikev2::proposal::{accept_ike_answer, ike_sa_payload};
+use crate::ikev2::proposal::{accept_ike_answer, ike_sa_payload, IkeAlgorithms};
 use crate::ikev2::rekey::{self, NewIkeSa, PendingIkeRekey};
 use crate::ikev2::sa::{IkeSa, Request};
 use crate::ikev2::tasks::ike_init_initiator::NONCE_LEN;
@@ -14,19 +15,23 @@ use crate::wire::ikev2::{KeyExchange, Payload};
 use std::collections::HashMap;
 
 /// HDR, SK {SA, Ni, KEi}; `None` when this SA is already being replaced. The KE payload is of
-/// the current SA's group, which the peer accepted before.
+/// the current SA's group, which the peer accepted before, and the first proposal is the current
+/// SA's algorithms (as strongSwan does): a peer that answers in the order of the proposals would
+/// otherwise pick our first configured one, whose group may not be the KE's, and refuse the KE
+/// (RFC 7296 1.3) at every rekey when the original initiator preferred other algorithms.
 pub fn request(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Option<Vec<Payload>> {
     if sa.rekey.successor.is_some() || sa.rekey.pending.is_some() {
         return None;
     }
-    let group = sa.algorithms?.group;
+    let current = sa.algorithms?;
+    let group = current.group;
     let dh = DhKey::generate(group, ctx.rng).ok()?;
     let public = dh.public_value().ok()?;
     let new_spi = ctx.random_spi();
     let ni = ctx.random(NONCE_LEN);
-    let proposals = &ctx.config.peers[sa.peer].ike_proposals;
+    let proposals = current_first(&current, &ctx.config.peers[sa.peer].ike_proposals);
     let payloads = vec![
-        Payload::Sa(ike_sa_payload(proposals, &new_spi.to_be_bytes())),
+        Payload::Sa(ike_sa_payload(&proposals, &new_spi.to_be_bytes())),
         Payload::Nonce(ni.clone()),
         Payload::Ke(KeyExchange {
             group,
@@ -35,6 +40,19 @@ pub fn request(ctx: &mut Ctx<'_>, sa: &mut IkeSa) -> Option<Vec<Payload>> {
     ];
     sa.rekey.pending = Some(PendingIkeRekey { new_spi, ni, dh });
     Some(payloads)
+}
+
+/// The SA's current algorithms as a proposal of their own, then the configured proposals.
+fn current_first(current: &IkeAlgorithms, configured: &[IkeProposal]) -> Vec<IkeProposal> {
+    let first = IkeProposal {
+        encryption: current.encryption,
+        integrity: current.integrity,
+        prf: current.prf,
+        groups: vec![current.group],
+    };
+    std::iter::once(first.clone())
+        .chain(configured.iter().filter(|p| **p != first).cloned())
+        .collect()
 }
 
 pub fn handle_response(
