@@ -179,3 +179,28 @@ fn a_file_naming_ikeds_sas_or_reqids_is_refused_and_changes_nothing() {
     assert_eq!((loader.policies(), loader.list_sas().len(), loader.spd_version()), before);
     ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
 }
+
+/// A file whose SAs do not fit in the SAD beside iked's is refused before anything changes, not
+/// loaded halfway (its old SAs deleted, some of the new ones added).
+#[test]
+fn a_file_too_large_for_the_sad_is_refused_and_changes_nothing() {
+    let IkedsRegion { _path, region, rules: ikeds_rules, sas: ikeds_sas } = region_with_ikeds_entries("too-large");
+    let mut loader = Writer::attach(region).unwrap();
+    provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000), ("198.18.3.0/24", 2, 0x2000)])).unwrap();
+    let before = (loader.policies(), loader.list_sas(), loader.spd_version());
+
+    // 16 slots: iked holds 3, so 13 are there for the file; seven tunnels need 14.
+    let subnets: Vec<String> = (0..7).map(|i| format!("198.18.{}.0/24", 20 + i)).collect();
+    // Reqids below the region's 16, other than iked's 9.
+    let reqids = [3, 4, 5, 6, 7, 8, 10];
+    let tunnels: Vec<(&str, u32, u32)> = subnets.iter().zip(reqids).enumerate().map(|(i, (s, reqid))| (s.as_str(), reqid, 0x4000 + 0x10 * i as u32)).collect();
+    let err = provision::load(&mut loader, &config(&tunnels)).unwrap_err();
+    assert!(matches!(err, LoadError::SadTooSmall { needed: 14, room: 13 }), "{err}");
+    assert_eq!((loader.policies(), loader.list_sas(), loader.spd_version()), before, "nothing changed");
+    ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
+
+    // Six tunnels fit.
+    let report = provision::load(&mut loader, &config(&tunnels[..6])).unwrap();
+    assert_eq!((report.sas_added, report.sas_deleted), (12, 4));
+    ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
+}

@@ -184,6 +184,11 @@ impl Writer {
         Ok(())
     }
 
+    /// How many more SAs the SAD can take now (some of the slots after their grace period).
+    pub fn free_sa_slots(&self) -> usize {
+        self.free.len() + self.retired.len()
+    }
+
     /// Every SA and reserved SPI in the region.
     pub fn list_sas(&self) -> Vec<SaInfo> {
         inspect::list_sas(&self.region)

@@ -42,6 +42,8 @@ pub enum LoadError {
     NegotiatedSa(SaKey),
     #[error("reqid {0} is used by iked's negotiated rules; give the configuration's rules and SAs another")]
     NegotiatedReqid(u32),
+    #[error("the configuration adds {needed} SAs, the SAD has room for {room} once the SAs it no longer names are deleted")]
+    SadTooSmall { needed: usize, room: usize },
 }
 
 pub fn load(writer: &mut Writer, config: &Config) -> Result<LoadReport, LoadError> {
@@ -62,6 +64,13 @@ pub fn load(writer: &mut Writer, config: &Config) -> Result<LoadReport, LoadErro
     let installed = writer.list_sas();
     if let Some(taken) = installed.iter().find(|info| is_negotiated(info) && wanted.contains(&info.key)) {
         return Err(LoadError::NegotiatedSa(taken.key));
+    }
+    // Refused before any change, rather than half loaded when the SAD fills up.
+    let unwanted = installed.iter().filter(|info| !is_negotiated(info) && !wanted.contains(&info.key)).count();
+    let needed = wanted.iter().filter(|key| !installed.iter().any(|info| info.key == **key)).count();
+    let room = writer.free_sa_slots() + unwanted;
+    if needed > room {
+        return Err(LoadError::SadTooSmall { needed, room });
     }
     for info in &installed {
         if is_negotiated(info) {
