@@ -10,8 +10,9 @@ use dataplane::gateway::config::Config;
 use dataplane::gateway::provision::{self, LoadError, LoadReport};
 use shared::event::SaKey;
 use shared::layout::Capacities;
-use shared::ops::Writer;
+use shared::ops::{OpError, Writer};
 use shared::policy::Policy;
+use shared::reader::Reader;
 use shared::region::Region;
 
 const PORTS: &str = r#"
@@ -72,8 +73,16 @@ reqid = {reqid}
 }
 
 fn config(tunnels: &[(&str, u32, u32)]) -> Config {
+    parse(&config_text(tunnels))
+}
+
+fn config_text(tunnels: &[(&str, u32, u32)]) -> String {
     let text: String = tunnels.iter().map(|&(remote, reqid, spi)| tunnel(remote, reqid, spi)).collect();
-    Config::parse(Path::new("test.toml"), &format!("{PORTS}{text}")).unwrap()
+    format!("{PORTS}{text}")
+}
+
+fn parse(text: &str) -> Config {
+    Config::parse(Path::new("test.toml"), text).unwrap()
 }
 
 struct TempRegion(std::path::PathBuf);
@@ -202,5 +211,59 @@ fn a_file_too_large_for_the_sad_is_refused_and_changes_nothing() {
     // Six tunnels fit.
     let report = provision::load(&mut loader, &config(&tunnels[..6])).unwrap();
     assert_eq!((report.sas_added, report.sas_deleted), (12, 4));
+    ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
+}
+
+/// The SPI of the outbound SA the rules of `reqid` use, as an lcore finds it.
+fn outbound_spi(lcore: &Reader, reqid: u32) -> Option<u32> {
+    let handle = lcore.outbound(reqid).unwrap()?;
+    lcore.read_sa(handle).unwrap().map(|record| record.spi)
+}
+
+/// A file that changes what an installed SA cannot change (its keys) is refused before anything
+/// changes; before, the SAs the file no longer named were already deleted when the update failed.
+#[test]
+fn a_file_changing_an_sas_keys_is_refused_and_changes_nothing() {
+    let IkedsRegion { _path, region, rules: ikeds_rules, sas: ikeds_sas } = region_with_ikeds_entries("rekeyed");
+    let mut loader = Writer::attach(region).unwrap();
+    provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000), ("198.18.3.0/24", 2, 0x2000)])).unwrap();
+    let before = (loader.policies(), loader.list_sas(), loader.spd_version());
+
+    let new_keys = config_text(&[("198.18.2.0/24", 1, 0x1000)]).replace("0101010101", "0303030303");
+    let err = provision::load(&mut loader, &parse(&new_keys)).unwrap_err();
+    assert!(err.to_string().contains("SA 0x00001001: keys cannot change"), "{err}");
+    assert_eq!((loader.policies(), loader.list_sas(), loader.spd_version()), before, "nothing changed");
+    ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
+}
+
+/// Make before break: a load that fails partway, here at the SPD's publication because an lcore
+/// stopped passing quiescent states, takes back what it did. The SAs the file no longer names
+/// are still there (they go only after the new rules are in), and the rules still lead to the
+/// outbound SA they led to, although the file's new outbound SA of that reqid was added.
+#[test]
+fn a_load_that_fails_partway_is_taken_back() {
+    let IkedsRegion { _path, region, rules: ikeds_rules, sas: ikeds_sas } = region_with_ikeds_entries("undone");
+    let mut loader = Writer::attach(region.clone()).unwrap();
+    loader.set_grace_timeout(std::time::Duration::from_millis(50));
+    let mut lcore = Reader::attach(region).unwrap();
+    provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000)])).unwrap();
+    lcore.quiescent();
+    provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000), ("198.18.3.0/24", 2, 0x2000)])).unwrap();
+    let before = (loader.policies(), loader.list_sas(), loader.spd_version());
+    assert_eq!(outbound_spi(&lcore, 1), Some(0x1001));
+
+    // Tunnel 2 goes, tunnel 1 gets new SAs (0x1100, 0x1101), tunnel 4 comes: the lcore has not
+    // passed a quiescent state since the last snapshot, so the next cannot be published.
+    let next = config(&[("198.18.2.0/24", 1, 0x1100), ("198.18.4.0/24", 4, 0x4000)]);
+    let err = provision::load(&mut loader, &next).unwrap_err();
+    assert!(matches!(err, LoadError::Op(OpError::ReaderStalled { .. })), "{err}");
+    assert_eq!((loader.policies(), loader.list_sas(), loader.spd_version()), before, "taken back");
+    assert_eq!(outbound_spi(&lcore, 1), Some(0x1001), "the rules of reqid 1 lead to their old SA");
+    ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
+
+    lcore.quiescent();
+    let report = provision::load(&mut loader, &next).unwrap();
+    assert_eq!((report.sas_added, report.sas_deleted, report.spd_published), (4, 4, true));
+    assert_eq!(outbound_spi(&lcore, 1), Some(0x1101));
     ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
 }

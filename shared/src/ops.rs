@@ -44,7 +44,7 @@ pub enum OpError {
     NoSuchPolicy(u32),
     #[error(
         "reader slot {slot} (process {pid}) has not passed a quiescent state for {waited:?}; \
-         the SPD was left unchanged"
+         the change was not made"
     )]
     ReaderStalled { slot: usize, pid: u32, waited: Duration },
     #[error("no free SPI for {0} after {GET_SPI_TRIES} random tries")]
@@ -151,19 +151,22 @@ impl Writer {
         let slot = self.live_slot(config.spi, config.dst)?;
         let old = self.record(slot);
         let new = SaRecord::live(config, old.installed_at_ns);
-        for (field, same) in [
-            ("direction", old.direction == new.direction),
-            ("mode", old.mode == new.mode),
-            ("suite", (old.cipher, old.integrity, old.icv_len) == (new.cipher, new.integrity, new.icv_len)),
-            ("keys", old.enc_key == new.enc_key && old.auth_key == new.auth_key),
-            ("ESN", (old.flags ^ new.flags) & crate::sa::FLAG_ESN == 0),
-        ] {
-            if !same {
-                return Err(OpError::Immutable { spi: config.spi, field });
-            }
-        }
+        check_immutable(&old, &new)?;
         self.change(Change::Upsert { slot, record: new, fresh: false });
         Ok(())
+    }
+
+    /// What `add_sa` or `update_sa` would refuse in `config` itself, whatever the room in the
+    /// SAD: an invalid configuration, a reqid out of range, or, for an SA live under its SPI and
+    /// destination, a change of what is fixed for its life. For a caller that must know before
+    /// it changes anything.
+    pub fn check_sa(&self, config: &SaConfig) -> Result<(), OpError> {
+        config.validate()?;
+        self.check_reqid(config.reqid)?;
+        match self.live_slot(config.spi, config.dst) {
+            Ok(slot) => check_immutable(&self.record(slot), &SaRecord::live(config, 0)),
+            Err(_) => Ok(()),
+        }
     }
 
     /// An SA's configuration, state and runtime counters.
@@ -422,6 +425,22 @@ impl Writer {
             }
         }
     }
+}
+
+/// Keys, suite, direction, mode and ESN are fixed for an SA's life.
+fn check_immutable(old: &SaRecord, new: &SaRecord) -> Result<(), OpError> {
+    for (field, same) in [
+        ("direction", old.direction == new.direction),
+        ("mode", old.mode == new.mode),
+        ("suite", (old.cipher, old.integrity, old.icv_len) == (new.cipher, new.integrity, new.icv_len)),
+        ("keys", old.enc_key == new.enc_key && old.auth_key == new.auth_key),
+        ("ESN", (old.flags ^ new.flags) & crate::sa::FLAG_ESN == 0),
+    ] {
+        if !same {
+            return Err(OpError::Immutable { spi: new.spi, field });
+        }
+    }
+    Ok(())
 }
 
 fn process_alive(pid: u32) -> bool {
