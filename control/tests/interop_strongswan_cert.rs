@@ -67,9 +67,19 @@ fn make_certificates(dir: &Path, alg: &'static SignatureAlgorithm) {
     }
 }
 
+/// charon's IKE fragments are at most 600 bytes.
+const FRAGMENTS: &str = "fragment_size = 600";
+
 /// Two namespaces ("ct" + pid + tag, a: ours, b: charon's) joined by a veth, certificates,
-/// charon and `iked`, which trusts the CA in `our_ca`.
-fn lab(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool, our_ca: &str) -> Lab {
+/// charon (`charon_options` in its `charon { }` section) and `iked`, which trusts the CA in
+/// `our_ca`.
+fn lab(
+    tag: &str,
+    alg: &'static SignatureAlgorithm,
+    we_initiate: bool,
+    our_ca: &str,
+    charon_options: &str,
+) -> Lab {
     let mut lab = Lab::new("ct", tag);
     lab.two_namespaces(OURS, THEIRS);
     make_certificates(&lab.dir, alg);
@@ -82,7 +92,7 @@ fn lab(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool, our_ca: &
         dpd = if we_initiate { "0s" } else { "30s" }
     );
     let b = format!("{}b", lab.name);
-    lab.start_charon(&b, "fragment_size = 600", &swanctl);
+    lab.start_charon(&b, charon_options, &swanctl);
     let config = format!(
         "[daemon]\nlisten = \"{OURS}\"\ncontrol_socket = \"{sock}\"\nlog_keys = true\n\n\
          [[peer]]\nname = \"charon\"\nremote = \"{THEIRS}\"\nlocal_id = \"fqdn:ours.example\"\nremote_id = \"fqdn:charon.example\"\n\
@@ -98,8 +108,14 @@ fn lab(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool, our_ca: &
     lab
 }
 
-fn run_case(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool) {
-    let lab = lab(tag, alg, we_initiate, "ca.pem");
+/// Brings a child SA up and checks it at both ends; returns charon's log.
+fn run_case(
+    tag: &str,
+    alg: &'static SignatureAlgorithm,
+    we_initiate: bool,
+    charon_options: &str,
+) -> String {
+    let lab = lab(tag, alg, we_initiate, "ca.pem", charon_options);
     if !we_initiate {
         lab.swanctl("--initiate --child net --ike ours --timeout 10");
     }
@@ -159,26 +175,47 @@ fn run_case(tag: &str, alg: &'static SignatureAlgorithm, we_initiate: bool) {
             lab.logs()
         );
     }
+    charon_log
 }
 
 #[test]
 fn rsa_certificates_with_fragmented_ike_auth_we_initiate() {
-    run_case("ri", &PKCS_RSA_SHA256, true);
+    run_case("ri", &PKCS_RSA_SHA256, true, FRAGMENTS);
 }
 
 #[test]
 fn rsa_certificates_with_fragmented_ike_auth_charon_initiates() {
-    run_case("rr", &PKCS_RSA_SHA256, false);
+    run_case("rr", &PKCS_RSA_SHA256, false, FRAGMENTS);
 }
 
 #[test]
 fn ecdsa_certificates_we_initiate() {
-    run_case("ei", &PKCS_ECDSA_P256_SHA256, true);
+    run_case("ei", &PKCS_ECDSA_P256_SHA256, true, FRAGMENTS);
 }
 
 #[test]
 fn ecdsa_certificates_charon_initiates() {
-    run_case("er", &PKCS_ECDSA_P256_SHA256, false);
+    run_case("er", &PKCS_ECDSA_P256_SHA256, false, FRAGMENTS);
+}
+
+/// A peer without RFC 7427, as Windows hosts before its support: charon with
+/// `signature_authentication = no` sends no SIGNATURE_HASH_ALGORITHMS, signs with method 1 (RSA
+/// with SHA-1) and accepts nothing else from an RSA key. We sign with method 1 too, as initiator
+/// and as responder, and charon verifies it.
+#[test]
+fn rsa_method_1_with_a_peer_without_rfc7427() {
+    let options = format!("{FRAGMENTS}\n signature_authentication = no");
+    for (tag, we_initiate) in [("mi", true), ("mr", false)] {
+        let log = run_case(tag, &PKCS_RSA_SHA256, we_initiate, &options);
+        for who in ["'ours.example'", "'charon.example' (myself)"] {
+            assert!(
+                log.contains(&format!(
+                    "authentication of {who} with RSA signature successful"
+                )),
+                "{who} not authenticated with method 1\n{log}"
+            );
+        }
+    }
 }
 
 /// charon's certificate is from a CA we do not trust, ours from the one charon trusts: after
@@ -186,7 +223,13 @@ fn ecdsa_certificates_charon_initiates() {
 /// AUTHENTICATION_FAILED in an INFORMATIONAL request (RFC 7296 2.21.2), and charon deletes it.
 #[test]
 fn charon_deletes_the_ike_sa_whose_authentication_we_refused() {
-    let lab = lab("xa", &PKCS_ECDSA_P256_SHA256, true, "other-ca.pem");
+    let lab = lab(
+        "xa",
+        &PKCS_ECDSA_P256_SHA256,
+        true,
+        "other-ca.pem",
+        FRAGMENTS,
+    );
     let charon_log = || std::fs::read_to_string(lab.path("charon.log")).unwrap_or_default();
     lab.wait_for(
         "charon to receive AUTHENTICATION_FAILED",

@@ -3,6 +3,7 @@
 use crate::wire::ikev2::{Auth, AuthMethod};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair, RsaKeyPair, VerificationAlgorithm};
+use aws_lc_rsa_sha1::RsaSha1Key;
 use x509_parser::oid_registry::{
     Oid, OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
     OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512, OID_PKCS1_RSAENCRYPTION,
@@ -78,7 +79,8 @@ pub enum SignatureError {
 
 /// Our private key.
 pub enum SigningKey {
-    Rsa(RsaKeyPair),
+    /// Two handles on the same key: SHA-2 signatures (RFC 7427) and SHA-1 ones (method 1).
+    Rsa { key: RsaKeyPair, sha1: RsaSha1Key },
     /// Two handles on the same key: ASN.1 DER signatures (RFC 7427) and fixed r|s (RFC 4754).
     Ecdsa {
         curve: Curve,
@@ -90,7 +92,9 @@ pub enum SigningKey {
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SigningKey::Rsa(k) => write!(f, "RSA-{} private key", k.public_modulus_len() * 8),
+            SigningKey::Rsa { key, .. } => {
+                write!(f, "RSA-{} private key", key.public_modulus_len() * 8)
+            }
             SigningKey::Ecdsa { curve, .. } => write!(f, "ECDSA {curve:?} private key"),
         }
     }
@@ -157,8 +161,9 @@ impl Curve {
 impl SigningKey {
     /// A private key in DER: PKCS#8, or PKCS#1 (RSA) or SEC1 (EC) as `openssl` and `pki` write.
     pub fn from_der(der: &[u8]) -> Result<SigningKey, SignatureError> {
-        if let Ok(rsa) = RsaKeyPair::from_pkcs8(der).or_else(|_| RsaKeyPair::from_der(der)) {
-            return Ok(SigningKey::Rsa(rsa));
+        if let Ok(key) = RsaKeyPair::from_pkcs8(der).or_else(|_| RsaKeyPair::from_der(der)) {
+            let sha1 = RsaSha1Key::from_der(der).map_err(|_| SignatureError::UnsupportedKey)?;
+            return Ok(SigningKey::Rsa { key, sha1 });
         }
         for curve in Curve::ALL {
             let (asn1_alg, fixed_alg) = curve.signing();
@@ -177,15 +182,15 @@ impl SigningKey {
     /// certificate.
     pub fn public_key(&self) -> &[u8] {
         match self {
-            SigningKey::Rsa(k) => k.public_key().as_ref(),
+            SigningKey::Rsa { key, .. } => key.public_key().as_ref(),
             SigningKey::Ecdsa { asn1, .. } => asn1.public_key().as_ref(),
         }
     }
 
     /// Signs `octets` (RFC 7296 2.15). With RFC 7427 (the peer sent SIGNATURE_HASH_ALGORITHMS)
     /// the Digital Signature method is used with the first of our hashes the peer accepts;
-    /// otherwise RFC 4754 ECDSA. RSA needs RFC 7427: method 1's SHA-1 signatures cannot be made
-    /// with our crypto library (they are verified, see [`verify`]).
+    /// otherwise RFC 4754 ECDSA, or method 1 for RSA, with SHA-1 as strongSwan and Windows make
+    /// and expect it (the only RSA signature such a peer takes).
     pub fn sign(
         &self,
         peer_hashes: &[HashAlgorithm],
@@ -194,7 +199,7 @@ impl SigningKey {
     ) -> Result<Auth, SignatureError> {
         let rng = SystemRandom::new();
         let preferred = match self {
-            SigningKey::Rsa(_) => HashAlgorithm::Sha256,
+            SigningKey::Rsa { .. } => HashAlgorithm::Sha256,
             SigningKey::Ecdsa { curve, .. } => curve.hash(),
         };
         let Some(hash) = [preferred]
@@ -211,11 +216,16 @@ impl SigningKey {
                         .as_ref()
                         .to_vec(),
                 }),
-                SigningKey::Rsa(_) => Err(SignatureError::MethodForKey(AuthMethod::RsaSignature)),
+                SigningKey::Rsa { sha1, .. } => Ok(Auth {
+                    method: AuthMethod::RsaSignature,
+                    data: sha1
+                        .sign(octets)
+                        .map_err(|_| SignatureError::SigningFailed)?,
+                }),
             };
         };
         let (algorithm, signature) = match self {
-            SigningKey::Rsa(key) => {
+            SigningKey::Rsa { key, .. } => {
                 let (encoding, algorithm): (&'static dyn sig::RsaEncoding, _) =
                     match (rsa_padding, hash) {
                         (RsaPadding::Pkcs1, HashAlgorithm::Sha256) => {
@@ -531,12 +541,18 @@ mod tests {
         }
     }
 
+    /// A peer without RFC 7427 gets method 1 (RFC 7296 3.8) from an RSA key: SHA-1, which our
+    /// verifier and openssl (`rsa_method_1_signatures_from_openssl_verify`) check the same way.
     #[test]
-    fn rsa_without_rfc7427_is_refused_rather_than_signed_with_sha1() {
-        let (_, key, _) = key_and_cert(&rcgen::PKCS_RSA_SHA256);
+    fn rsa_without_rfc7427_signs_with_method_1() {
+        let (_, key, cert) = key_and_cert(&rcgen::PKCS_RSA_SHA256);
+        let auth = key.sign(&[], RsaPadding::Pkcs1, b"signed octets").unwrap();
+        assert_eq!(auth.method, AuthMethod::RsaSignature);
+        assert_eq!(auth.data.len(), 256);
+        assert_eq!(check(&cert, &auth, b"signed octets"), Ok(()));
         assert_eq!(
-            key.sign(&[], RsaPadding::Pkcs1, b"x").unwrap_err(),
-            SignatureError::MethodForKey(AuthMethod::RsaSignature)
+            check(&cert, &auth, b"other octets"),
+            Err(SignatureError::BadSignature)
         );
     }
 
