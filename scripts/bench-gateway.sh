@@ -10,8 +10,8 @@
 # the output port's opackets read through the EAL telemetry socket, median of SAMPLES one-second
 # rates after WARMUP seconds, as in scripts/bench-io-baseline.sh, which this script then runs for
 # the references measured in the same run, before and after the gateway cells (testpmd io,
-# ipsec-secgw AES-256-GCM encrypt and decrypt, one core, and on 2 cores when CORES has 2; with
-# the same SAs and flows as the gateway's cells: one SA, and 64 SAs when SAS has "many").
+# ipsec-secgw encrypt and decrypt, one core, and on 2 cores when CORES has 2; with the same
+# suites, SAs and flows as the gateway's cells: one SA, and 64 SAs when SAS has "many").
 # Decryption runs with the anti-replay check off (replay_window = 0): the pcap repeats itself.
 # Exception interfaces (net_tap) live in a namespace this script creates and deletes.
 #
@@ -141,7 +141,7 @@ references() {
   local two=0
   [[ " ${CORES[*]} " == *" 2 "* ]] && two=1
   SIZES="$(printf '%s ' "${SIZES[@]}" | sed 's/imix//')" WARMUP=$WARMUP SAMPLES=$SAMPLES SECGW_2CORES=$two \
-    SECGW_SAS="${SAS[*]}" ./scripts/bench-io-baseline.sh
+    SECGW_SAS="${SAS[*]}" SECGW_SUITES="${SUITES[*]}" ./scripts/bench-io-baseline.sh
 }
 if [ "$BASELINE" = 1 ]; then
   echo "references in the same run, before the gateway cells (scripts/bench-io-baseline.sh):"
