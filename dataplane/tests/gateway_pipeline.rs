@@ -338,7 +338,7 @@ fn cbc_packets_are_sealed_in_bursts() {
             frames.push(frame_out);
             unsealed.push(u);
         }
-        let mut list: Vec<(&mut [u8], _)> = frames.iter_mut().map(|f| &mut f[..]).zip(unsealed).collect();
+        let mut list: Vec<(&mut [u8], _)> = frames.iter_mut().map(|f| &mut f[..]).zip(&unsealed).collect();
         assert_eq!(p.seal_burst(&mut list).to_vec(), vec![true; usize::from(burst)]);
         for (port, frame_out) in (0..burst).zip(&frames) {
             let mut mem = vec![0u8; 2048];
@@ -356,7 +356,7 @@ fn cbc_packets_are_sealed_in_bursts() {
     // it) is reported unsealed, so that it is never sent, and counted as such.
     let (_, mut frame_out) = run(p, Side::Protected, &long_frame(None, [198, 18, 1, 2], [198, 18, 2, 2], 17, 64, 999, 600), false);
     let u = p.take_unsealed().expect("left unsealed");
-    assert_eq!(p.seal_burst(&mut [(&mut frame_out[..40], u)]).to_vec(), vec![false]);
+    assert_eq!(p.seal_burst(&mut [(&mut frame_out[..40], &u)]).to_vec(), vec![false]);
     assert_eq!(f.counters.dropped(dataplane::DropReason::SealFailed.into()), 1);
     assert_eq!(f.counters.dropped(dataplane::DropReason::TooBig.into()), 0);
 }
@@ -404,9 +404,9 @@ fn cbc_packets_are_opened_in_bursts() {
             p.take_unopened().expect("waits to be opened")
         })
         .collect();
-    let mut list: Vec<(&mut [u8], _)> = bufs.iter_mut().map(dataplane::PacketBuf::data_mut).zip(unopened.iter().copied()).collect();
+    let mut list: Vec<(&mut [u8], _)> = bufs.iter_mut().map(dataplane::PacketBuf::data_mut).zip(&unopened).collect();
     let opened = p.open_burst(&mut list);
-    let verdicts: Vec<Verdict> = bufs.iter_mut().zip(unopened).zip(opened).map(|((buf, u), result)| p.resume_opened(buf, u, result)).collect();
+    let verdicts: Vec<Verdict> = bufs.iter_mut().zip(&unopened).zip(opened).map(|((buf, u), result)| p.resume_opened(buf, u, result)).collect();
     // The SA's replay_top in the region: the burst's first number at once, the highest when
     // the I/O loop publishes it, before it sends the burst's frames.
     let reader = Reader::attach(Arc::new(Region::open(&f.path).unwrap())).unwrap();

@@ -44,13 +44,27 @@ impl Hmac {
     }
 }
 
-/// Where one packet's cipher and hash ranges lie in its buffer.
+/// Where one packet's IV, cipher and hash ranges lie in its buffer (as in ESP, RFC 3602 3: the
+/// IV in the packet, before the ciphertext). The IV is read where it is, not copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// The 16-byte IV, before the cipher range.
+    pub iv_at: usize,
     /// Encrypted or decrypted in place: whole AES blocks.
     pub cipher: Range<usize>,
     /// Covered by the HMAC.
     pub hash: Range<usize>,
+}
+
+impl Layout {
+    /// Within a buffer of `len` bytes, with whole blocks to cipher and the IV before them.
+    fn fits(&self, len: usize) -> bool {
+        let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= len;
+        in_buf(&self.cipher)
+            && in_buf(&self.hash)
+            && self.cipher.len().is_multiple_of(AES_BLOCK)
+            && self.iv_at.checked_add(AES_BLOCK).is_some_and(|iv_end| iv_end <= self.cipher.start)
+    }
 }
 
 #[repr(C, align(16))]
@@ -130,17 +144,21 @@ impl CbcHmacKey {
             return Err(Error::Layout);
         }
         // Nothing is written through `src` without a cipher: the job only reads the hashed range.
-        self.run(buf.as_ptr().cast_mut(), buf.len(), None, &Layout { cipher: 0..0, hash })
+        self.run(buf.as_ptr().cast_mut(), &Layout { iv_at: 0, cipher: 0..0, hash }, Cipher::NONE)
     }
 
-    /// Returns the HMAC of `layout.hash`, then decrypts `layout.cipher` in place with `iv`.
-    pub fn mac_then_decrypt(&self, buf: &mut [u8], iv: &[u8; AES_BLOCK], layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
-        self.run(buf.as_mut_ptr(), buf.len(), Some(iv), layout)
+    /// Returns the HMAC of `layout.hash`, then decrypts `layout.cipher` in place with the IV at
+    /// `layout.iv_at`.
+    pub fn mac_then_decrypt(&self, buf: &mut [u8], layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
+        if !layout.fits(buf.len()) {
+            return Err(Error::Layout);
+        }
+        self.run(buf.as_mut_ptr(), layout, Cipher::CBC_DECRYPT)
     }
 
-    /// Fills in `job` for this key over the buffer at `src`: the ranges of `layout`, the IV (null
+    /// Fills in `job` for this key over the buffer at `src`: the ranges of `layout`, its IV (none
     /// without a cipher), the tag's destination and what `cipher` says.
-    fn describe(&self, job: &mut sys::IMB_JOB, src: *mut u8, layout: &Layout, iv: *const u8, tag: *mut u8, cipher: Cipher) {
+    fn describe(&self, job: &mut sys::IMB_JOB, src: *mut u8, layout: &Layout, tag: *mut u8, cipher: Cipher) {
         job.enc_keys = self.encrypt_keys.0.as_ptr().cast();
         job.dec_keys = self.decrypt_keys.0.as_ptr().cast();
         job.key_len_in_bytes = self.key_len as u64;
@@ -150,7 +168,7 @@ impl CbcHmacKey {
         job.__bindgen_anon_4.msg_len_to_cipher_in_bytes = layout.cipher.len() as u64;
         job.hash_start_src_offset_in_bytes = layout.hash.start as u64;
         job.__bindgen_anon_5.msg_len_to_hash_in_bytes = layout.hash.len() as u64;
-        job.iv = iv;
+        job.iv = if cipher.mode == sys::IMB_CIPHER_NULL { std::ptr::null() } else { src.wrapping_add(layout.iv_at) };
         job.iv_len_in_bytes = AES_BLOCK as u64;
         job.auth_tag_output = tag;
         job.auth_tag_output_len_in_bytes = self.tag_len as u64;
@@ -165,13 +183,9 @@ impl CbcHmacKey {
         };
     }
 
-    /// One job over the `len` bytes at `src`: the HMAC of `layout.hash`, then, with an IV, CBC
-    /// decryption of `layout.cipher` in place.
-    fn run(&self, src: *mut u8, len: usize, iv: Option<&[u8; AES_BLOCK]>, layout: &Layout) -> Result<[u8; MAX_DIGEST], Error> {
-        let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= len;
-        if !in_buf(&layout.cipher) || !in_buf(&layout.hash) || !layout.cipher.len().is_multiple_of(AES_BLOCK) {
-            return Err(Error::Layout);
-        }
+    /// One job over the buffer at `src`, whose `layout` the caller checked: the HMAC of
+    /// `layout.hash`, then, with `Cipher::CBC_DECRYPT`, CBC decryption of `layout.cipher` in place.
+    fn run(&self, src: *mut u8, layout: &Layout, cipher: Cipher) -> Result<[u8; MAX_DIGEST], Error> {
         let mut tag = [0u8; MAX_DIGEST];
         manager::with_job_manager(|m| {
             let raw = m.raw();
@@ -182,14 +196,10 @@ impl CbcHmacKey {
             // SAFETY: `mgr` is this thread's initialised manager; the job it hands out is ours
             // (and valid) until it is submitted.
             let job = unsafe { &mut *next(mgr) };
-            let (iv, cipher) = match iv {
-                Some(iv) => (iv.as_ptr(), Cipher::CBC_DECRYPT),
-                None => (std::ptr::null(), Cipher::NONE),
-            };
-            self.describe(job, src, layout, iv, tag.as_mut_ptr(), cipher);
-            // Every pointer in the job (`src` with the ranges checked against `len` above, written
-            // only with a mutable buffer and an IV, the IV, the keys, `tag`) outlives this closure,
-            // which waits for the job: one in flight per thread, submitted, flushed until it is back.
+            self.describe(job, src, layout, tag.as_mut_ptr(), cipher);
+            // Every pointer in the job (`src` with the ranges its caller checked, written only
+            // with a mutable buffer and a cipher, the keys, `tag`) outlives this closure, which
+            // waits for the job: one in flight per thread, submitted, flushed until it is back.
             // SAFETY: as just said; the job returned is a valid job of this manager.
             let status = unsafe {
                 let mut done = submit(mgr);
@@ -212,13 +222,12 @@ impl CbcHmacKey {
 pub struct BurstJob<'a> {
     pub key: &'a CbcHmacKey,
     pub buf: &'a mut [u8],
-    pub iv: [u8; AES_BLOCK],
     pub layout: Layout,
     /// Out: the HMAC (its first `key.tag_len()` bytes are the tag).
     pub tag: [u8; MAX_DIGEST],
 }
 
-/// For each job, encrypts `layout.cipher` of its buffer in place with AES-CBC under `iv`, then
+/// For each job, encrypts `layout.cipher` of its buffer in place with AES-CBC under its IV, then
 /// computes the HMAC of `layout.hash` (which may cover the ciphertext) into `tag`. See
 /// [`run_burst`] for how, and for the errors.
 pub fn encrypt_then_mac_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
@@ -226,7 +235,7 @@ pub fn encrypt_then_mac_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
 }
 
 /// For each job, computes the HMAC of `layout.hash` into `tag`, then decrypts `layout.cipher` in
-/// place with AES-CBC under `iv` (the caller compares the tag before using the plaintext). See
+/// place with AES-CBC under its IV (the caller compares the tag before using the plaintext). See
 /// [`run_burst`] for how, and for the errors.
 pub fn mac_then_decrypt_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
     run_burst(jobs, Cipher::CBC_DECRYPT)
@@ -237,11 +246,7 @@ pub fn mac_then_decrypt_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
 /// Returns an error if a layout is invalid (nothing is then touched) or a job failed (the buffers
 /// are then in an undefined state).
 fn run_burst(jobs: &mut [BurstJob<'_>], cipher: Cipher) -> Result<(), Error> {
-    let valid = |j: &BurstJob<'_>| {
-        let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= j.buf.len();
-        in_buf(&j.layout.cipher) && in_buf(&j.layout.hash) && j.layout.cipher.len().is_multiple_of(AES_BLOCK)
-    };
-    if !jobs.iter().all(valid) {
+    if !jobs.iter().all(|j| j.layout.fits(j.buf.len())) {
         return Err(Error::Layout);
     }
     manager::with_burst_manager(|m| {
@@ -265,9 +270,9 @@ fn run_burst(jobs: &mut [BurstJob<'_>], cipher: Cipher) -> Result<(), Error> {
             // SAFETY: `mgr` is this thread's initialised manager; the job it hands out is ours
             // (and valid) until it is submitted.
             let job = unsafe { &mut *next(mgr) };
-            key.describe(job, src, &j.layout, j.iv.as_ptr(), j.tag.as_mut_ptr(), cipher);
-            // SAFETY: every pointer in the job (the buffer, with the ranges checked above, the
-            // IV, the tag, the keys) stays valid and unmoved until this function returns: `jobs`
+            key.describe(job, src, &j.layout, j.tag.as_mut_ptr(), cipher);
+            // SAFETY: every pointer in the job (the buffer, with the ranges and the IV checked
+            // above, the tag, the keys) stays valid and unmoved until this function returns: `jobs`
             // is borrowed for all of it, and every submitted job is flushed back below.
             let completed = unsafe { submit(mgr) };
             if !completed.is_null() {

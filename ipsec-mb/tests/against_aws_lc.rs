@@ -15,14 +15,14 @@ fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
     aead::LessSafeKey::new(aead::UnboundKey::new(alg, key).unwrap())
 }
 
-/// One job per buffer, each with its key and IV: the cipher from the header's end, the hash over
-/// the whole buffer.
-fn burst_jobs<'a>(keys: &'a [(CbcHmacKey, [u8; 16], usize, usize)], bufs: &'a mut [Vec<u8>]) -> Vec<BurstJob<'a>> {
+/// One job per buffer, each with its key: the IV after the header, the cipher after the IV, the
+/// hash over the whole buffer (as in ESP).
+fn burst_jobs<'a>(keys: &'a [(CbcHmacKey, usize, usize)], bufs: &'a mut [Vec<u8>]) -> Vec<BurstJob<'a>> {
     keys.iter()
         .zip(bufs.iter_mut())
-        .map(|((key, iv, header, _), buf)| {
-            let layout = Layout { cipher: *header..buf.len(), hash: 0..buf.len() };
-            BurstJob { key, buf, iv: *iv, layout, tag: [0; 32] }
+        .map(|((key, header, _), buf)| {
+            let layout = Layout { iv_at: *header, cipher: header + 16..buf.len(), hash: 0..buf.len() };
+            BurstJob { key, buf, layout, tag: [0; 32] }
         })
         .collect()
 }
@@ -110,15 +110,15 @@ proptest! {
         let enc = cipher::EncryptingKey::cbc(cipher::UnboundCipherKey::new(aes, cipher_key).unwrap()).unwrap();
         let mut ciphertext = plain.clone();
         enc.less_safe_encrypt(&mut ciphertext, cipher::EncryptionContext::Iv128(iv.into())).unwrap();
-        let mut buf = [header.clone(), ciphertext].concat();
-        let layout = Layout { cipher: header.len()..buf.len(), hash: 0..buf.len() };
+        let mut buf = [&header[..], &iv, &ciphertext].concat();
+        let layout = Layout { iv_at: header.len(), cipher: header.len() + 16..buf.len(), hash: 0..buf.len() };
         let tag = key.mac(&buf, layout.hash.clone()).unwrap();
         let expected_tag = hmac::sign(&hmac::Key::new(aws_alg, &mac_key), &buf);
         prop_assert_eq!(&tag[..tag_len], &expected_tag.as_ref()[..tag_len]);
 
-        let check = key.mac_then_decrypt(&mut buf, &iv, &layout).unwrap();
+        let check = key.mac_then_decrypt(&mut buf, &layout).unwrap();
         prop_assert_eq!(&check[..tag_len], &tag[..tag_len]);
-        prop_assert_eq!(&buf[header.len()..], &plain[..]);
+        prop_assert_eq!(&buf[header.len() + 16..], &plain[..]);
     }
 
     /// Bursts of 1 to 40 packets (fewer than, as many as and more than the lanes), each with its
@@ -138,12 +138,13 @@ proptest! {
             let cipher_key = if *aes256 { &seed[..] } else { &seed[..16] };
             let (hmac_alg, aws_alg, tag_len) = if *sha256 { (Hmac::Sha256, hmac::HMAC_SHA256, 16) } else { (Hmac::Sha1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 12) };
             let mac_key = &seed[..20];
-            keys.push((CbcHmacKey::new(cipher_key, hmac_alg, mac_key, tag_len).unwrap(), *iv, *header, tag_len));
-            let buf: Vec<u8> = (0..header + blocks * 16).map(|i| (i as u8).wrapping_mul(*fill)).collect();
+            keys.push((CbcHmacKey::new(cipher_key, hmac_alg, mac_key, tag_len).unwrap(), *header, tag_len));
+            let mut buf: Vec<u8> = (0..header + 16 + blocks * 16).map(|i| (i as u8).wrapping_mul(*fill)).collect();
+            buf[*header..header + 16].copy_from_slice(iv);
             let aes = if *aes256 { &cipher::AES_256 } else { &cipher::AES_128 };
             let enc = cipher::EncryptingKey::cbc(cipher::UnboundCipherKey::new(aes, cipher_key).unwrap()).unwrap();
             let mut sealed = buf.clone();
-            enc.less_safe_encrypt(&mut sealed[*header..], cipher::EncryptionContext::Iv128((*iv).into())).unwrap();
+            enc.less_safe_encrypt(&mut sealed[header + 16..], cipher::EncryptionContext::Iv128((*iv).into())).unwrap();
             let tag = hmac::sign(&hmac::Key::new(aws_alg, mac_key), &sealed);
             expected.push((sealed, tag.as_ref()[..tag_len].to_vec()));
             bufs.push(buf);
@@ -170,19 +171,20 @@ fn bad_keys_and_layouts_are_errors() {
     assert!(CbcHmacKey::new(&[0; 20], Hmac::Sha1, &[0; 20], 12).is_err());
     assert!(CbcHmacKey::new(&[0; 16], Hmac::Sha1, &[0; 20], 16).is_err());
     let key = CbcHmacKey::new(&[0; 16], Hmac::Sha256, &[0; 32], 16).unwrap();
-    let mut buf = [0u8; 40];
-    let iv = [0u8; 16];
-    // Not whole blocks, and past the end.
-    assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..38, hash: 0..38 }).is_err());
-    assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..41 }).is_err());
-    assert!(key.mac(&buf, 0..41).is_err());
-    assert!(key.mac_then_decrypt(&mut buf, &iv, &Layout { cipher: 8..40, hash: 0..40 }).is_ok());
+    let mut buf = [0u8; 56];
+    // Not whole blocks, past the end, the IV in the cipher range or past the end.
+    assert!(key.mac_then_decrypt(&mut buf, &Layout { iv_at: 8, cipher: 24..54, hash: 0..54 }).is_err());
+    assert!(key.mac_then_decrypt(&mut buf, &Layout { iv_at: 8, cipher: 24..56, hash: 0..57 }).is_err());
+    assert!(key.mac_then_decrypt(&mut buf, &Layout { iv_at: 16, cipher: 24..56, hash: 0..56 }).is_err());
+    assert!(key.mac_then_decrypt(&mut buf, &Layout { iv_at: usize::MAX - 8, cipher: 24..56, hash: 0..56 }).is_err());
+    assert!(key.mac(&buf, 0..57).is_err());
+    assert!(key.mac_then_decrypt(&mut buf, &Layout { iv_at: 8, cipher: 24..56, hash: 0..56 }).is_ok());
     // A burst with one bad layout is refused whole, before anything is encrypted.
-    let (mut first, mut second) = ([0u8; 40], [0u8; 40]);
-    let good = BurstJob { key: &key, buf: &mut first, iv, layout: Layout { cipher: 8..40, hash: 0..40 }, tag: [0; 32] };
-    let bad = BurstJob { key: &key, buf: &mut second, iv, layout: Layout { cipher: 8..38, hash: 0..38 }, tag: [0; 32] };
+    let (mut first, mut second) = ([0u8; 56], [0u8; 56]);
+    let good = BurstJob { key: &key, buf: &mut first, layout: Layout { iv_at: 8, cipher: 24..56, hash: 0..56 }, tag: [0; 32] };
+    let bad = BurstJob { key: &key, buf: &mut second, layout: Layout { iv_at: 8, cipher: 24..54, hash: 0..54 }, tag: [0; 32] };
     assert!(encrypt_then_mac_burst(&mut [good, bad]).is_err());
-    assert_eq!(first, [0u8; 40]);
+    assert_eq!(first, [0u8; 56]);
 }
 
 #[test]

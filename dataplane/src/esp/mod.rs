@@ -1,5 +1,6 @@
 //! ESP (RFC 4303): SA runtime contexts, outbound encapsulation, inbound decapsulation.
 
+pub mod cbc_iv;
 pub mod decrypt;
 pub mod ecn;
 pub mod flow;

@@ -10,16 +10,17 @@
 //! in every real packet; GMAC) or the first 4 bytes of the ICV field (HMAC) are borrowed for a
 //! moment to make the authenticated data contiguous, and restored or overwritten.
 
-use aws_lc_rs::{cipher, rand};
+use aws_lc_rs::cipher;
 use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, Aad, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout, Nonce, TAG_LEN};
 use shared::sa::{AesKeySize, Integrity, Suite, SALT_LEN};
 use smallvec::SmallVec;
 
+use super::cbc_iv;
 use crate::wire::esp::HEADER_LEN;
 
 /// The IV of the GCM and GMAC suites (RFC 4106 3.1, RFC 4543 3.1).
 const GCM_IV_LEN: usize = 8;
-const CBC_IV_LEN: usize = 16;
+const CBC_IV_LEN: usize = cbc_iv::IV_LEN;
 const AES_BLOCK: usize = 16;
 /// The high 32 bits of an extended sequence number, where they are authenticated but not sent.
 const SEQ_HI_LEN: usize = 4;
@@ -83,9 +84,6 @@ struct CbcHmac {
     encrypt: cipher::EncryptingKey,
     /// HMAC, and CBC decryption chained after it.
     key: CbcHmacKey,
-    /// IV generator: IV = AES-ECB under a random per-SA key of the sequence number, so IVs are
-    /// unpredictable (RFC 3602 2.4) and unique without a random draw per packet.
-    iv_key: cipher::EncryptingKey,
 }
 
 // Keys stay out of debug output.
@@ -158,9 +156,6 @@ impl Transform {
                 if enc_key.len() != key.bytes() {
                     return Err(BadKey);
                 }
-                let mut iv_key = [0u8; 32];
-                rand::fill(&mut iv_key[..key.bytes()]).map_err(|_| BadKey)?;
-                let iv_key = cipher::UnboundCipherKey::new(alg, &iv_key[..key.bytes()]).map_err(|_| BadKey)?;
                 let hmac = match integrity {
                     Integrity::HmacSha1_96 => Hmac::Sha1,
                     Integrity::HmacSha256_128 => Hmac::Sha256,
@@ -169,7 +164,6 @@ impl Transform {
                 Kind::CbcHmac(Box::new(CbcHmac {
                     encrypt: cipher::EncryptingKey::cbc(encrypt_key).map_err(|_| BadKey)?,
                     key: CbcHmacKey::new(enc_key, hmac, auth_key, integrity.icv_len()).map_err(|_| BadKey)?,
-                    iv_key: cipher::EncryptingKey::ecb(iv_key).map_err(|_| BadKey)?,
                 }))
             }
         };
@@ -195,26 +189,22 @@ impl Transform {
         }
     }
 
-    /// Writes the IV for sequence number `seq` (the full 64-bit number, also with ESN off).
-    /// GCM and GMAC use the sequence number itself, as RFC 4106 3.1 suggests: it never repeats for
-    /// a key, because sequence numbers do not.
-    fn write_iv(&self, iv: &mut [u8], seq: u64) {
+    /// Writes the IV of the packet with sequence number `seq` (the full 64-bit number, also with
+    /// ESN off) into `iv`, of the transform's IV length. GCM and GMAC use the sequence number
+    /// itself, as RFC 4106 3.1 suggests: it never repeats for a key, because sequence numbers do
+    /// not. CBC takes the next IV of the thread's stream ([`cbc_iv`]).
+    fn write_iv(&self, iv: &mut [u8], seq: u64) -> Result<(), BadKey> {
         match &self.kind {
-            Kind::Gcm(_) | Kind::Gmac(_) => iv[..GCM_IV_LEN].copy_from_slice(&seq.to_be_bytes()),
-            Kind::CbcHmac(c) => {
-                let block = &mut iv[..CBC_IV_LEN];
-                block.fill(0);
-                block[8..].copy_from_slice(&seq.to_be_bytes());
-                // ECB on exactly one block cannot fail.
-                let _ = c.iv_key.encrypt(block);
-            }
+            Kind::Gcm(_) | Kind::Gmac(_) => iv.copy_from_slice(&seq.to_be_bytes()),
+            Kind::CbcHmac(_) => cbc_iv::write_next_iv(iv.try_into().map_err(|_| BadKey)?).ok_or(BadKey)?,
         }
+        Ok(())
     }
 
     /// Fills the IV, encrypts the payload and writes the ICV.
     pub fn seal(&self, pkt: &mut [u8], esp_at: usize, seq: u64, esn: bool) -> Result<(), BadKey> {
         let iv_at = esp_at + HEADER_LEN;
-        self.write_iv(&mut pkt[iv_at..iv_at + self.iv_len()], seq);
+        self.write_iv(pkt.get_mut(iv_at..iv_at + self.iv_len()).ok_or(BadKey)?, seq)?;
         self.seal_with_iv(pkt, esp_at, seq, esn)
     }
 
@@ -270,12 +260,12 @@ impl Transform {
             };
             let (iv_at, icv_len) = (p.esp_at + HEADER_LEN, p.transform.icv_len);
             let Some(icv_at) = p.pkt.len().checked_sub(icv_len).filter(|&at| at >= iv_at + CBC_IV_LEN) else { continue };
-            p.transform.write_iv(&mut p.pkt[iv_at..iv_at + CBC_IV_LEN], p.seq);
-            let mut iv = [0u8; CBC_IV_LEN];
-            iv.copy_from_slice(&p.pkt[iv_at..iv_at + CBC_IV_LEN]);
+            if p.transform.write_iv(&mut p.pkt[iv_at..iv_at + CBC_IV_LEN], p.seq).is_err() {
+                continue;
+            }
             let hash_end = borrow_icv_for_seq_hi(p.pkt, icv_at, p.seq, p.esn);
-            let layout = Layout { cipher: iv_at + CBC_IV_LEN..icv_at, hash: p.esp_at..hash_end };
-            jobs.push(BurstJob { key: &c.key, buf: &mut *p.pkt, iv, layout, tag: [0; 32] });
+            let layout = Layout { iv_at, cipher: iv_at + CBC_IV_LEN..icv_at, hash: p.esp_at..hash_end };
+            jobs.push(BurstJob { key: &c.key, buf: &mut *p.pkt, layout, tag: [0; 32] });
             index.push((i, icv_at, icv_len));
         }
         if encrypt_then_mac_burst(&mut jobs).is_ok() {
@@ -310,8 +300,8 @@ impl Transform {
                 let mut received = [0u8; TAG_LEN];
                 let received = &mut received[..self.icv_len];
                 received.copy_from_slice(&pkt[icv_at..]);
-                let (iv, layout) = cbc_open_layout(pkt, (esp_at, iv_at, payload_at, icv_at), seq, esn)?;
-                let tag = c.key.mac_then_decrypt(pkt, &iv, &layout).map_err(|_| OpenError::Truncated)?;
+                let layout = cbc_open_layout(pkt, (esp_at, iv_at, payload_at, icv_at), seq, esn)?;
+                let tag = c.key.mac_then_decrypt(pkt, &layout).map_err(|_| OpenError::Truncated)?;
                 pkt[icv_at..].copy_from_slice(received);
                 icv_matches(&tag, received)
             }
@@ -350,12 +340,12 @@ impl Transform {
             let prepared = p.transform.open_ranges(p.pkt.len(), p.esp_at).and_then(|(iv_at, payload_at, icv_at)| {
                 let mut received = [0u8; TAG_LEN];
                 received[..p.transform.icv_len].copy_from_slice(&p.pkt[icv_at..]);
-                let (iv, layout) = cbc_open_layout(p.pkt, (p.esp_at, iv_at, payload_at, icv_at), p.seq, p.esn)?;
-                Ok((iv, layout, icv_at, received))
+                let layout = cbc_open_layout(p.pkt, (p.esp_at, iv_at, payload_at, icv_at), p.seq, p.esn)?;
+                Ok((layout, icv_at, received))
             });
             match prepared {
-                Ok((iv, layout, icv_at, received)) => {
-                    jobs.push(BurstJob { key: &c.key, buf: &mut *p.pkt, iv, layout, tag: [0; 32] });
+                Ok((layout, icv_at, received)) => {
+                    jobs.push(BurstJob { key: &c.key, buf: &mut *p.pkt, layout, tag: [0; 32] });
                     index.push((i, icv_at, received, p.transform.icv_len));
                 }
                 Err(e) => results[i] = Err(e),
@@ -372,16 +362,15 @@ impl Transform {
     }
 }
 
-/// The IV and the job layout of a CBC+HMAC packet to open, whose ranges are `(esp_at, iv_at,
-/// payload_at, icv_at)`: the payload must be whole cipher blocks. With ESN the ICV field is
-/// borrowed for the high sequence bits (the caller keeps the received ICV).
-fn cbc_open_layout(pkt: &mut [u8], (esp_at, iv_at, payload_at, icv_at): (usize, usize, usize, usize), seq: u64, esn: bool) -> Result<([u8; CBC_IV_LEN], Layout), OpenError> {
+/// The job layout of a CBC+HMAC packet to open, whose ranges are `(esp_at, iv_at, payload_at,
+/// icv_at)`: the payload must be whole cipher blocks. With ESN the ICV field is borrowed for the
+/// high sequence bits (the caller keeps the received ICV).
+fn cbc_open_layout(pkt: &mut [u8], (esp_at, iv_at, payload_at, icv_at): (usize, usize, usize, usize), seq: u64, esn: bool) -> Result<Layout, OpenError> {
     if !(icv_at - payload_at).is_multiple_of(AES_BLOCK) {
         return Err(OpenError::Truncated);
     }
-    let iv: [u8; CBC_IV_LEN] = pkt[iv_at..payload_at].try_into().map_err(|_| OpenError::Truncated)?;
     let hash_end = borrow_icv_for_seq_hi(pkt, icv_at, seq, esn);
-    Ok((iv, Layout { cipher: payload_at..icv_at, hash: esp_at..hash_end }))
+    Ok(Layout { iv_at, cipher: payload_at..icv_at, hash: esp_at..hash_end })
 }
 
 /// RFC 4303 2.2.1: with ESN, HMAC covers the packet up to the ICV and then the high 32 bits of the
@@ -590,15 +579,5 @@ mod tests {
             let tag = c.key.mac(b"Hi There", 0..8).unwrap();
             assert_eq!(tag[..integrity.icv_len()], hex(icv)[..]);
         }
-    }
-
-    #[test]
-    fn cbc_ivs_are_distinct_per_sequence_number() {
-        let t = Transform::new(Suite::AesCbc { key: AesKeySize::Aes128, integrity: Integrity::HmacSha1_96 }, &[1; 16], &[2; 20]).unwrap();
-        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
-        t.write_iv(&mut a, 1);
-        t.write_iv(&mut b, 2);
-        assert_ne!(a, b);
-        assert_ne!(a[..8], [0; 8]);
     }
 }

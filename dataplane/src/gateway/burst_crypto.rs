@@ -52,7 +52,7 @@ pub struct Unopened {
 
 /// Seals each frame (with `Unsealed` as the pipeline gave it) under its SA in `sas`; returns for
 /// each frame whether it was sealed.
-pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], Unsealed)]) -> BurstVec<bool> {
+pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], &Unsealed)]) -> BurstVec<bool> {
     let mut sealed = BurstVec::from_elem(false, frames.len());
     let mut pending = BurstVec::<BurstPacket<'_>>::new();
     let mut index = BurstVec::<usize>::new();
@@ -69,7 +69,7 @@ pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], Unsealed)]) -> Burst
 
 /// Opens each frame (with `Unopened` as the pipeline gave it) under its SA in `sas`; returns each
 /// frame's result, `None` if its SA is gone.
-pub(super) fn open(sas: &SaCache, frames: &mut [(&mut [u8], Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
+pub(super) fn open(sas: &SaCache, frames: &mut [(&mut [u8], &Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
     let mut opened = BurstVec::from_elem(None, frames.len());
     let mut pending = BurstVec::<BurstPacket<'_>>::new();
     let mut index = BurstVec::<usize>::new();

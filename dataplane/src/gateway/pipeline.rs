@@ -239,7 +239,7 @@ impl Pipeline {
     /// Seals frames left unsealed in this round, each with what
     /// [`take_unsealed`](Self::take_unsealed) said of it; returns for each frame whether it was
     /// sealed (one that was not is counted as a drop and must not be sent).
-    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], Unsealed)]) -> BurstVec<bool> {
+    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], &Unsealed)]) -> BurstVec<bool> {
         let sealed = burst_crypto::seal(&self.sas, frames);
         for _ in sealed.iter().filter(|ok| !**ok) {
             self.counters.count_drop(crate::DropReason::SealFailed.into());
@@ -250,13 +250,13 @@ impl Pipeline {
     /// Opens frames of this round that wait for it, each with what
     /// [`take_unopened`](Self::take_unopened) said of it; returns each frame's result, for
     /// [`resume_opened`](Self::resume_opened).
-    pub fn open_burst(&mut self, frames: &mut [(&mut [u8], Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
+    pub fn open_burst(&mut self, frames: &mut [(&mut [u8], &Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
         burst_crypto::open(&self.sas, frames)
     }
 
     /// Finishes a frame that waited to be opened, given what opening it gave (`None`: its SA is
     /// gone): the rest of the inbound path, as for any ESP packet. Returns its final verdict.
-    pub fn resume_opened<B: PacketBuf>(&mut self, pkt: &mut B, u: Unopened, opened: Option<Result<(), OpenError>>) -> Verdict {
+    pub fn resume_opened<B: PacketBuf>(&mut self, pkt: &mut B, u: &Unopened, opened: Option<Result<(), OpenError>>) -> Verdict {
         let decapsulated = match (opened, self.sas.prepared_inbound(u.sa)) {
             (Some(Ok(())), Some(sa)) => finish_opened(sa, &u.loc, pkt, u.seq),
             (Some(Err(e)), _) => Err(open_error(e)),

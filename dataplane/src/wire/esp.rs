@@ -42,13 +42,23 @@ pub fn pad_len(payload_len: usize, align: usize) -> usize {
     (align - (payload_len + TRAILER_LEN) % align) % align
 }
 
+/// The default padding of every length (RFC 4303 2.4: 1, 2, 3, ...), copied and compared whole
+/// rather than a byte at a time.
+static PADDING: [u8; 255] = {
+    let mut bytes = [0u8; 255];
+    let mut i = 0;
+    while i < bytes.len() {
+        bytes[i] = i as u8 + 1;
+        i += 1;
+    }
+    bytes
+};
+
 /// Writes the padding (1, 2, 3, ..., RFC 4303 2.4) and the trailer into `out`, which is exactly
-/// padding plus trailer long.
+/// padding plus trailer long (at most 255 bytes of padding).
 pub fn emit_trailer(out: &mut [u8], next_header: u8) {
     let pad = out.len() - TRAILER_LEN;
-    for (i, b) in out[..pad].iter_mut().enumerate() {
-        *b = (i + 1) as u8;
-    }
+    out[..pad].copy_from_slice(&PADDING[..pad]);
     out[pad] = pad as u8;
     out[pad + 1] = next_header;
 }
@@ -63,7 +73,7 @@ pub fn parse_trailer(plaintext: &[u8]) -> Result<(usize, u8), WireError> {
     let (pad, next) = (usize::from(plaintext[n - 2]), plaintext[n - 1]);
     let padding = plaintext.get(n - TRAILER_LEN - pad.min(n - TRAILER_LEN)..n - TRAILER_LEN);
     match padding {
-        Some(p) if p.len() == pad && p.iter().enumerate().all(|(i, &b)| usize::from(b) == i + 1) => {
+        Some(p) if p.len() == pad && p == &PADDING[..pad] => {
             Ok((pad, next))
         }
         _ => Err(WireError::Malformed),
