@@ -580,7 +580,7 @@ fn an_error_about_a_packet_opened_in_a_burst_waits_to_be_sealed() {
     let mut f = fixture("burst-error", &cbc);
     let p = &mut f.pipeline;
     p.crypto_in_bursts();
-    // Long enough to wait for its burst rather than be opened at once.
+    // It waits for its burst, as every CBC packet does.
     let inner = scapy(&[r#"IP(src="198.18.2.2", dst="198.18.1.2", ttl=1)/UDP(sport=53, dport=5000)/Raw(b"r" * 400)"#]).remove(0);
     let frame = framed(&from_peer(&f.config, &inner), PEER, Side::Unprotected);
     let mut mem = vec![0u8; 4096];
