@@ -195,7 +195,7 @@ impl Transform {
     /// not. CBC takes the next IV of the thread's stream ([`cbc_iv`]).
     fn write_iv(&self, iv: &mut [u8], seq: u64) -> Result<(), BadKey> {
         match &self.kind {
-            Kind::Gcm(_) | Kind::Gmac(_) => iv.copy_from_slice(&seq.to_be_bytes()),
+            Kind::Gcm(_) | Kind::Gmac(_) => iv.get_mut(..GCM_IV_LEN).ok_or(BadKey)?.copy_from_slice(&seq.to_be_bytes()),
             Kind::CbcHmac(_) => cbc_iv::write_next_iv(iv.try_into().map_err(|_| BadKey)?).ok_or(BadKey)?,
         }
         Ok(())
