@@ -124,6 +124,22 @@ fn region_with_ikeds_entries(name: &str) -> IkedsRegion {
     IkedsRegion { _path: TempRegion(path), region, rules, sas: keys }
 }
 
+/// What a load may change: the rules with their ids, the SAs with their counters, the SPD version.
+type Snapshot = (Vec<(u32, Policy)>, Vec<shared::inspect::SaInfo>, u64);
+
+fn snapshot(writer: &Writer) -> Snapshot {
+    (writer.policies(), writer.list_sas(), writer.spd_version())
+}
+
+/// [`region_with_ikeds_entries`] with two static tunnels loaded (198.18.2.0/24 and 198.18.3.0/24,
+/// reqids 1 and 2), and the loader.
+fn with_two_tunnels(name: &str) -> (IkedsRegion, Writer) {
+    let iked = region_with_ikeds_entries(name);
+    let mut loader = Writer::attach(iked.region.clone()).unwrap();
+    provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000), ("198.18.3.0/24", 2, 0x2000)])).unwrap();
+    (iked, loader)
+}
+
 fn ikeds_entries_are_intact(writer: &Writer, rules: &[(u32, Policy)], keys: &[SaKey]) {
     let published = writer.policies();
     for rule in rules {
@@ -193,10 +209,8 @@ fn a_file_naming_ikeds_sas_or_reqids_is_refused_and_changes_nothing() {
 /// loaded halfway (its old SAs deleted, some of the new ones added).
 #[test]
 fn a_file_too_large_for_the_sad_is_refused_and_changes_nothing() {
-    let IkedsRegion { _path, region, rules: ikeds_rules, sas: ikeds_sas } = region_with_ikeds_entries("too-large");
-    let mut loader = Writer::attach(region).unwrap();
-    provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000), ("198.18.3.0/24", 2, 0x2000)])).unwrap();
-    let before = (loader.policies(), loader.list_sas(), loader.spd_version());
+    let (IkedsRegion { _path, rules: ikeds_rules, sas: ikeds_sas, .. }, mut loader) = with_two_tunnels("too-large");
+    let before = snapshot(&loader);
 
     // 16 slots: iked holds 3, so 13 are there for the file; seven tunnels need 14.
     let subnets: Vec<String> = (0..7).map(|i| format!("198.18.{}.0/24", 20 + i)).collect();
@@ -205,7 +219,7 @@ fn a_file_too_large_for_the_sad_is_refused_and_changes_nothing() {
     let tunnels: Vec<(&str, u32, u32)> = subnets.iter().zip(reqids).enumerate().map(|(i, (s, reqid))| (s.as_str(), reqid, 0x4000 + 0x10 * i as u32)).collect();
     let err = provision::load(&mut loader, &config(&tunnels)).unwrap_err();
     assert!(matches!(err, LoadError::SadTooSmall { needed: 14, room: 13 }), "{err}");
-    assert_eq!((loader.policies(), loader.list_sas(), loader.spd_version()), before, "nothing changed");
+    assert_eq!(snapshot(&loader), before, "nothing changed");
     ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
 
     // Six tunnels fit.
@@ -224,15 +238,13 @@ fn outbound_spi(lcore: &Reader, reqid: u32) -> Option<u32> {
 /// changes; before, the SAs the file no longer named were already deleted when the update failed.
 #[test]
 fn a_file_changing_an_sas_keys_is_refused_and_changes_nothing() {
-    let IkedsRegion { _path, region, rules: ikeds_rules, sas: ikeds_sas } = region_with_ikeds_entries("rekeyed");
-    let mut loader = Writer::attach(region).unwrap();
-    provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000), ("198.18.3.0/24", 2, 0x2000)])).unwrap();
-    let before = (loader.policies(), loader.list_sas(), loader.spd_version());
+    let (IkedsRegion { _path, rules: ikeds_rules, sas: ikeds_sas, .. }, mut loader) = with_two_tunnels("rekeyed");
+    let before = snapshot(&loader);
 
     let new_keys = config_text(&[("198.18.2.0/24", 1, 0x1000)]).replace("0101010101", "0303030303");
     let err = provision::load(&mut loader, &parse(&new_keys)).unwrap_err();
     assert!(err.to_string().contains("SA 0x00001001: keys cannot change"), "{err}");
-    assert_eq!((loader.policies(), loader.list_sas(), loader.spd_version()), before, "nothing changed");
+    assert_eq!(snapshot(&loader), before, "nothing changed");
     ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
 }
 
@@ -249,7 +261,7 @@ fn a_load_that_fails_partway_is_taken_back() {
     provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000)])).unwrap();
     lcore.quiescent();
     provision::load(&mut loader, &config(&[("198.18.2.0/24", 1, 0x1000), ("198.18.3.0/24", 2, 0x2000)])).unwrap();
-    let before = (loader.policies(), loader.list_sas(), loader.spd_version());
+    let before = snapshot(&loader);
     assert_eq!(outbound_spi(&lcore, 1), Some(0x1001));
 
     // Tunnel 2 goes, tunnel 1 gets new SAs (0x1100, 0x1101), tunnel 4 comes: the lcore has not
@@ -257,7 +269,7 @@ fn a_load_that_fails_partway_is_taken_back() {
     let next = config(&[("198.18.2.0/24", 1, 0x1100), ("198.18.4.0/24", 4, 0x4000)]);
     let err = provision::load(&mut loader, &next).unwrap_err();
     assert!(matches!(err, LoadError::Op(OpError::ReaderStalled { .. })), "{err}");
-    assert_eq!((loader.policies(), loader.list_sas(), loader.spd_version()), before, "taken back");
+    assert_eq!(snapshot(&loader), before, "taken back");
     assert_eq!(outbound_spi(&lcore, 1), Some(0x1001), "the rules of reqid 1 lead to their old SA");
     ikeds_entries_are_intact(&loader, &ikeds_rules, &ikeds_sas);
 
