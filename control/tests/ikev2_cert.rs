@@ -8,7 +8,8 @@ use control::ikev2::signature::RsaPadding;
 use control::ikev2::{EngineConfig, Event, Failure, PeerConfig};
 use control::wire::ikev2::{CertEncoding, Message, NotifyType, Payload};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, RsaKeySize,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    IsCa, KeyIdMethod, KeyPair, RevocationReason, RevokedCertParams, RsaKeySize, SerialNumber,
     SignatureAlgorithm, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256,
 };
 use std::sync::Arc;
@@ -61,6 +62,42 @@ fn leaf(
     let key = key(alg);
     let cert = params.signed_by(&key, issuer).unwrap();
     (cert.der().to_vec(), key.serialize_der())
+}
+
+/// A CRL that `issuer` signed, issued a day ago for 30 days, revoking the certificates `revoked`.
+fn crl(
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    revoked: &[&[u8]],
+) -> rcgen::CertificateRevocationList {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = |secs: u64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(secs);
+    let revoked_certs = revoked
+        .iter()
+        .map(|der| RevokedCertParams {
+            serial_number: SerialNumber::from_slice(
+                x509_parser::parse_x509_certificate(der)
+                    .unwrap()
+                    .1
+                    .raw_serial(),
+            ),
+            revocation_time: at(now - 3600),
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        })
+        .collect();
+    CertificateRevocationListParams {
+        this_update: at(now - 86400),
+        next_update: at(now + 30 * 86400),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .unwrap()
 }
 
 fn credentials(
@@ -284,6 +321,50 @@ fn a_chain_to_an_untrusted_ca_fails_authentication_on_either_side() {
     assert!(matches!(error, CertError::Untrusted { .. }), "{error}");
 }
 
+/// RFC 5280 6.3 with local CRLs: B refuses A when a CRL its issuer signed lists A's certificate
+/// or the intermediate that issued it; a CRL under the intermediate's name but not signed by it
+/// does not count, and neither does one that lists other certificates.
+#[test]
+fn a_certificate_a_crl_of_its_issuer_revokes_fails_authentication() {
+    let alg = &PKCS_ECDSA_P256_SHA256;
+    let root = ca("root", alg);
+    let mid = intermediate("intermediate", alg, &root);
+    let a = leaf("a.example", alg, &mid, 30);
+    let a_credentials = || credentials(a.clone(), &[&mid], &root, RsaPadding::Pkcs1);
+    let b_with = |crls: &[&rcgen::CertificateRevocationList]| {
+        let (cert, key) = leaf("b.example", alg, &root, 30);
+        let auth = PubkeyAuth::new(
+            &key,
+            vec![cert],
+            vec![root.der().to_vec()],
+            RsaPadding::Pkcs1,
+        )
+        .unwrap()
+        .with_crls(crls.iter().map(|c| c.der().to_vec()).collect())
+        .unwrap();
+        Arc::new(auth)
+    };
+    let error = responder_rejects(cert_pair(a_credentials(), b_with(&[&crl(&mid, &[&a.0])])));
+    assert!(
+        matches!(&error, CertError::Revoked { subject, .. } if subject.contains("a.example")),
+        "{error}"
+    );
+    let error = responder_rejects(cert_pair(
+        a_credentials(),
+        b_with(&[&crl(&root, &[mid.der()])]),
+    ));
+    assert!(
+        matches!(&error, CertError::Revoked { issuer, .. } if issuer.contains("root")),
+        "{error}"
+    );
+    let impostor = ca("intermediate", alg);
+    let other = leaf("c.example", alg, &mid, 30);
+    establish(cert_pair(
+        a_credentials(),
+        b_with(&[&crl(&impostor, &[&a.0]), &crl(&mid, &[&other.0])]),
+    ));
+}
+
 #[test]
 fn an_expired_certificate_fails_authentication() {
     let root = ca("root", &PKCS_RSA_SHA256);
@@ -504,6 +585,21 @@ fn the_daemon_configuration_loads_certificates_and_names_what_is_wrong() {
     );
     let loaded = DaemonConfig::parse(&config(&good)).unwrap();
     assert!(loaded.engine.peers[0].pubkey.is_some());
+    let crl_path = write("crl.pem", crl(&root, &[cert.der()]).pem().unwrap());
+    let with_crl = format!("{good}\ncrl = \"{crl_path}\"");
+    let loaded = DaemonConfig::parse(&config(&with_crl)).unwrap();
+    assert_eq!(
+        loaded.engine.peers[0].pubkey.as_ref().unwrap().crls.len(),
+        1
+    );
+    let not_a_crl = format!("{good}\ncrl = \"{ca_path}\"");
+    let error = DaemonConfig::parse(&config(&not_a_crl))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("crl") && error.contains("no PEM block"),
+        "{error}"
+    );
     let missing_key = format!("auth = \"pubkey\"\ncert = \"{cert_path}\"\nca = \"{ca_path}\"");
     let error = DaemonConfig::parse(&config(&missing_key))
         .unwrap_err()

@@ -1,7 +1,7 @@
 //! The daemon's TOML configuration: peers, credentials, proposals, selectors. Everything is
 //! checked when loaded; an error names the peer and field.
 use crate::crypto::{Integ, Prf, SkEncryption};
-use crate::ikev2::certificate::PubkeyAuth;
+use crate::ikev2::certificate::{self, PubkeyAuth};
 use crate::ikev2::signature::RsaPadding;
 use crate::ikev2::{ChildConfig, EngineConfig, IkeProposal, PeerConfig};
 use crate::wire::ikev2::{DhGroup, IdType, Identification, TrafficSelector};
@@ -69,6 +69,9 @@ struct PeerSection {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     ca: Option<PathBuf>,
+    /// With auth = "pubkey": a PEM file of CRLs ("X509 CRL" blocks) of the CA or of
+    /// intermediates; a peer certificate one of them lists is refused. Optional.
+    crl: Option<PathBuf>,
     /// RFC 7427 signatures with an RSA key: "pkcs1" (the default) or "pss".
     #[serde(default)]
     rsa_padding: RsaPaddingName,
@@ -129,7 +132,16 @@ fn pubkey_auth(section: &PeerSection) -> Result<PubkeyAuth, (&'static str, Strin
         RsaPaddingName::Pkcs1 => RsaPadding::Pkcs1,
         RsaPaddingName::Pss => RsaPadding::Pss,
     };
-    PubkeyAuth::from_pem(&cert, &key, &ca, padding).map_err(|e| ("cert", e.to_string()))
+    let auth =
+        PubkeyAuth::from_pem(&cert, &key, &ca, padding).map_err(|e| ("cert", e.to_string()))?;
+    match &section.crl {
+        None => Ok(auth),
+        Some(_) => {
+            let crls = certificate::pem_crls(&read("crl", &section.crl)?)
+                .map_err(|e| ("crl", e.to_string()))?;
+            auth.with_crls(crls).map_err(|e| ("crl", e.to_string()))
+        }
+    }
 }
 
 fn default_dpd() -> u64 {

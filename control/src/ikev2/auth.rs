@@ -207,6 +207,7 @@ pub fn peer_proves(
     );
     certificate::authenticate_peer(
         &credentials.trust_anchors,
+        &credentials.crls,
         &proof.certs,
         proof.id,
         unix_now,

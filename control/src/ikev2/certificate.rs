@@ -1,7 +1,7 @@
 //! X.509 credentials for signature authentication (RFC 7296 2.15, 3.6, 3.7): our certificate
 //! chain and private key, the CAs we trust, and the checks on a peer's certificates: a chain to a
-//! trust anchor, every certificate within its validity period, and the peer's ID in its
-//! certificate.
+//! trust anchor, every certificate within its validity period and not revoked by a configured CRL
+//! of its issuer (RFC 5280 6.3), and the peer's ID in its certificate.
 use super::signature::{RsaPadding, SigningKey};
 use crate::wire::ikev2::{Cert, CertEncoding, CertReq, IdType, Identification};
 use aws_lc_rs::digest;
@@ -9,6 +9,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
+use x509_parser::revocation_list::CertificateRevocationList;
 
 /// A chain longer than this is refused (RFC 5280 6.1 leaves the bound to the implementation).
 const MAX_CHAIN_DEPTH: usize = 8;
@@ -26,6 +27,8 @@ pub enum CredentialError {
     KeyMismatch,
     #[error("CA certificate {0} is not a CA (basicConstraints cA is not set)")]
     NotACa(String),
+    #[error("CRL: {0}")]
+    BadCrl(String),
 }
 
 /// Why a peer's certificates do not authenticate it; every one is answered with
@@ -40,6 +43,8 @@ pub enum CertError {
     OutsideValidity { subject: String },
     #[error("no chain from {subject} to a trusted CA")]
     Untrusted { subject: String },
+    #[error("certificate {subject} is revoked (a CRL of {issuer})")]
+    Revoked { subject: String, issuer: String },
     #[error("the peer's ID is not in its certificate {subject}")]
     IdMismatch { subject: String },
     #[error("AUTH payload: {0}")]
@@ -56,6 +61,9 @@ pub struct PubkeyAuth {
     pub trust_anchors: Vec<Vec<u8>>,
     /// For RFC 7427 signatures with an RSA key.
     pub rsa_padding: RsaPadding,
+    /// DER CRLs of the trust anchors or of intermediates (RFC 5280 5), consulted for every
+    /// certificate of the peer's chain; none are fetched (distribution points are not followed).
+    pub crls: Vec<Vec<u8>>,
 }
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
@@ -68,20 +76,34 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
 
 /// The certificates of a PEM file, in order.
 pub fn pem_certificates(pem: &[u8], what: &'static str) -> Result<Vec<Vec<u8>>, CredentialError> {
-    let mut certs = Vec::new();
+    pem_blocks(pem, "CERTIFICATE", what)
+}
+
+/// The CRLs of a PEM file ("X509 CRL" blocks, as openssl and strongSwan's pki write them).
+pub fn pem_crls(pem: &[u8]) -> Result<Vec<Vec<u8>>, CredentialError> {
+    pem_blocks(pem, "X509 CRL", "CRL")
+}
+
+/// The contents of the PEM blocks labelled `label`, in order; at least one.
+fn pem_blocks(
+    pem: &[u8],
+    label: &str,
+    what: &'static str,
+) -> Result<Vec<Vec<u8>>, CredentialError> {
+    let mut blocks = Vec::new();
     for block in Pem::iter_from_buffer(pem) {
         let block = block.map_err(|e| CredentialError::BadCertificate {
             what,
             reason: e.to_string(),
         })?;
-        if block.label == "CERTIFICATE" {
-            certs.push(block.contents);
+        if block.label == label {
+            blocks.push(block.contents);
         }
     }
-    if certs.is_empty() {
+    if blocks.is_empty() {
         return Err(CredentialError::NoPem(what));
     }
-    Ok(certs)
+    Ok(blocks)
 }
 
 /// The DER of the first private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
@@ -134,7 +156,21 @@ impl PubkeyAuth {
             chain,
             trust_anchors,
             rsa_padding,
+            crls: Vec::new(),
         })
+    }
+
+    /// The same credentials, with these CRLs (DER), each of which must parse.
+    pub fn with_crls(mut self, crls: Vec<Vec<u8>>) -> Result<PubkeyAuth, CredentialError> {
+        for der in &crls {
+            match CertificateRevocationList::from_der(der) {
+                Ok(([], _)) => {}
+                Ok(_) => return Err(CredentialError::BadCrl("trailing bytes".into())),
+                Err(e) => return Err(CredentialError::BadCrl(e.to_string())),
+            }
+        }
+        self.crls = crls;
+        Ok(self)
     }
 
     /// From PEM files: our certificate (optionally followed by intermediates), our private key,
@@ -186,9 +222,11 @@ impl PubkeyAuth {
 
 /// Authenticates the peer: its first X.509 certificate chains to one of `trust_anchors`
 /// (through the other certificates it sent), every certificate on the way is valid at
-/// `unix_now`, `id` is in the end-entity certificate, and `check_signature` accepts its key.
+/// `unix_now` and not revoked by one of `crls`, `id` is in the end-entity certificate, and
+/// `check_signature` accepts its key.
 pub fn authenticate_peer(
     trust_anchors: &[Vec<u8>],
+    crls: &[Vec<u8>],
     certs: &[&Cert],
     id: &Identification,
     unix_now: i64,
@@ -204,7 +242,12 @@ pub fn authenticate_peer(
     let others: Vec<X509Certificate<'_>> = others.iter().filter_map(|d| parse(d).ok()).collect();
     let anchors: Vec<X509Certificate<'_>> =
         trust_anchors.iter().filter_map(|d| parse(d).ok()).collect();
-    validate_chain(&end_entity, &others, &anchors, unix_now)?;
+    let crls: Vec<CertificateRevocationList<'_>> = crls
+        .iter()
+        .filter_map(|d| CertificateRevocationList::from_der(d).ok())
+        .map(|(_, crl)| crl)
+        .collect();
+    validate_chain(&end_entity, &others, &anchors, &crls, unix_now)?;
     if !id_in_certificate(id, &end_entity) {
         return Err(CertError::IdMismatch {
             subject: end_entity.subject().to_string(),
@@ -231,22 +274,54 @@ fn issued(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
         && cert.verify_signature(Some(issuer.public_key())).is_ok()
 }
 
+/// RFC 5280 6.3, reduced to local CRLs: `cert` is revoked if a CRL that `issuer` signed lists
+/// its serial number. A CRL past its nextUpdate still counts (a revoked certificate stays
+/// revoked); one that `issuer` did not sign is not its.
+fn not_revoked(
+    cert: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+    crls: &[CertificateRevocationList<'_>],
+) -> Result<(), CertError> {
+    let revoked = crls
+        .iter()
+        .filter(|crl| {
+            crl.issuer().as_raw() == issuer.subject().as_raw()
+                && crl.verify_signature(issuer.public_key()).is_ok()
+        })
+        .any(|crl| {
+            crl.iter_revoked_certificates()
+                .any(|r| r.raw_serial() == cert.raw_serial())
+        });
+    if revoked {
+        return Err(CertError::Revoked {
+            subject: cert.subject().to_string(),
+            issuer: issuer.subject().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// RFC 5280 6.1, reduced to what IKE needs: walk from the end entity through the peer's
-/// intermediates to a trust anchor, checking signatures, CA flags and validity periods.
+/// intermediates to a trust anchor, checking signatures, CA flags, validity periods and CRLs.
 fn validate_chain(
     end_entity: &X509Certificate<'_>,
     intermediates: &[X509Certificate<'_>],
     anchors: &[X509Certificate<'_>],
+    crls: &[CertificateRevocationList<'_>],
     unix_now: i64,
 ) -> Result<(), CertError> {
     let mut current = end_entity;
     for _ in 0..MAX_CHAIN_DEPTH {
         valid_at(current, unix_now)?;
         if let Some(anchor) = anchors.iter().find(|a| issued(current, a)) {
+            not_revoked(current, anchor, crls)?;
             return valid_at(anchor, unix_now);
         }
         match intermediates.iter().find(|i| issued(current, i)) {
-            Some(next) => current = next,
+            Some(next) => {
+                not_revoked(current, next, crls)?;
+                current = next;
+            }
             None => break,
         }
     }
