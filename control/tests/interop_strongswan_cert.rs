@@ -27,8 +27,8 @@ fn key(alg: &'static SignatureAlgorithm) -> KeyPair {
 }
 
 /// A CA and end-entity certificates for ours.example and charon.example, as PEM files in `dir`:
-/// ca.pem, ours.pem, ours.key, swanctl/x509/charon.pem, swanctl/pkcs8/charon.key; and
-/// other-ca.pem, a CA that signed neither.
+/// ca.pem (its key ca.key), ours.pem, ours.key, swanctl/x509/charon.pem, swanctl/pkcs8/charon.key;
+/// and other-ca.pem, a CA that signed neither.
 fn make_certificates(dir: &Path, alg: &'static SignatureAlgorithm) {
     let write = |path: &str, text: String| std::fs::write(dir.join(path), text).unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -47,7 +47,9 @@ fn make_certificates(dir: &Path, alg: &'static SignatureAlgorithm) {
     params
         .distinguished_name
         .push(DnType::CommonName, "interop CA");
-    let ca = CertifiedIssuer::self_signed(params, key(alg)).unwrap();
+    let ca_key = key(alg);
+    write("ca.key", ca_key.serialize_pem());
+    let ca = CertifiedIssuer::self_signed(params, ca_key).unwrap();
     write("ca.pem", ca.pem());
     write("swanctl/x509ca/ca.pem", ca.pem());
     for (name, cert_path, key_path) in [
@@ -70,19 +72,53 @@ fn make_certificates(dir: &Path, alg: &'static SignatureAlgorithm) {
 /// charon's IKE fragments are at most 600 bytes.
 const FRAGMENTS: &str = "fragment_size = 600";
 
+/// Revokes charon's certificate in a CRL of the CA that `openssl ca` makes (an implementation
+/// other than ours and rcgen): crl.pem in `dir`.
+fn revoke_charon_with_openssl(dir: &Path) {
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = ca\n[ca]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n",
+    )
+    .unwrap();
+    for args in [
+        &["-revoke", "swanctl/x509/charon.pem"][..],
+        &["-gencrl", "-out", "crl.pem"][..],
+    ] {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args([
+                "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem",
+            ])
+            .args(args)
+            .output()
+            .expect("openssl (installed by scripts/setup.sh)");
+        assert!(out.status.success(), "openssl ca {args:?}: {out:?}");
+    }
+}
+
 /// Two namespaces ("ct" + pid + tag, a: ours, b: charon's) joined by a veth, certificates,
 /// charon (`charon_options` in its `charon { }` section) and `iked`, which trusts the CA in
-/// `our_ca`.
+/// `our_ca` and, with `our_crl`, checks the peer's certificate against an openssl CRL that
+/// revokes charon's.
 fn lab(
     tag: &str,
     alg: &'static SignatureAlgorithm,
     we_initiate: bool,
     our_ca: &str,
     charon_options: &str,
+    our_crl: bool,
 ) -> Lab {
     let mut lab = Lab::new("ct", tag);
     lab.two_namespaces(OURS, THEIRS);
     make_certificates(&lab.dir, alg);
+    let crl = if our_crl {
+        revoke_charon_with_openssl(&lab.dir);
+        format!("crl = \"{}\"\n", lab.path("crl.pem").display())
+    } else {
+        String::new()
+    };
     let swanctl = format!(
         "connections {{\n ours {{\n  version = 2\n  local_addrs = {THEIRS}\n  remote_addrs = {OURS}\n  \
          proposals = aes256gcm16-prfsha256-ecp256\n  fragmentation = yes\n  send_certreq = yes\n  \
@@ -96,7 +132,7 @@ fn lab(
     let config = format!(
         "[daemon]\nlisten = \"{OURS}\"\ncontrol_socket = \"{sock}\"\nlog_keys = true\n\n\
          [[peer]]\nname = \"charon\"\nremote = \"{THEIRS}\"\nlocal_id = \"fqdn:ours.example\"\nremote_id = \"fqdn:charon.example\"\n\
-         auth = \"pubkey\"\ncert = \"{cert}\"\nkey = \"{key}\"\nca = \"{ca}\"\n\
+         auth = \"pubkey\"\ncert = \"{cert}\"\nkey = \"{key}\"\nca = \"{ca}\"\n{crl}\
          ike = [\"aes256gcm16-prfsha256-ecp256\"]\nesp = [\"aes256gcm16\"]\nlocal_ts = [\"198.18.1.0/24\"]\nremote_ts = [\"198.18.2.0/24\"]\ninitiate = {we_initiate}\n",
         sock = lab.iked_socket().display(),
         cert = lab.path("ours.pem").display(),
@@ -115,7 +151,7 @@ fn run_case(
     we_initiate: bool,
     charon_options: &str,
 ) -> String {
-    let lab = lab(tag, alg, we_initiate, "ca.pem", charon_options);
+    let lab = lab(tag, alg, we_initiate, "ca.pem", charon_options, false);
     if !we_initiate {
         lab.swanctl("--initiate --child net --ike ours --timeout 10");
     }
@@ -218,18 +254,10 @@ fn rsa_method_1_with_a_peer_without_rfc7427() {
     }
 }
 
-/// charon's certificate is from a CA we do not trust, ours from the one charon trusts: after
-/// IKE_AUTH charon holds the IKE SA as established, we refuse it and say so with
-/// AUTHENTICATION_FAILED in an INFORMATIONAL request (RFC 7296 2.21.2), and charon deletes it.
-#[test]
-fn charon_deletes_the_ike_sa_whose_authentication_we_refused() {
-    let lab = lab(
-        "xa",
-        &PKCS_ECDSA_P256_SHA256,
-        true,
-        "other-ca.pem",
-        FRAGMENTS,
-    );
+/// We refuse charon's certificate after IKE_AUTH, where charon holds the IKE SA as established:
+/// we say so with AUTHENTICATION_FAILED in an INFORMATIONAL request (RFC 7296 2.21.2), and
+/// charon deletes it. Returns iked's log.
+fn charon_deletes_the_refused_ike_sa(lab: &Lab) -> String {
     let charon_log = || std::fs::read_to_string(lab.path("charon.log")).unwrap_or_default();
     lab.wait_for(
         "charon to receive AUTHENTICATION_FAILED",
@@ -256,5 +284,40 @@ fn charon_deletes_the_ike_sa_whose_authentication_we_refused() {
         Some(0),
         "{}",
         lab.logs()
+    );
+    std::fs::read_to_string(lab.path("iked.log")).unwrap()
+}
+
+/// charon's certificate is from a CA we do not trust, ours from the one charon trusts.
+#[test]
+fn charon_deletes_the_ike_sa_whose_authentication_we_refused() {
+    let lab = lab(
+        "xa",
+        &PKCS_ECDSA_P256_SHA256,
+        true,
+        "other-ca.pem",
+        FRAGMENTS,
+        false,
+    );
+    let log = charon_deletes_the_refused_ike_sa(&lab);
+    assert!(log.contains("no chain from"), "{log}");
+}
+
+/// charon's certificate is from the CA we trust, but a CRL of that CA, made by `openssl ca`,
+/// revokes it (RFC 5280 6.3).
+#[test]
+fn a_certificate_revoked_by_an_openssl_crl_is_refused() {
+    let lab = lab(
+        "xr",
+        &PKCS_ECDSA_P256_SHA256,
+        true,
+        "ca.pem",
+        FRAGMENTS,
+        true,
+    );
+    let log = charon_deletes_the_refused_ike_sa(&lab);
+    assert!(
+        log.contains("charon.example") && log.contains("is revoked"),
+        "{log}"
     );
 }
