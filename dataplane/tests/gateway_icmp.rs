@@ -4,27 +4,20 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use dataplane::esp::decrypt::inbound;
 use dataplane::gateway::config::Config;
 use dataplane::gateway::counters::{GatewayDrop, LcoreCounters, Reason};
 use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use dataplane::gateway::icmp_error::{reportable, IcmpError};
-use dataplane::gateway::pipeline::{Pipeline, Shared, Verdict};
-use dataplane::gateway::{provision, Side};
-use dataplane::nd::NegotiationDiscovery;
+use dataplane::gateway::pipeline::{Pipeline, Verdict};
+use dataplane::gateway::Side;
 use dataplane::{encapsulate, Inbound, InboundSa, OutboundSa, PacketBuf, SliceBuf};
-use shared::layout::Capacities;
-use shared::ops::Writer;
-use shared::reader::Reader;
-use shared::region::Region;
 use shared::sa::Direction;
 
-const GW_P: Mac = Mac([2, 0, 0, 0, 1, 1]);
-const GW_U: Mac = Mac([2, 0, 0, 0, 0, 1]);
+use common::pipeline::{Fixture, GW_P, GW_U};
+
 const HOST: Mac = Mac([2, 0, 0, 0, 1, 2]);
 const PEER: Mac = Mac([2, 0, 0, 0, 0, 2]);
 
@@ -161,31 +154,8 @@ local = "2001:db8:1::/64"
 remote = "2001:db8:2::/48"
 "#;
 
-struct Fixture {
-    pipeline: Pipeline,
-    counters: Arc<LcoreCounters>,
-    config: Config,
-    path: std::path::PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = Region::remove(&self.path);
-    }
-}
-
 fn fixture(name: &str, config: &str) -> Fixture {
-    let config = Config::parse(Path::new("test.toml"), config).unwrap();
-    let path = std::env::temp_dir().join(format!("gw-icmp-{name}-{}", std::process::id()));
-    let _ = Region::remove(&path);
-    let region = Arc::new(Region::create(&path, Capacities { sas: 16, policies: 16, readers: 4, reqids: 16, ..Capacities::default() }).unwrap());
-    let mut writer = Writer::attach(region.clone()).unwrap();
-    provision::load(&mut writer, &config).unwrap();
-    let counters = Arc::new(LcoreCounters::default());
-    let setup = Arc::new(config.setup(GW_P, GW_U));
-    let shared = Shared { nd: config.negotiation_discovery.map(|c| Arc::new(NegotiationDiscovery::new(c))), ..Shared::default() };
-    let pipeline = Pipeline::new(Reader::attach(region).unwrap(), setup, &shared, counters.clone());
-    Fixture { pipeline, counters, config, path }
+    common::pipeline::fixture("gw-icmp", name, config)
 }
 
 /// `ip` in an Ethernet frame from `src` to the port of `side`.

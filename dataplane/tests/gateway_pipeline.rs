@@ -8,16 +8,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dataplane::gateway::config::Config;
-use dataplane::gateway::counters::{GatewayDrop, LcoreCounters, Reason};
+use dataplane::gateway::counters::{GatewayDrop, Reason};
 use dataplane::gateway::ether::{Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-use dataplane::gateway::pipeline::{Pipeline, Shared, Verdict};
-use dataplane::gateway::{provision, Side};
+use dataplane::gateway::pipeline::{Pipeline, Verdict};
+use dataplane::gateway::Side;
 use dataplane::wire::ipv4::{Ipv4Fields, Ipv4Packet};
 use dataplane::SliceBuf;
-use shared::layout::Capacities;
-use shared::ops::Writer;
 use shared::reader::Reader;
 use shared::region::Region;
+
+use common::pipeline::{Fixture, GW_P, GW_U};
 
 const CONFIG: &str = r#"
 [ports.protected]
@@ -75,8 +75,6 @@ enc_key = "0101010101010101010101010101010101010101010101010101010101010101a0a1a
 reqid = 1
 "#;
 
-const GW_P: Mac = Mac([2, 0, 0, 0, 1, 1]);
-const GW_U: Mac = Mac([2, 0, 0, 0, 0, 1]);
 const HOST: Mac = Mac([2, 0, 0, 0, 1, 2]);
 
 /// An Ethernet frame with an IPv4 packet (protocol, 20-byte payload starting with the ports).
@@ -99,33 +97,12 @@ fn long_frame(vlan: Option<u16>, src: [u8; 4], dst: [u8; 4], protocol: u8, ttl: 
     out
 }
 
-struct Fixture {
-    pipeline: Pipeline,
-    counters: Arc<LcoreCounters>,
-    path: std::path::PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = Region::remove(&self.path);
-    }
-}
-
 fn fixture(name: &str) -> Fixture {
     fixture_with(name, CONFIG)
 }
 
 fn fixture_with(name: &str, config: &str) -> Fixture {
-    let config = Config::parse(Path::new("test.toml"), config).unwrap();
-    let path = std::env::temp_dir().join(format!("gw-pipeline-{name}-{}", std::process::id()));
-    let _ = Region::remove(&path);
-    let region = Arc::new(Region::create(&path, Capacities { sas: 16, policies: 16, readers: 4, reqids: 16, ..Capacities::default() }).unwrap());
-    let mut writer = Writer::attach(region.clone()).unwrap();
-    provision::load(&mut writer, &config).unwrap();
-    let counters = Arc::new(LcoreCounters::default());
-    let setup = Arc::new(config.setup(GW_P, GW_U));
-    let pipeline = Pipeline::new(Reader::attach(region).unwrap(), setup, &Shared::default(), counters.clone());
-    Fixture { pipeline, counters, path }
+    common::pipeline::fixture("gw-pipeline", name, config)
 }
 
 fn run(p: &mut Pipeline, side: Side, bytes: &[u8], from_host: bool) -> (Verdict, Vec<u8>) {

@@ -1,7 +1,9 @@
 //! Test helpers: SA configurations for every suite and mode, plain packets of every family;
-//! `sites`: the end-to-end tests' namespaces, gateway processes and captures.
+//! `pipeline`: a pipeline over a configured region; `sites`: the end-to-end tests' namespaces,
+//! gateway processes and captures.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod pipeline;
 pub mod sites;
 
 use std::net::IpAddr;
