@@ -1,7 +1,8 @@
 //! IKEv2 message parsing on arbitrary bytes: never a panic, and whatever parses re-emits to bytes
 //! that parse to the same payloads. The CERT and AUTH payloads found go through certificate
 //! validation and signature checking as IKE_AUTH would take them (RFC 7296 2.15, 3.6, 3.8,
-//! RFC 7427), with the last certificate standing as trust anchor so that chains can verify.
+//! RFC 7427), with the last certificate standing as trust anchor so that chains can verify and
+//! every one as a CRL (RFC 5280 5).
 #![no_main]
 
 use control::ikev2::{certificate, signature};
@@ -22,6 +23,8 @@ fn authenticate(payloads: &[Payload], signed: &[u8]) {
         })
         .collect();
     let anchors: Vec<Vec<u8>> = certs.last().map(|c| c.data.clone()).into_iter().collect();
+    // Every certificate's bytes also stand as a CRL, so that the CRL parser sees them too.
+    let crls: Vec<Vec<u8>> = certs.iter().map(|c| c.data.clone()).collect();
     let default_id = Identification {
         kind: IdType::Fqdn,
         data: b"peer.example".to_vec(),
@@ -37,7 +40,7 @@ fn authenticate(payloads: &[Payload], signed: &[u8]) {
         Payload::Auth(a) => Some(a),
         _ => None,
     }) {
-        let _ = certificate::authenticate_peer(&anchors, &certs, id, NOW, |cert| {
+        let _ = certificate::authenticate_peer(&anchors, &crls, &certs, id, NOW, |cert| {
             Ok(signature::verify(cert.public_key(), auth, signed)?)
         });
     }
