@@ -580,6 +580,7 @@ fn the_daemon_configuration_loads_certificates_and_names_what_is_wrong() {
             "#
         )
     };
+    let error_of = |auth: &str| DaemonConfig::parse(&config(auth)).unwrap_err().to_string();
     let good = format!(
         "auth = \"pubkey\"\ncert = \"{cert_path}\"\nkey = \"{key_path}\"\nca = \"{ca_path}\"\nrsa_padding = \"pss\""
     );
@@ -593,37 +594,29 @@ fn the_daemon_configuration_loads_certificates_and_names_what_is_wrong() {
         1
     );
     let not_a_crl = format!("{good}\ncrl = \"{ca_path}\"");
-    let error = DaemonConfig::parse(&config(&not_a_crl))
-        .unwrap_err()
-        .to_string();
+    let error = error_of(&not_a_crl);
     assert!(
         error.contains("crl") && error.contains("no PEM block"),
         "{error}"
     );
     let missing_key = format!("auth = \"pubkey\"\ncert = \"{cert_path}\"\nca = \"{ca_path}\"");
-    let error = DaemonConfig::parse(&config(&missing_key))
-        .unwrap_err()
-        .to_string();
+    let error = error_of(&missing_key);
     assert!(error.contains("key") && error.contains("pubkey"), "{error}");
     let wrong_key = format!(
         "auth = \"pubkey\"\ncert = \"{ca_path}\"\nkey = \"{key_path}\"\nca = \"{ca_path}\""
     );
-    let error = DaemonConfig::parse(&config(&wrong_key))
-        .unwrap_err()
-        .to_string();
+    let error = error_of(&wrong_key);
     assert!(error.contains("does not belong"), "{error}");
     let unreadable = format!(
         "auth = \"pubkey\"\ncert = \"{cert_path}\"\nkey = \"{key_path}\"\nca = \"/nonexistent/ca.pem\""
     );
-    let error = DaemonConfig::parse(&config(&unreadable))
-        .unwrap_err()
-        .to_string();
+    let error = error_of(&unreadable);
     assert!(
         error.contains("ca") && error.contains("cannot read"),
         "{error}"
     );
     // The pre-shared key stays mandatory for auth = "psk".
-    let error = DaemonConfig::parse(&config("")).unwrap_err().to_string();
+    let error = error_of("");
     assert!(error.contains("psk"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

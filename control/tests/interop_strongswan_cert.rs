@@ -79,7 +79,7 @@ fn revoke_charon_with_openssl(dir: &Path) {
     std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
     std::fs::write(
         dir.join("ca.cnf"),
-        "[ca]\ndefault_ca = ca\n[ca]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n",
+        "[ca]\ndefault_ca = test_ca\n[test_ca]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n",
     )
     .unwrap();
     for args in [

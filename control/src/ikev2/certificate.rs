@@ -67,8 +67,17 @@ pub struct PubkeyAuth {
 }
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
-    match X509Certificate::from_der(der) {
-        Ok(([], cert)) => Ok(cert),
+    whole(X509Certificate::from_der(der))
+}
+
+fn parse_crl(der: &[u8]) -> Result<CertificateRevocationList<'_>, String> {
+    whole(CertificateRevocationList::from_der(der))
+}
+
+/// A DER parse that used every byte.
+fn whole<T, E: std::fmt::Display>(parsed: Result<(&[u8], T), E>) -> Result<T, String> {
+    match parsed {
+        Ok(([], value)) => Ok(value),
         Ok(_) => Err("trailing bytes".into()),
         Err(e) => Err(e.to_string()),
     }
@@ -163,11 +172,7 @@ impl PubkeyAuth {
     /// The same credentials, with these CRLs (DER), each of which must parse.
     pub fn with_crls(mut self, crls: Vec<Vec<u8>>) -> Result<PubkeyAuth, CredentialError> {
         for der in &crls {
-            match CertificateRevocationList::from_der(der) {
-                Ok(([], _)) => {}
-                Ok(_) => return Err(CredentialError::BadCrl("trailing bytes".into())),
-                Err(e) => return Err(CredentialError::BadCrl(e.to_string())),
-            }
+            parse_crl(der).map_err(CredentialError::BadCrl)?;
         }
         self.crls = crls;
         Ok(self)
@@ -242,11 +247,8 @@ pub fn authenticate_peer(
     let others: Vec<X509Certificate<'_>> = others.iter().filter_map(|d| parse(d).ok()).collect();
     let anchors: Vec<X509Certificate<'_>> =
         trust_anchors.iter().filter_map(|d| parse(d).ok()).collect();
-    let crls: Vec<CertificateRevocationList<'_>> = crls
-        .iter()
-        .filter_map(|d| CertificateRevocationList::from_der(d).ok())
-        .map(|(_, crl)| crl)
-        .collect();
+    let crls: Vec<CertificateRevocationList<'_>> =
+        crls.iter().filter_map(|d| parse_crl(d).ok()).collect();
     validate_chain(&end_entity, &others, &anchors, &crls, unix_now)?;
     if !id_in_certificate(id, &end_entity) {
         return Err(CertError::IdMismatch {
