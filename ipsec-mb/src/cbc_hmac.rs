@@ -57,9 +57,12 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Within a buffer of `len` bytes, with whole blocks to cipher and the IV before them.
+    /// Within a buffer of `len` bytes, with whole blocks to cipher (at least one), something to
+    /// hash and the IV before the cipher range: every job parameter the library's checked
+    /// `submit_job` would refuse, which the bursts skip (`submit_job_nocheck`, as DPDK's
+    /// aesni_mb PMD does).
     fn fits(&self, len: usize) -> bool {
-        let in_buf = |r: &Range<usize>| r.start <= r.end && r.end <= len;
+        let in_buf = |r: &Range<usize>| r.start < r.end && r.end <= len;
         in_buf(&self.cipher)
             && in_buf(&self.hash)
             && self.cipher.len().is_multiple_of(AES_BLOCK)
@@ -251,7 +254,7 @@ fn run_burst(jobs: &mut [BurstJob<'_>], cipher: Cipher) -> Result<(), Error> {
     }
     manager::with_burst_manager(|m| {
         let raw = m.raw();
-        let (Some(next), Some(submit), Some(flush)) = (raw.get_next_job, raw.submit_job, raw.flush_job) else {
+        let (Some(next), Some(submit), Some(flush)) = (raw.get_next_job, raw.submit_job_nocheck, raw.flush_job) else {
             return Err(Error::NoManager);
         };
         let mgr = m.raw_mut();
@@ -273,7 +276,8 @@ fn run_burst(jobs: &mut [BurstJob<'_>], cipher: Cipher) -> Result<(), Error> {
             key.describe(job, src, &j.layout, j.tag.as_mut_ptr(), cipher);
             // SAFETY: every pointer in the job (the buffer, with the ranges and the IV checked
             // above, the tag, the keys) stays valid and unmoved until this function returns: `jobs`
-            // is borrowed for all of it, and every submitted job is flushed back below.
+            // is borrowed for all of it, and every submitted job is flushed back below. Unchecked
+            // by the library: `Layout::fits` and `CbcHmacKey::new` refused what it would.
             let completed = unsafe { submit(mgr) };
             if !completed.is_null() {
                 collect(completed);

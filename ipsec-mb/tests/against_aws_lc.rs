@@ -185,6 +185,11 @@ fn bad_keys_and_layouts_are_errors() {
     let bad = BurstJob { key: &key, buf: &mut second, layout: Layout { iv_at: 8, cipher: 24..54, hash: 0..54 }, tag: [0; 32] };
     assert!(encrypt_then_mac_burst(&mut [good, bad]).is_err());
     assert_eq!(first, [0u8; 56]);
+    // Bursts skip the library's own checks: nothing to cipher or nothing to hash is refused here.
+    for layout in [Layout { iv_at: 8, cipher: 24..24, hash: 0..56 }, Layout { iv_at: 8, cipher: 24..56, hash: 8..8 }] {
+        assert!(encrypt_then_mac_burst(&mut [BurstJob { key: &key, buf: &mut first, layout, tag: [0; 32] }]).is_err());
+    }
+    assert_eq!(first, [0u8; 56]);
 }
 
 #[test]
