@@ -295,15 +295,11 @@ impl Transform {
                 icv_matches(&tag, &pkt[icv_at..])
             }
             Kind::CbcHmac(c) => {
-                // With ESN the high half of the sequence number borrows the ICV's place
-                // (`cbc_open_layout`): keep the received ICV, and put it back.
-                let mut received = [0u8; TAG_LEN];
-                let received = &mut received[..self.icv_len];
-                received.copy_from_slice(&pkt[icv_at..]);
+                let received = ReceivedIcv::keep(pkt, icv_at, esn);
                 let layout = cbc_open_layout(pkt, (esp_at, iv_at, payload_at, icv_at), seq, esn)?;
-                let tag = c.key.mac_then_decrypt(pkt, &layout).map_err(|_| OpenError::Truncated)?;
-                pkt[icv_at..].copy_from_slice(received);
-                icv_matches(&tag, received)
+                let tag = c.key.mac_then_decrypt(pkt, &layout);
+                received.put_back(pkt, icv_at);
+                icv_matches(&tag.map_err(|_| OpenError::Truncated)?, &pkt[icv_at..])
             }
         };
         if matches {
@@ -331,34 +327,60 @@ impl Transform {
         }
         let mut results = BurstVec::from_elem(Err(OpenError::Truncated), pending.len());
         let mut jobs = BurstVec::new();
-        let mut index = BurstVec::<(usize, usize, [u8; TAG_LEN], usize)>::new();
+        let mut index = BurstVec::<(usize, usize, ReceivedIcv)>::new();
         for (i, p) in pending.iter_mut().enumerate() {
             let Kind::CbcHmac(c) = &p.transform.kind else {
                 results[i] = p.transform.open(p.pkt, p.esp_at, p.seq, p.esn);
                 continue;
             };
             let prepared = p.transform.open_ranges(p.pkt.len(), p.esp_at).and_then(|(iv_at, payload_at, icv_at)| {
-                let mut received = [0u8; TAG_LEN];
-                received[..p.transform.icv_len].copy_from_slice(&p.pkt[icv_at..]);
+                let received = ReceivedIcv::keep(p.pkt, icv_at, p.esn);
                 let layout = cbc_open_layout(p.pkt, (p.esp_at, iv_at, payload_at, icv_at), p.seq, p.esn)?;
                 Ok((layout, icv_at, received))
             });
             match prepared {
                 Ok((layout, icv_at, received)) => {
                     jobs.push(BurstJob { key: &c.key, buf: &mut *p.pkt, layout, tag: [0; 32] });
-                    index.push((i, icv_at, received, p.transform.icv_len));
+                    index.push((i, icv_at, received));
                 }
                 Err(e) => results[i] = Err(e),
             }
         }
         if mac_then_decrypt_burst(&mut jobs).is_ok() {
-            for (job, (i, icv_at, received, icv_len)) in jobs.iter_mut().zip(index) {
-                let received = &received[..icv_len];
-                job.buf[icv_at..].copy_from_slice(received);
-                results[i] = if icv_matches(&job.tag, received) { Ok(()) } else { Err(OpenError::IcvMismatch) };
+            for (job, (i, icv_at, received)) in jobs.iter_mut().zip(index) {
+                received.put_back(job.buf, icv_at);
+                results[i] = if icv_matches(&job.tag, &job.buf[icv_at..]) { Ok(()) } else { Err(OpenError::IcvMismatch) };
             }
         }
         results
+    }
+}
+
+/// The ICV of a CBC+HMAC packet being opened. With ESN the high half of the sequence number
+/// borrows the ICV's place while the HMAC runs (`cbc_open_layout`), so the received ICV is kept
+/// aside, to compare and to put back; without ESN it stays in the packet, uncopied.
+#[derive(Debug)]
+enum ReceivedIcv {
+    InPlace,
+    Kept { icv: [u8; TAG_LEN], len: usize },
+}
+
+impl ReceivedIcv {
+    fn keep(pkt: &[u8], icv_at: usize, esn: bool) -> ReceivedIcv {
+        if !esn {
+            return ReceivedIcv::InPlace;
+        }
+        let mut icv = [0u8; TAG_LEN];
+        let len = pkt.len() - icv_at;
+        icv[..len].copy_from_slice(&pkt[icv_at..]);
+        ReceivedIcv::Kept { icv, len }
+    }
+
+    /// Puts a kept ICV back at `icv_at`, where the computed tag is then compared with it.
+    fn put_back(&self, pkt: &mut [u8], icv_at: usize) {
+        if let ReceivedIcv::Kept { icv, len } = self {
+            pkt[icv_at..].copy_from_slice(&icv[..*len]);
+        }
     }
 }
 
