@@ -3,11 +3,12 @@
 //! HMAC inner and outer hash states are computed once per SA.
 //!
 //! The jobs run one at a time on a manager using SHA-NI (`manager::with_job_manager`), or a burst
-//! at a time in the library's multi-buffer lanes ([`encrypt_then_mac_burst`],
-//! [`mac_then_decrypt_burst`]). CBC encryption is offered for bursts only: one job at a time
+//! at a time in the library's multi-buffer lanes through its synchronous burst API
+//! ([`encrypt_then_mac_burst`], [`mac_then_decrypt_burst`]). CBC encryption is offered for bursts only: one job at a time
 //! leaves the lanes idle, and a serial implementation is 2-3x faster for a single packet
 //! (BENCHMARKS.md, crypto calls).
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use zeroize::Zeroize;
@@ -136,6 +137,12 @@ impl CbcHmacKey {
         Ok(CbcHmacKey { encrypt_keys, decrypt_keys, key_len: cipher_key.len(), hmac, inner, outer, tag_len })
     }
 
+    /// Which call of a burst this key's jobs go in: one per AES key size and hash (below 8).
+    fn burst_group(&self) -> u8 {
+        let size = (self.key_len / 8 - 2) as u8; // 16, 24, 32 bytes: 0, 1, 2
+        size * 2 + u8::from(self.hmac == Hmac::Sha256)
+    }
+
     /// The length of the tags this key produces.
     pub fn tag_len(&self) -> usize {
         self.tag_len
@@ -244,59 +251,76 @@ pub fn mac_then_decrypt_burst(jobs: &mut [BurstJob<'_>]) -> Result<(), Error> {
     run_burst(jobs, Cipher::CBC_DECRYPT)
 }
 
+thread_local! {
+    /// The jobs of the burst API's calls, which take them as one array: kept per thread and
+    /// reused, so that a burst allocates nothing once the first has sized it.
+    static RAW_JOBS: RefCell<Vec<sys::IMB_JOB>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Runs the jobs side by side in the library's multi-buffer lanes (8 or 16 packets at once with
-/// AVX2 or AVX-512), on this thread's manager for this CPU (`manager::with_burst_manager`).
+/// AVX2 or AVX-512), on this thread's manager for this CPU (`manager::with_burst_manager`), with
+/// the library's synchronous burst API: one call ciphers every job, one hashes them (in the
+/// order `cipher` says), each finishing all its jobs before it returns. Through the job API's
+/// queue instead (`submit_job`, `flush_job`, as DPDK's aesni_mb PMD does) a burst of 64-byte
+/// packets took 4-7% longer (BENCHMARKS.md, "Twelfth session"). A call takes one AES key size
+/// and one hash: jobs are grouped by them.
 /// Returns an error if a layout is invalid (nothing is then touched) or a job failed (the buffers
 /// are then in an undefined state).
 fn run_burst(jobs: &mut [BurstJob<'_>], cipher: Cipher) -> Result<(), Error> {
     if !jobs.iter().all(|j| j.layout.fits(j.buf.len())) {
         return Err(Error::Layout);
     }
-    manager::with_burst_manager(|m| {
-        let raw = m.raw();
-        let (Some(next), Some(submit), Some(flush)) = (raw.get_next_job, raw.submit_job_nocheck, raw.flush_job) else {
-            return Err(Error::NoManager);
-        };
-        let mgr = m.raw_mut();
-        let mut failed = None;
-        let mut done = 0;
-        let mut collect = |job: *mut sys::IMB_JOB| {
-            // SAFETY: a non-null job the library returns is one of this manager's, completed.
-            let status = unsafe { (*job).status };
-            if status != sys::IMB_STATUS_COMPLETED {
-                failed.get_or_insert(Error::Job(status));
-            }
-            done += 1;
-        };
-        for j in jobs.iter_mut() {
-            let (key, src) = (j.key, j.buf.as_mut_ptr());
-            // SAFETY: `mgr` is this thread's initialised manager; the job it hands out is ours
-            // (and valid) until it is submitted.
-            let job = unsafe { &mut *next(mgr) };
-            key.describe(job, src, &j.layout, j.tag.as_mut_ptr(), cipher);
-            // SAFETY: every pointer in the job (the buffer, with the ranges and the IV checked
-            // above, the tag, the keys) stays valid and unmoved until this function returns: `jobs`
-            // is borrowed for all of it, and every submitted job is flushed back below. Unchecked
-            // by the library: `Layout::fits` and `CbcHmacKey::new` refused what it would.
-            let completed = unsafe { submit(mgr) };
-            if !completed.is_null() {
-                collect(completed);
-            }
+    let mut groups = 0u8;
+    for j in jobs.iter() {
+        groups |= 1 << j.key.burst_group();
+    }
+    while groups != 0 {
+        let group = groups.trailing_zeros() as u8;
+        groups &= groups - 1;
+        run_group(jobs.iter_mut().filter(|j| j.key.burst_group() == group), cipher)?;
+    }
+    Ok(())
+}
+
+/// [`run_burst`] for jobs whose keys have the same AES key size and hash.
+fn run_group<'j, 'a: 'j>(jobs: impl Iterator<Item = &'j mut BurstJob<'a>>, cipher: Cipher) -> Result<(), Error> {
+    RAW_JOBS.with(|raw| {
+        let mut raw = raw.borrow_mut();
+        raw.clear();
+        let mut sizes = None;
+        for j in jobs {
+            let mut job = sys::IMB_JOB::default();
+            j.key.describe(&mut job, j.buf.as_mut_ptr(), &j.layout, j.tag.as_mut_ptr(), cipher);
+            sizes = Some((j.key.key_len as sys::IMB_KEY_SIZE_BYTES, job.hash_alg));
+            raw.push(job);
         }
-        loop {
-            // SAFETY: as above; flushing returns the jobs still in the lanes, then null.
-            let completed = unsafe { flush(mgr) };
-            if completed.is_null() {
-                break;
+        let Some((key_size, hash)) = sizes else { return Ok(()) };
+        let n = u32::try_from(raw.len()).map_err(|_| Error::Job(sys::IMB_STATUS_INVALID_ARGS))?;
+        manager::with_burst_manager(|m| {
+            let mgr_fns = m.raw();
+            let (Some(cipher_burst), Some(hash_burst)) = (mgr_fns.submit_cipher_burst_nocheck, mgr_fns.submit_hash_burst_nocheck) else {
+                return Err(Error::NoManager);
+            };
+            let (mgr, jobs_ptr) = (m.raw_mut(), raw.as_mut_ptr());
+            // SAFETY: `mgr` is this thread's initialised manager; `jobs_ptr` is `n` jobs, which
+            // stay in place for both calls. Every pointer in them (the buffers, with the ranges
+            // and IVs `Layout::fits` checked, the tags, the keys) is borrowed by the caller for
+            // longer than this function. Each call completes all its jobs before it returns, so
+            // the library keeps no pointer after it. Unchecked by the library: `Layout::fits` and
+            // `CbcHmacKey::new` refused what its checked variants would.
+            let completed = unsafe {
+                if cipher.order == sys::IMB_ORDER_CIPHER_HASH {
+                    [cipher_burst(mgr, jobs_ptr, n, cipher.mode, cipher.direction, key_size), hash_burst(mgr, jobs_ptr, n, hash)]
+                } else {
+                    [hash_burst(mgr, jobs_ptr, n, hash), cipher_burst(mgr, jobs_ptr, n, cipher.mode, cipher.direction, key_size)]
+                }
+            };
+            if completed != [n, n] || raw.iter().any(|j| j.status != sys::IMB_STATUS_COMPLETED) {
+                return Err(Error::Job(sys::IMB_STATUS_INVALID_ARGS));
             }
-            collect(completed);
-        }
-        match failed {
-            Some(e) => Err(e),
-            None if done == jobs.len() => Ok(()),
-            None => Err(Error::Job(sys::IMB_STATUS_INVALID_ARGS)),
-        }
-    })?
+            Ok(())
+        })?
+    })
 }
 
 /// RFC 2104: the hash states after the first block of the inner and outer hashes, H(K ^ ipad)

@@ -5,7 +5,8 @@
 //! - [`GcmKey`]: AES-GCM (RFC 4106) and GMAC (RFC 4543) through the library's direct API, which
 //!   has no per-call state beyond a context on the stack.
 //! - [`CbcHmacKey`]: HMAC-SHA1-96 (RFC 2404) or HMAC-SHA-256-128 (RFC 4868), alone or chained
-//!   with AES-CBC decryption (RFC 3602) in one job of the job API, on a per-thread manager.
+//!   with AES-CBC decryption (RFC 3602) in one job of the job API, on a per-thread manager; and
+//!   AES-CBC with HMAC for bursts of packets, in the multi-buffer lanes (its burst API).
 //! - [`use_private_copy`]: a copy of the library for the calling thread, so that threads working
 //!   side by side do not all write the one error variable of versions before 1.4.
 
