@@ -4,9 +4,9 @@
 //!
 //! The jobs run one at a time on a manager using SHA-NI (`manager::with_job_manager`), or a burst
 //! at a time in the library's multi-buffer lanes through its synchronous burst API
-//! ([`encrypt_then_mac_burst`], [`mac_then_decrypt_burst`]). CBC encryption is offered for bursts only: one job at a time
-//! leaves the lanes idle, and a serial implementation is 2-3x faster for a single packet
-//! (BENCHMARKS.md, crypto calls).
+//! ([`encrypt_then_mac_burst`], [`mac_then_decrypt_burst`]). CBC encryption is offered for
+//! bursts only: one job at a time leaves the lanes idle, and a serial implementation is 2-3x
+//! faster for a single packet (BENCHMARKS.md, crypto calls).
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -59,9 +59,8 @@ pub struct Layout {
 
 impl Layout {
     /// Within a buffer of `len` bytes, with whole blocks to cipher (at least one), something to
-    /// hash and the IV before the cipher range: every job parameter the library's checked
-    /// `submit_job` would refuse, which the bursts skip (`submit_job_nocheck`, as DPDK's
-    /// aesni_mb PMD does).
+    /// hash and the IV before the cipher range: every job parameter the library's checked calls
+    /// would refuse, which the bursts skip (its `_nocheck` burst calls).
     fn fits(&self, len: usize) -> bool {
         let in_buf = |r: &Range<usize>| r.start < r.end && r.end <= len;
         in_buf(&self.cipher)
