@@ -93,7 +93,7 @@ const WINDOW_PADDING: u128 = {
 /// Whether the last `pad` bytes of `bytes` (at least that long) are 1, 2, ..., `pad`. Padding
 /// that fits in the last 16 bytes (all a sender pads to a 4- or 16-byte boundary) is compared in
 /// one masked 128-bit operation: a call to memcmp for those few bytes cost 2.7% of CBC
-/// decryption at 64 B (perf, BENCHMARKS.md "Eleventh session").
+/// decryption at 64 B (BENCHMARKS.md, "Twelfth session").
 fn ends_in_default_padding(bytes: &[u8], pad: usize) -> bool {
     let last_16 = bytes.len().checked_sub(16).and_then(|at| <[u8; 16]>::try_from(&bytes[at..]).ok());
     match last_16 {
