@@ -212,6 +212,18 @@ fn our_spi(sa: &serde_json::Value) -> String {
     sa[field].as_str().unwrap().to_string()
 }
 
+/// The region holds the SAs with these SPIs (hex, as `iked ctl list` shows them) and no other.
+fn assert_region_holds_only(region: &Region, spis: [&str; 2]) {
+    let mut found: Vec<u32> = inspect::list_sas(region)
+        .iter()
+        .filter_map(|s| s.config.as_ref().map(|c| c.spi))
+        .collect();
+    let mut expected = spis.map(|spi| u32::from_str_radix(spi, 16).unwrap());
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected, "only the new pair is in the region");
+}
+
 /// Rekeys the one child SA from our side or charon's (make before break); afterwards both ends
 /// agree on the new SPIs and the region holds only the new pair.
 fn rekey_child(lab: &Lab, region: &Region, we_rekey: bool) {
@@ -257,17 +269,7 @@ fn rekey_child(lab: &Lab, region: &Region, we_rekey: bool) {
         (responder, initiator)
     };
     assert_eq!((out_encr, in_encr), expected, "(outbound, inbound) keys");
-    let mut found: Vec<u32> = inspect::list_sas(region)
-        .iter()
-        .filter_map(|s| s.config.as_ref().map(|c| c.spi))
-        .collect();
-    let mut expected = vec![
-        u32::from_str_radix(new_in, 16).unwrap(),
-        u32::from_str_radix(new_out, 16).unwrap(),
-    ];
-    expected.sort();
-    found.sort();
-    assert_eq!(found, expected, "only the new pair is in the region");
+    assert_region_holds_only(region, [new_in, new_out]);
 }
 
 /// Reauthenticates from our side (`reauth`) or charon's (`swanctl --rekey --reauth`): both ends
@@ -307,17 +309,7 @@ fn reauthenticate(lab: &Lab, region: &Region, we_reauth: bool) {
             && charon.contains(&format!("in  {new_out}"))
             && charon.contains(&format!("out {new_in}"))
     });
-    let mut found: Vec<u32> = inspect::list_sas(region)
-        .iter()
-        .filter_map(|s| s.config.as_ref().map(|c| c.spi))
-        .collect();
-    let mut expected = vec![
-        u32::from_str_radix(new_in, 16).unwrap(),
-        u32::from_str_radix(new_out, 16).unwrap(),
-    ];
-    expected.sort();
-    found.sort();
-    assert_eq!(found, expected, "only the new pair is in the region");
+    assert_region_holds_only(region, [new_in, new_out]);
 }
 
 /// Rekeys the IKE SA from our side (`rekey-ike`) or charon's (`swanctl --rekey --ike`): both
