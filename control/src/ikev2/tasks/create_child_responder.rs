@@ -32,23 +32,34 @@ pub fn handle_request(
     if rekeys_ike && matches!(sa.phase, Phase::Established) {
         return rekey_ike_responder::handle_request(ctx, sa, message_id, inner, sas);
     }
-    let response = match negotiate(ctx, sa, inner) {
-        Ok((new_child, payloads, nonces)) => {
-            ctx.stats.child_sas_established += 1;
-            note_collision(sa, inner, &new_child, nonces);
-            sa.children.push(new_child.clone());
-            ctx.events
-                .push_back(Event::ChildSaEstablished(Box::new(new_child)));
-            payloads
-        }
-        Err(failure) => {
-            let (kind, data) = failure
-                .notify()
-                .unwrap_or((NotifyType::NoProposalChosen, vec![]));
-            ctx.fail(sa, failure);
-            vec![Payload::Notify(Notify::new(kind, data))]
-        }
-    };
+    let outcome = negotiate(ctx, sa, inner).map(|(new_child, payloads, nonces)| {
+        ctx.stats.child_sas_established += 1;
+        note_collision(sa, inner, &new_child, nonces);
+        sa.children.push(new_child.clone());
+        ctx.events
+            .push_back(Event::ChildSaEstablished(Box::new(new_child)));
+        payloads
+    });
+    respond(ctx, sa, message_id, outcome);
+    ctx.arm_liveness(sa);
+    Keep::Yes
+}
+
+/// Sends the response to a CREATE_CHILD_SA request: the new SA's payloads, or the notify of the
+/// failure that refused it (NO_PROPOSAL_CHOSEN if it names none), which the SA also records.
+pub(crate) fn respond(
+    ctx: &mut Ctx<'_>,
+    sa: &mut IkeSa,
+    message_id: u32,
+    outcome: Result<Vec<Payload>, Failure>,
+) {
+    let response = outcome.unwrap_or_else(|failure| {
+        let (kind, data) = failure
+            .notify()
+            .unwrap_or((NotifyType::NoProposalChosen, vec![]));
+        ctx.fail(sa, failure);
+        vec![Payload::Notify(Notify::new(kind, data))]
+    });
     if let Ok(datagram) = sa.seal(
         ExchangeType::CreateChildSa,
         true,
@@ -58,8 +69,6 @@ pub fn handle_request(
     ) {
         ctx.send_response(sa, message_id, datagram);
     }
-    ctx.arm_liveness(sa);
-    Keep::Yes
 }
 
 /// The child SA a REKEY_SA notify names by the peer's inbound SPI (our outbound one).

@@ -8,8 +8,9 @@ use crate::ikev2::payloads::{ke, nonce, sa_payload};
 use crate::ikev2::proposal::{ike_answer, select_ike};
 use crate::ikev2::rekey::{self, Answered, NewIkeSa};
 use crate::ikev2::sa::{IkeSa, Request};
+use crate::ikev2::tasks::create_child_responder;
 use crate::ikev2::tasks::ike_init_initiator::NONCE_LEN;
-use crate::wire::ikev2::{ExchangeType, KeyExchange, Notify, NotifyType, Payload};
+use crate::wire::ikev2::{KeyExchange, Payload};
 use std::collections::HashMap;
 
 pub fn handle_request(
@@ -19,37 +20,20 @@ pub fn handle_request(
     inner: &[Payload],
     sas: &mut HashMap<u64, IkeSa>,
 ) -> Keep {
-    let response = match negotiate(ctx, sa, inner) {
-        Ok((mut new, payloads)) => {
-            if sa.rekey.pending.is_some() {
-                sa.rekey.collision = Some(Answered {
-                    new_spi: new.our_spi,
-                    lowest_nonce: rekey::lowest(&new.ni, &new.nr),
-                });
-            } else {
-                sa.rekey.successor = Some(new.our_spi);
-                rekey::hand_over(ctx, sa, &mut new);
-            }
-            sas.insert(new.our_spi, new);
-            payloads
+    let outcome = negotiate(ctx, sa, inner).map(|(mut new, payloads)| {
+        if sa.rekey.pending.is_some() {
+            sa.rekey.collision = Some(Answered {
+                new_spi: new.our_spi,
+                lowest_nonce: rekey::lowest(&new.ni, &new.nr),
+            });
+        } else {
+            sa.rekey.successor = Some(new.our_spi);
+            rekey::hand_over(ctx, sa, &mut new);
         }
-        Err(failure) => {
-            let (kind, data) = failure
-                .notify()
-                .unwrap_or((NotifyType::NoProposalChosen, vec![]));
-            ctx.fail(sa, failure);
-            vec![Payload::Notify(Notify::new(kind, data))]
-        }
-    };
-    if let Ok(datagram) = sa.seal(
-        ExchangeType::CreateChildSa,
-        true,
-        message_id,
-        &response,
-        ctx.rng,
-    ) {
-        ctx.send_response(sa, message_id, datagram);
-    }
+        sas.insert(new.our_spi, new);
+        payloads
+    });
+    create_child_responder::respond(ctx, sa, message_id, outcome);
     Keep::Yes
 }
 
