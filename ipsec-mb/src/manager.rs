@@ -28,8 +28,9 @@ pub(crate) struct Manager {
 // Sharing it (`Sync`) is only done for the process-wide manager, whose function table is
 // read-only after `init_mb_mgr_auto` and whose direct-API functions take no manager argument.
 unsafe impl Send for Manager {}
-// SAFETY: see above; the job API (which mutates the manager) is only used through the
-// thread-local manager in `with_job_manager`, never through `shared()`.
+// SAFETY: see above; the job and burst APIs (which mutate the manager) are only used through
+// the thread-local managers of `with_job_manager` and `with_burst_manager`, never through
+// `shared()`.
 unsafe impl Sync for Manager {}
 
 impl Manager {
