@@ -538,7 +538,10 @@ impl Pipeline {
         self.decapsulated(h, pkt, src_mac, len, decapsulated)
     }
 
-    /// The inbound path after decapsulation under the SA `h` of a packet of `len` bytes.
+    /// The inbound path after decapsulation under the SA `h` of a packet of `len` bytes. Inlined:
+    /// called, it read the result it was passed right after its caller wrote it, a
+    /// store-forwarding stall on a sixth of its samples (BENCHMARKS.md, "Twelfth session").
+    #[inline]
     fn decapsulated<B: PacketBuf>(&mut self, h: SaHandle, pkt: &mut B, src_mac: Mac, len: u64, decapsulated: Result<Decapsulated, crate::DropReason>) -> Result<Verdict, Reason> {
         let decapsulated = match decapsulated {
             Ok(d) => d,
