@@ -301,12 +301,13 @@ fn run_group<'j, 'a: 'j>(jobs: impl Iterator<Item = &'j mut BurstJob<'a>>, ciphe
                 return Err(Error::NoManager);
             };
             let (mgr, jobs_ptr) = (m.raw_mut(), raw.as_mut_ptr());
-            // SAFETY: `mgr` is this thread's initialised manager; `jobs_ptr` is `n` jobs, which
-            // stay in place for both calls. Every pointer in them (the buffers, with the ranges
-            // and IVs `Layout::fits` checked, the tags, the keys) is borrowed by the caller for
-            // longer than this function. Each call completes all its jobs before it returns, so
-            // the library keeps no pointer after it. Unchecked by the library: `Layout::fits` and
+            // `mgr` is this thread's initialised manager; `jobs_ptr` is `n` jobs, which stay in
+            // place for both calls. Every pointer in them (the buffers, with the ranges and IVs
+            // `Layout::fits` checked, the tags, the keys) is borrowed by the caller for longer
+            // than this function. Each call completes all its jobs before it returns, so the
+            // library keeps no pointer after it. Unchecked by the library: `Layout::fits` and
             // `CbcHmacKey::new` refused what its checked variants would.
+            // SAFETY: as just said.
             let completed = unsafe {
                 if cipher.order == sys::IMB_ORDER_CIPHER_HASH {
                     [cipher_burst(mgr, jobs_ptr, n, cipher.mode, cipher.direction, key_size), hash_burst(mgr, jobs_ptr, n, hash)]
