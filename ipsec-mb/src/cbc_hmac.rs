@@ -286,14 +286,14 @@ fn run_group<'j, 'a: 'j>(jobs: impl Iterator<Item = &'j mut BurstJob<'a>>, ciphe
     RAW_JOBS.with(|raw| {
         let mut raw = raw.borrow_mut();
         raw.clear();
-        let mut sizes = None;
         for j in jobs {
             let mut job = sys::IMB_JOB::default();
             j.key.describe(&mut job, j.buf.as_mut_ptr(), &j.layout, j.tag.as_mut_ptr(), cipher);
-            sizes = Some((j.key.key_len as sys::IMB_KEY_SIZE_BYTES, job.hash_alg));
             raw.push(job);
         }
-        let Some((key_size, hash)) = sizes else { return Ok(()) };
+        // The group's key size and hash, which every job of it shares.
+        let Some(first) = raw.first() else { return Ok(()) };
+        let (key_size, hash) = (first.key_len_in_bytes as sys::IMB_KEY_SIZE_BYTES, first.hash_alg);
         let n = u32::try_from(raw.len()).map_err(|_| Error::Job(sys::IMB_STATUS_INVALID_ARGS))?;
         manager::with_burst_manager(|m| {
             let mgr_fns = m.raw();
