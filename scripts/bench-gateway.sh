@@ -15,8 +15,10 @@
 # Decryption runs with the anti-replay check off (replay_window = 0): the pcap repeats itself.
 # Exception interfaces (net_tap) live in a namespace this script creates and deletes.
 #
+# With PGO=1 the gateway measured is the profile-guided build of scripts/build-pgo.sh.
+#
 # Usage: scripts/bench-gateway.sh   (env: SIZES="64 512 1420 imix" SUITES=... DIRS="encrypt decrypt"
-#        CORES="1 2" SAS="many one" WARMUP=2 SAMPLES=3 BASELINE=1)
+#        CORES="1 2" SAS="many one" WARMUP=2 SAMPLES=3 BASELINE=1 PGO=0)
 set -euo pipefail
 SCRIPTS="$(cd "$(dirname "$0")" && pwd)"
 cd "$(dirname "$0")/.."
@@ -35,8 +37,13 @@ EAL_MEMORY=${EAL_MEMORY:---no-huge -m 1024}
 PY=/usr/bin/python3
 
 ./scripts/setup.sh
-cargo build --release -q -p dataplane --bin gateway
-GATEWAY=$(realpath "${CARGO_TARGET_DIR:-target}")/release/gateway
+if [ "${PGO:-0}" = 1 ]; then
+  GATEWAY=$(./scripts/build-pgo.sh)
+else
+  cargo build --release -q -p dataplane --bin gateway
+  GATEWAY=$(realpath "${CARGO_TARGET_DIR:-target}")/release/gateway
+fi
+echo "gateway binary: $GATEWAY"
 
 NS=gwbench$$
 WORK=$(mktemp -d /tmp/gwbench.XXXXXX)
