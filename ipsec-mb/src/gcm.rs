@@ -171,13 +171,30 @@ impl GcmKey {
 
     /// Encrypts `data` in place and returns the full tag over `aad` and the ciphertext.
     pub fn seal(&self, nonce: Nonce, aad: Aad<'_>, data: &mut [u8]) -> [u8; TAG_LEN] {
-        self.run(self.encrypt_function(), nonce, aad, data)
+        let mut tag = [0u8; TAG_LEN];
+        self.run(self.encrypt_function(), nonce, aad, data, &mut tag);
+        tag
+    }
+
+    /// Encrypts `data` in place and has the library write the leftmost `tag.len()` bytes of the
+    /// tag straight into `tag` (ESP's ICV field, 8, 12 or 16 bytes: RFC 4106 8.1). A tag returned
+    /// and then copied would be read back right after the library stored it, a load that waits
+    /// for that store (BENCHMARKS.md, "Thirteenth session"). `Error::Layout` if `tag` is empty or
+    /// longer than TAG_LEN.
+    pub fn seal_into(&self, nonce: Nonce, aad: Aad<'_>, data: &mut [u8], tag: &mut [u8]) -> Result<(), Error> {
+        if !(1..=TAG_LEN).contains(&tag.len()) {
+            return Err(Error::Layout);
+        }
+        self.run(self.encrypt_function(), nonce, aad, data, tag);
+        Ok(())
     }
 
     /// Decrypts `data` in place and returns the full tag the sender should have sent; the caller
     /// compares it in constant time before using the plaintext.
     pub fn open(&self, nonce: Nonce, aad: Aad<'_>, data: &mut [u8]) -> [u8; TAG_LEN] {
-        self.run(self.decrypt_function(), nonce, aad, data)
+        let mut tag = [0u8; TAG_LEN];
+        self.run(self.decrypt_function(), nonce, aad, data, &mut tag);
+        tag
     }
 
     /// The encryption function this thread calls for this key: its private copy's, if it has one.
@@ -190,8 +207,10 @@ impl GcmKey {
         private_function(|p| p.decrypt[self.size]).unwrap_or(self.decrypt)
     }
 
-    fn run(&self, f: EncDec, nonce: Nonce, aad: Aad<'_>, data: &mut [u8]) -> [u8; TAG_LEN] {
-        let mut tag = [0u8; TAG_LEN];
+    /// One call of `f`, writing the leftmost `tag.len()` (1 to TAG_LEN, checked by the callers)
+    /// bytes of the tag into `tag`.
+    fn run(&self, f: EncDec, nonce: Nonce, aad: Aad<'_>, data: &mut [u8], tag: &mut [u8]) {
+        debug_assert!((1..=TAG_LEN).contains(&tag.len()));
         // The call initialises every field of the context it reads.
         let mut ctx = MaybeUninit::<sys::gcm_context_data>::uninit();
         let (mut nonce_block, mut aad_block) = (MaybeUninit::uninit(), MaybeUninit::uninit());
@@ -202,7 +221,8 @@ impl GcmKey {
         };
         let ptr = data.as_mut_ptr();
         // Valid for the call: the nonce block's 12 bytes, `aad_len` bytes at `aad_ptr` (at most
-        // 16 in its block), TAG_LEN bytes of `tag`; the context is written before it is read.
+        // 16 in its block), `tag.len()` bytes of `tag` (at most TAG_LEN, the most the library
+        // writes); the context is written before it is read.
         // SAFETY: keys expanded by the matching `pre`; `data` in place (dst == src is
         // supported) for exactly its length; every other pointer as said just above.
         unsafe {
@@ -216,10 +236,9 @@ impl GcmKey {
                 aad_ptr,
                 aad_len as u64,
                 tag.as_mut_ptr(),
-                TAG_LEN as u64,
+                tag.len() as u64,
             )
         };
-        tag
     }
 }
 

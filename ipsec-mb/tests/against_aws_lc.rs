@@ -55,6 +55,28 @@ proptest! {
         prop_assert_eq!(opened_tag, tag);
     }
 
+    /// `seal_into` writes exactly the leftmost bytes of the full tag into a tag field of any length
+    /// the library can write (ESP's truncated ICVs among them), the same ciphertext as `seal`,
+    /// and not a byte around it.
+    #[test]
+    fn seal_into_writes_the_leftmost_tag_bytes_in_place(
+        tag_len in 1usize..=16,
+        nonce in any::<[u8; 12]>(),
+        plain in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let key = GcmKey::new(&[7; 32]).unwrap();
+        let mut data = plain.clone();
+        let full = key.seal(Nonce::from(nonce), Aad::bytes(b"esp"), &mut data);
+        // The payload, then the tag field, then a guard byte, as in a packet.
+        let mut packet = plain.clone();
+        packet.extend_from_slice(&[0xa5; 17]);
+        let (payload, rest) = packet.split_at_mut(plain.len());
+        key.seal_into(Nonce::from(nonce), Aad::bytes(b"esp"), payload, &mut rest[..tag_len]).unwrap();
+        prop_assert_eq!(&packet[..plain.len()], &data[..]);
+        prop_assert_eq!(&packet[plain.len()..plain.len() + tag_len], &full[..tag_len]);
+        prop_assert!(packet[plain.len() + tag_len..].iter().all(|&b| b == 0xa5));
+    }
+
     /// The nonce and AAD given as values (ESP's way) authenticate the same bytes as given in memory.
     #[test]
     fn values_match_bytes(
@@ -199,4 +221,15 @@ fn a_modified_ciphertext_gives_a_different_tag() {
     let tag = key.seal(Nonce::from([1; 12]), Aad::bytes(b"aad"), &mut data);
     data[3] ^= 1;
     assert_ne!(key.open(Nonce::from([1; 12]), Aad::bytes(b"aad"), &mut data), tag);
+}
+
+#[test]
+fn seal_into_refuses_a_tag_field_the_library_cannot_fill() {
+    let key = GcmKey::new(&[7; 16]).unwrap();
+    let mut data = [1u8; 32];
+    for len in [0, 17] {
+        let mut tag = vec![0u8; len];
+        assert_eq!(key.seal_into(Nonce::from([0; 12]), Aad::bytes(b""), &mut data, &mut tag), Err(ipsec_mb::Error::Layout));
+        assert_eq!(data, [1u8; 32], "refused before anything is encrypted");
+    }
 }

@@ -215,7 +215,9 @@ impl Transform {
         let tag = match &self.kind {
             Kind::Gcm(g) => {
                 let (aad, nonce) = (gcm_aad(&pkt[esp_at..], seq, esn)?, g.nonce(&pkt[iv_at..])?);
-                g.key.seal(nonce, aad, &mut pkt[payload_at..icv_at])
+                // The library writes the ICV (the tag's leftmost bytes) into the packet itself.
+                let (payload, icv) = pkt[payload_at..].split_at_mut(icv_at - payload_at);
+                return g.key.seal_into(nonce, aad, payload, icv).map_err(|_| BadKey);
             }
             Kind::Gmac(g) => with_gmac_aad(pkt, esp_at, icv_at, seq, esn, |aad, iv| g.gmac(iv, aad))??,
             Kind::CbcHmac(c) => {
