@@ -14,6 +14,7 @@ use std::mem::MaybeUninit;
 
 use zeroize::Zeroize;
 
+use crate::gcm_lanes::ShortGcmKey;
 use crate::manager::{self, Manager};
 use crate::{library, sys, Error};
 
@@ -24,7 +25,7 @@ const NONCE_LEN: usize = 12;
 
 /// The 12-byte GCM nonce, as a value (its bytes in little-endian order).
 #[derive(Debug, Clone, Copy)]
-pub struct Nonce(u128);
+pub struct Nonce(pub(crate) u128);
 
 impl Nonce {
     /// RFC 4106 4: salt || explicit IV.
@@ -43,10 +44,10 @@ impl From<[u8; NONCE_LEN]> for Nonce {
 
 /// The additional authenticated data of one call.
 #[derive(Debug, Clone, Copy)]
-pub struct Aad<'a>(AadKind<'a>);
+pub struct Aad<'a>(pub(crate) AadKind<'a>);
 
 #[derive(Debug, Clone, Copy)]
-enum AadKind<'a> {
+pub(crate) enum AadKind<'a> {
     /// Up to 16 bytes as a value (little-endian), and how many there are.
     Short { value: u128, len: usize },
     /// Bytes read where they are.
@@ -109,6 +110,8 @@ pub struct GcmKey {
     data: Box<AlignedKeyData>,
     /// 0, 1, 2 for 128, 192, 256 bits: the index into [`GcmFunctions`].
     size: usize,
+    /// The same key for the multi-buffer lanes, on a CPU that has them.
+    short: Option<ShortGcmKey>,
     /// The linked library's functions, for threads without a private copy.
     encrypt: EncDec,
     decrypt: EncDec,
@@ -166,7 +169,13 @@ impl GcmKey {
         // SAFETY: `key` holds as many bytes as the chosen function reads (its length selected
         // it); `data` is a valid, writable gcm_key_data.
         unsafe { pre(key.as_ptr().cast(), &mut data.0) };
-        Ok(GcmKey { data, size, encrypt, decrypt })
+        let short = ShortGcmKey::new(&data.0.expanded_keys, 10 + 2 * size);
+        Ok(GcmKey { data, size, short, encrypt, decrypt })
+    }
+
+    /// This key for [`crate::gcm_lanes`], if the CPU can run them.
+    pub fn short(&self) -> Option<&ShortGcmKey> {
+        self.short.as_ref()
     }
 
     /// Encrypts `data` in place and returns the full tag over `aad` and the ciphertext.

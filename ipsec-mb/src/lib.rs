@@ -1,17 +1,21 @@
 //! Intel's Multi-Buffer Crypto for IPsec library (the code under DPDK's aesni_mb and aesni_gcm
 //! crypto PMDs, and so under ipsec-secgw): generated bindings (`sys`) and the safe ESP
-//! transforms built on them. The rest of the workspace never touches `sys`.
+//! transforms built on them, and a multi-buffer AES-GCM for short packets the library lacks. The
+//! rest of the workspace never touches `sys`.
 //!
 //! - [`GcmKey`]: AES-GCM (RFC 4106) and GMAC (RFC 4543) through the library's direct API, which
 //!   has no per-call state beyond a context on the stack.
 //! - [`CbcHmacKey`]: HMAC-SHA1-96 (RFC 2404) or HMAC-SHA-256-128 (RFC 4868), alone or chained
 //!   with AES-CBC decryption (RFC 3602) in one job of the job API, on a per-thread manager; and
 //!   AES-CBC with HMAC for bursts of packets, in the multi-buffer lanes (its burst API).
+//! - [`gcm_lanes`]: AES-GCM for short payloads (up to 64 bytes), four packets side by side in
+//!   AVX-512 VAES and VPCLMULQDQ, our own code: the library (1.3) has no multi-buffer GCM.
 //! - [`use_private_copy`]: a copy of the library for the calling thread, so that threads working
 //!   side by side do not all write the one error variable of versions before 1.4.
 
 mod cbc_hmac;
 mod gcm;
+pub mod gcm_lanes;
 mod library;
 mod manager;
 

@@ -117,7 +117,7 @@ fn encapsulate_with<B: PacketBuf>(sa: &OutboundSa, seq: u64, pkt: &mut B, defer:
     let ip_len = outer_ip_len + moved;
     let esp_at = ip_len + udp_len;
     esp::emit_header(&mut data[esp_at..], sa.spi, seq as u32);
-    let unsealed = (defer && sa.transform.in_bursts() && !(outer_v6 && udp_len > 0)).then_some(esp_at);
+    let unsealed = (defer && sa.transform.seals_in_bursts(total - esp_at) && !(outer_v6 && udp_len > 0)).then_some(esp_at);
     if unsealed.is_none() {
         sa.transform.seal(data, esp_at, seq, sa.esn).map_err(|_| DropReason::SealFailed)?;
     }

@@ -524,7 +524,7 @@ impl Pipeline {
         };
         let sa = self.sas.inbound(&self.reader, h)?;
         let len = pkt.len() as u64;
-        let decapsulated = if self.burst_crypto && sa.transform.in_bursts() {
+        let decapsulated = if self.burst_crypto && sa.transform.opens_in_bursts() {
             match check_sequence(sa, &loc, pkt) {
                 Ok(seq) => {
                     self.unopened = Some(Unopened { sa: h, loc, seq, src_mac, len });
