@@ -265,9 +265,9 @@ impl Transform {
 
     /// Whether packets under this transform are opened faster together
     /// ([`Transform::open_burst`]): AES-CBC with HMAC, whose HMAC hashes 16 packets side by side.
-    /// (Short AES-GCM packets are not: the lanes open them in 12.5 ns against the library's 22,
-    /// but holding a received packet for its burst cost the gateway more than that,
-    /// BENCHMARKS.md "Fourteenth session".)
+    /// (Short AES-GCM packets are not: the lanes would open them in 12.5 ns against the library's
+    /// 34 in the gateway, but holding a received packet for its burst costs about 19 ns more a
+    /// packet, BENCHMARKS.md "Fourteenth session".)
     pub fn opens_in_bursts(&self) -> bool {
         matches!(self.kind, Kind::CbcHmac(_))
     }
