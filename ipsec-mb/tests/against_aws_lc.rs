@@ -6,14 +6,8 @@ use aws_lc_rs::{aead, cipher, hmac};
 use ipsec_mb::{encrypt_then_mac_burst, mac_then_decrypt_burst, Aad, BurstJob, CbcHmacKey, GcmKey, Hmac, Layout, Nonce};
 use proptest::prelude::*;
 
-fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
-    let alg = match key.len() {
-        16 => &aead::AES_128_GCM,
-        24 => &aead::AES_192_GCM,
-        _ => &aead::AES_256_GCM,
-    };
-    aead::LessSafeKey::new(aead::UnboundKey::new(alg, key).unwrap())
-}
+mod common;
+use common::aws_gcm;
 
 /// One job per buffer, each with its key: the IV after the header, the cipher after the IV, the
 /// hash over the whole buffer (as in ESP).

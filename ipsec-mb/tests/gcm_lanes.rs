@@ -25,14 +25,8 @@ fn lanes_available(key: &GcmKey) -> bool {
 }
 use proptest::prelude::*;
 
-fn aws_gcm(key: &[u8]) -> aead::LessSafeKey {
-    let alg = match key.len() {
-        16 => &aead::AES_128_GCM,
-        24 => &aead::AES_192_GCM,
-        _ => &aead::AES_256_GCM,
-    };
-    aead::LessSafeKey::new(aead::UnboundKey::new(alg, key).unwrap())
-}
+mod common;
+use common::aws_gcm;
 
 /// One short packet: which key, its nonce, its AAD words (2 or 3: SPI, sequence number, and with
 /// ESN its high half), its payload and the length of its ICV field.
