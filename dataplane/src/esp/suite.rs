@@ -3,8 +3,9 @@
 //!
 //! The ciphers and MACs (docs/crypto-choice.md): AES-GCM and GMAC through intel-ipsec-mb's
 //! direct API (the `ipsec-mb` crate), short AES-GCM packets in a burst four at a time in that
-//! crate's multi-buffer lanes (`ipsec_mb::gcm_lanes`); HMAC, and HMAC chained with AES-CBC decryption, as one
-//! intel-ipsec-mb job; AES-CBC encryption with aws-lc-rs, serial and faster for one packet.
+//! crate's multi-buffer lanes (`ipsec_mb::gcm_lanes`); HMAC, and HMAC chained with AES-CBC
+//! decryption, as one intel-ipsec-mb job; AES-CBC encryption with aws-lc-rs, serial and faster
+//! for one packet.
 //!
 //! All operate on `pkt[esp_at..]` = ESP header | IV | payload and trailer | ICV, where the IV and
 //! ICV fields are already reserved. With ESN, the 4 bytes just before `esp_at` (an outer header
@@ -287,7 +288,7 @@ impl Transform {
         for (i, p) in pending.iter_mut().enumerate() {
             let c = match &p.transform.kind {
                 Kind::CbcHmac(c) => c,
-                Kind::Gcm(g) if p.transform.seals_in_bursts(p.pkt.len() - p.esp_at) => {
+                Kind::Gcm(g) if p.transform.seals_in_bursts(p.pkt.len().saturating_sub(p.esp_at)) => {
                     if let Ok(job) = g.short_seal_job(p.pkt, p.esp_at, p.seq, p.esn, p.transform.icv_len) {
                         short_jobs.push(job);
                         short_index.push(i);
@@ -520,6 +521,22 @@ mod tests {
         assert_eq!(p[4 + 16..], hex(ct_and_tag)[..]);
         t.open(&mut p, 4, seq, esn).unwrap();
         assert_eq!(p[20..p.len() - 16], hex(pt)[..]);
+    }
+
+    /// A burst whose packet claims an ESP header past its end gets that packet refused, not a
+    /// panic, and the others sealed (short GCM packets: through the lanes where the CPU has them).
+    #[test]
+    fn a_burst_packet_with_its_esp_header_past_its_end_is_refused() {
+        let t = Transform::new(Suite::AesGcm { key: AesKeySize::Aes256, icv_len: 16 }, &[1; 36], &[]).unwrap();
+        let mut bufs = vec![vec![0u8; 60]; 5];
+        let mut pending: Vec<BurstPacket<'_>> = bufs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, pkt)| BurstPacket { transform: &t, pkt, esp_at: if i == 2 { 100 } else { 0 }, seq: 1 + i as u64, esn: false })
+            .collect();
+        assert_eq!(Transform::seal_burst(&mut pending).to_vec(), vec![true, true, false, true, true]);
+        drop(pending);
+        assert!(bufs[0][16..44].iter().any(|&b| b != 0), "payload encrypted");
     }
 
     // draft-mcgrew-gcm-test-01 (the ESP test vectors for RFC 4106) case 1: AES-128, 64-bit ESN
