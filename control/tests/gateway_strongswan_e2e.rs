@@ -53,7 +53,7 @@ fn gateway_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_iked")).with_file_name("gateway");
     assert!(
         path.exists(),
-        "{} is missing: `cargo test --workspace --release` builds it (or `cargo build --release -p dataplane --bin gateway`)",
+        "{} is missing: `cargo test --workspace` builds it beside iked (scripts/test.sh: `--profile release-checked`)",
         path.display()
     );
     path
