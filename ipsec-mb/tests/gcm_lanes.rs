@@ -9,24 +9,20 @@
 use aws_lc_rs::aead;
 use ipsec_mb::gcm_lanes::{self, ShortGcmJob, MAX_SHORT_PAYLOAD};
 use ipsec_mb::{Aad, GcmKey, Nonce, TAG_LEN};
+use proptest::prelude::*;
+
+mod common;
+use common::aws_gcm;
 
 /// Whether this CPU has the lanes' instructions; if not, asserts that no key offers them.
 fn lanes_available(key: &GcmKey) -> bool {
-    let cpu = std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("vaes")
-        && std::arch::is_x86_feature_detected!("vpclmulqdq");
+    let cpu = gcm_lanes::available();
     assert_eq!(key.short().is_some(), cpu, "lanes offered exactly where the CPU has them");
     if !cpu {
         eprintln!("gcm_lanes: this CPU has no AVX-512 VAES/VPCLMULQDQ: only the fallback is checked");
     }
     cpu
 }
-use proptest::prelude::*;
-
-mod common;
-use common::aws_gcm;
 
 /// One short packet: which key, its nonce, its AAD words (2 or 3: SPI, sequence number, and with
 /// ESN its high half), its payload and the length of its ICV field.
