@@ -559,14 +559,15 @@ fn an_error_about_a_packet_opened_in_a_burst_waits_to_be_sealed() {
     p.begin_round();
     assert_eq!(p.from_port(Side::Unprotected, &mut buf), Verdict::Open);
     let unopened = p.take_unopened().expect("waits to be opened");
-    let opened = p.open_burst(&mut [(buf.data_mut(), &unopened)]);
-    let verdict = p.resume_opened(&mut buf, &unopened, opened[0]);
+    let opened = p.to_open(buf.data_mut(), &unopened).map(|packet| p.open_burst(&mut [packet])[0]);
+    let verdict = p.resume_opened(&mut buf, &unopened, opened);
     assert_eq!(verdict, Verdict::Transmit(Side::Unprotected));
     let unsealed = p.take_unsealed().expect("the error waits to be sealed");
     // Until then its ESP payload is the error in clear: the peer cannot open it.
     let before = buf.data().to_vec();
     assert!(before.windows(8).any(|w| w == &inner[..8]), "the error quotes the expired packet");
-    assert!(p.seal_burst(&mut [(buf.data_mut(), &unsealed)]).into_iter().all(|sealed| sealed));
+    let packet = p.to_seal(buf.data_mut(), &unsealed).expect("its SA");
+    assert_eq!(p.seal_burst(&mut [packet]).to_vec(), vec![true]);
     p.end_round();
 
     let out = buf.data().to_vec();

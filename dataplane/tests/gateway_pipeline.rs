@@ -315,7 +315,7 @@ fn cbc_packets_are_sealed_in_bursts() {
             frames.push(frame_out);
             unsealed.push(u);
         }
-        let mut list: Vec<(&mut [u8], _)> = frames.iter_mut().map(|f| &mut f[..]).zip(&unsealed).collect();
+        let mut list: Vec<_> = frames.iter_mut().zip(&unsealed).map(|(f, u)| p.to_seal(f, u).expect("its SA")).collect();
         assert_eq!(p.seal_burst(&mut list).to_vec(), vec![true; usize::from(burst)]);
         for (port, frame_out) in (0..burst).zip(&frames) {
             let mut mem = vec![0u8; 2048];
@@ -333,7 +333,7 @@ fn cbc_packets_are_sealed_in_bursts() {
     // it) is reported unsealed, so that it is never sent, and counted as such.
     let (_, mut frame_out) = run(p, Side::Protected, &long_frame(None, [198, 18, 1, 2], [198, 18, 2, 2], 17, 64, 999, 600), false);
     let u = p.take_unsealed().expect("left unsealed");
-    assert_eq!(p.seal_burst(&mut [(&mut frame_out[..40], &u)]).to_vec(), vec![false]);
+    assert!(p.to_seal(&mut frame_out[..40], &u).is_none());
     assert_eq!(f.counters.dropped(dataplane::DropReason::SealFailed.into()), 1);
     assert_eq!(f.counters.dropped(dataplane::DropReason::TooBig.into()), 0);
 }
@@ -365,7 +365,7 @@ fn short_gcm_packets_are_sealed_in_bursts() {
         frames.push(frame_out);
         unsealed.push(left);
     }
-    let mut list: Vec<(&mut [u8], _)> = frames.iter_mut().zip(&unsealed).filter_map(|(f, u)| Some((&mut f[..], u.as_ref()?))).collect();
+    let mut list: Vec<_> = frames.iter_mut().zip(&unsealed).filter_map(|(f, u)| p.to_seal(f, u.as_ref()?)).collect();
     let waiting = list.len();
     assert_eq!(p.seal_burst(&mut list).to_vec(), vec![true; waiting]);
     for (i, frame_out) in frames.iter().enumerate() {
@@ -380,10 +380,10 @@ fn short_gcm_packets_are_sealed_in_bursts() {
 }
 
 /// Inbound, AES-CBC ESP packets (of 600-byte packets) wait at the cipher (`Verdict::Open`) until
-/// `open_burst` opens their
-/// burst in the multi-buffer lanes; each then finishes like any inbound packet: delivered to the
-/// protected side, a tampered one dropped as an ICV mismatch, a second copy of one in the same
-/// burst dropped as a replay (the window is checked before and updated after the cipher).
+/// `open_burst` opens their burst in the multi-buffer lanes; each then finishes like any inbound
+/// packet: delivered to the protected side, a tampered one dropped as an ICV mismatch, a second
+/// copy of one in the same burst dropped as a replay (the window is checked before and updated
+/// after the cipher).
 #[test]
 fn cbc_packets_are_opened_in_bursts() {
     const CBC_KEYS: &str = "suite = \"aes-cbc-256-hmac-sha256\"\nenc_key = \"0303030303030303030303030303030303030303030303030303030303030303\"\nauth_key = \"0404040404040404040404040404040404040404040404040404040404040404\"\nesn = true\n";
@@ -422,9 +422,10 @@ fn cbc_packets_are_opened_in_bursts() {
             p.take_unopened().expect("waits to be opened")
         })
         .collect();
-    let mut list: Vec<(&mut [u8], _)> = bufs.iter_mut().map(dataplane::PacketBuf::data_mut).zip(&unopened).collect();
+    let mut list: Vec<_> = bufs.iter_mut().zip(&unopened).map(|(buf, u)| p.to_open(dataplane::PacketBuf::data_mut(buf), u).expect("its SA")).collect();
     let opened = p.open_burst(&mut list);
-    let verdicts: Vec<Verdict> = bufs.iter_mut().zip(&unopened).zip(opened).map(|((buf, u), result)| p.resume_opened(buf, u, result)).collect();
+    drop(list);
+    let verdicts: Vec<Verdict> = bufs.iter_mut().zip(&unopened).zip(opened).map(|((buf, u), result)| p.resume_opened(buf, u, Some(result))).collect();
     // The SA's replay_top in the region: the burst's first number at once, the highest when
     // the I/O loop publishes it, before it sends the burst's frames.
     let reader = Reader::attach(Arc::new(Region::open(&f.path).unwrap())).unwrap();

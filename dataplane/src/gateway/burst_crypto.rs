@@ -16,10 +16,10 @@ use shared::sad::SaHandle;
 use super::ether::Mac;
 use super::sa_cache::SaCache;
 use crate::esp::decrypt::EspLocation;
-use crate::esp::suite::{BurstPacket, BurstVec, OpenError, Transform};
+use crate::esp::suite::BurstPacket;
 
-/// A packet the pipeline left unsealed: the I/O loop must pass it to `Pipeline::seal_burst` before
-/// it sends it anywhere, and drop it if that fails.
+/// A packet the pipeline left unsealed: the I/O loop must seal it (`Pipeline::to_seal`, then
+/// `Pipeline::seal_burst`) before it sends it anywhere, and drop it if that fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsealed {
     sa: SaHandle,
@@ -36,7 +36,8 @@ impl Unsealed {
 }
 
 /// An ESP packet waiting to be opened (its frame holds the outer IP packet, trimmed to the ESP):
-/// the I/O loop passes it to `Pipeline::open_burst`, then to `Pipeline::resume_opened`.
+/// the I/O loop opens it (`Pipeline::to_open`, then `Pipeline::open_burst`) and finishes it
+/// (`Pipeline::resume_opened`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unopened {
     pub(super) sa: SaHandle,
@@ -47,36 +48,22 @@ pub struct Unopened {
     pub(super) len: u64,
 }
 
-/// Seals each frame (with `Unsealed` as the pipeline gave it) under its SA in `sas`; returns for
-/// each frame whether it was sealed.
-pub(super) fn seal(sas: &SaCache, frames: &mut [(&mut [u8], &Unsealed)]) -> BurstVec<bool> {
-    let mut sealed = BurstVec::from_elem(false, frames.len());
-    let mut pending = BurstVec::<BurstPacket<'_>>::new();
-    let mut index = BurstVec::<usize>::new();
-    for (i, (frame, u)) in frames.iter_mut().enumerate() {
-        let (Some(sa), Some(esp_at)) = (sas.prepared_outbound(u.sa), frame.len().checked_sub(u.esp_len)) else { continue };
-        pending.push(BurstPacket { transform: &sa.transform, pkt: frame, esp_at, seq: u.seq, esn: sa.esn });
-        index.push(i);
+impl Unsealed {
+    /// Its packet for `Transform::seal_burst`, `frame` its whole frame; `None` if its SA has left
+    /// `sas`.
+    #[inline]
+    pub(super) fn burst_packet<'a>(&self, sas: &'a SaCache, frame: &'a mut [u8]) -> Option<BurstPacket<'a>> {
+        let sa = sas.prepared_outbound(self.sa)?;
+        let esp_at = frame.len().checked_sub(self.esp_len)?;
+        Some(BurstPacket { transform: &sa.transform, pkt: frame, esp_at, seq: self.seq, esn: sa.esn })
     }
-    for (i, ok) in index.into_iter().zip(Transform::seal_burst(&mut pending)) {
-        sealed[i] = ok;
-    }
-    sealed
 }
 
-/// Opens each frame (with `Unopened` as the pipeline gave it) under its SA in `sas`; returns each
-/// frame's result, `None` if its SA is gone.
-pub(super) fn open(sas: &SaCache, frames: &mut [(&mut [u8], &Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
-    let mut opened = BurstVec::from_elem(None, frames.len());
-    let mut pending = BurstVec::<BurstPacket<'_>>::new();
-    let mut index = BurstVec::<usize>::new();
-    for (i, (frame, u)) in frames.iter_mut().enumerate() {
-        let Some(sa) = sas.prepared_inbound(u.sa) else { continue };
-        pending.push(BurstPacket { transform: &sa.transform, pkt: frame, esp_at: u.loc.esp_at(), seq: u.seq, esn: sa.esn });
-        index.push(i);
+impl Unopened {
+    /// Its packet for `Transform::open_burst`, as [`Unsealed::burst_packet`].
+    #[inline]
+    pub(super) fn burst_packet<'a>(&self, sas: &'a SaCache, frame: &'a mut [u8]) -> Option<BurstPacket<'a>> {
+        let sa = sas.prepared_inbound(self.sa)?;
+        Some(BurstPacket { transform: &sa.transform, pkt: frame, esp_at: self.loc.esp_at(), seq: self.seq, esn: sa.esn })
     }
-    for (i, result) in index.into_iter().zip(Transform::open_burst(&mut pending)) {
-        opened[i] = Some(result);
-    }
-    opened
 }

@@ -23,7 +23,7 @@ use shared::sad::SaHandle;
 use shared::region::now_ns;
 use shared::sa::{Direction, Mode};
 
-use super::burst_crypto::{self, Unopened, Unsealed};
+use super::burst_crypto::{Unopened, Unsealed};
 use super::counters::{bump, GatewayDrop, LcoreCounters, Reason};
 use super::ether::{Arp, Frame, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::icmp_error::{self, ErrorRateLimit, IcmpError};
@@ -38,7 +38,7 @@ use super::Side;
 use crate::buf::PacketBuf;
 use crate::esp::decrypt::{check_sequence, classify, decapsulate, finish_opened, open_error, Classified, Decapsulated};
 use crate::esp::encrypt::{encapsulate, encapsulate_unsealed, exceeds_mtu};
-use crate::esp::suite::{BurstVec, OpenError};
+use crate::esp::suite::{BurstPacket, BurstVec, OpenError, Transform};
 use crate::esp::flow::{Flow, FlowAddr};
 use crate::nd::{InboundVerdict, NdHook, NegotiationDiscovery, OutboundVerdict};
 use crate::wire::ipv4::Ipv4Packet;
@@ -216,15 +216,16 @@ impl Pipeline {
     /// From now on, packets of SAs whose transform works `in_bursts` (AES-CBC) stop at the cipher
     /// ([`burst_crypto`](super::burst_crypto)). After each frame the caller takes what
     /// [`take_unsealed`](Self::take_unsealed) and [`take_unopened`](Self::take_unopened) say of
-    /// it; once the burst is in, it seals the unsealed frames ([`seal_burst`](Self::seal_burst)),
-    /// opens the unopened ones ([`open_burst`](Self::open_burst)) and finishes those
-    /// ([`resume_opened`](Self::resume_opened)), before it sends any frame of the burst.
+    /// it; once the burst is in, it opens the unopened frames ([`to_open`](Self::to_open),
+    /// [`open_burst`](Self::open_burst)), finishes those ([`resume_opened`](Self::resume_opened))
+    /// and seals the unsealed ones ([`to_seal`](Self::to_seal), [`seal_burst`](Self::seal_burst)),
+    /// before it sends any frame of the burst.
     pub fn crypto_in_bursts(&mut self) {
         self.burst_crypto = true;
     }
 
     /// Whether the frame just handled was left unsealed (each call forgets it). Such a frame must
-    /// go through [`seal_burst`](Self::seal_burst), whatever its verdict, before it is sent.
+    /// be sealed ([`to_seal`](Self::to_seal)) before it is sent.
     #[inline]
     pub fn take_unsealed(&mut self) -> Option<Unsealed> {
         self.unsealed.take()
@@ -236,22 +237,42 @@ impl Pipeline {
         self.unopened.take()
     }
 
-    /// Seals frames left unsealed in this round, each with what
-    /// [`take_unsealed`](Self::take_unsealed) said of it; returns for each frame whether it was
-    /// sealed (one that was not is counted as a drop and must not be sent).
-    pub fn seal_burst(&mut self, frames: &mut [(&mut [u8], &Unsealed)]) -> BurstVec<bool> {
-        let sealed = burst_crypto::seal(&self.sas, frames);
+    /// The packet of a frame left unsealed, for [`seal_burst`](Self::seal_burst): `frame` is the
+    /// frame, `u` what [`take_unsealed`](Self::take_unsealed) said of it. `None` (counted as a
+    /// drop) if its SA is gone or the frame is shorter than its ESP packet: the frame must not be
+    /// sent.
+    #[inline]
+    pub fn to_seal<'a>(&'a self, frame: &'a mut [u8], u: &Unsealed) -> Option<BurstPacket<'a>> {
+        let packet = u.burst_packet(&self.sas, frame);
+        if packet.is_none() {
+            self.counters.count_drop(crate::DropReason::SealFailed.into());
+        }
+        packet
+    }
+
+    /// Seals the packets of frames left unsealed in this round ([`to_seal`](Self::to_seal));
+    /// returns for each whether it was sealed (one that was not is counted as a drop and must not
+    /// be sent).
+    pub fn seal_burst(&self, pending: &mut [BurstPacket<'_>]) -> BurstVec<bool> {
+        let sealed = Transform::seal_burst(pending);
         for _ in sealed.iter().filter(|ok| !**ok) {
             self.counters.count_drop(crate::DropReason::SealFailed.into());
         }
         sealed
     }
 
-    /// Opens frames of this round that wait for it, each with what
-    /// [`take_unopened`](Self::take_unopened) said of it; returns each frame's result, for
-    /// [`resume_opened`](Self::resume_opened).
-    pub fn open_burst(&mut self, frames: &mut [(&mut [u8], &Unopened)]) -> BurstVec<Option<Result<(), OpenError>>> {
-        burst_crypto::open(&self.sas, frames)
+    /// The packet of a frame waiting to be opened, for [`open_burst`](Self::open_burst), as
+    /// [`to_seal`](Self::to_seal); `None` if its SA is gone (pass `None` to
+    /// [`resume_opened`](Self::resume_opened)).
+    #[inline]
+    pub fn to_open<'a>(&'a self, frame: &'a mut [u8], u: &Unopened) -> Option<BurstPacket<'a>> {
+        u.burst_packet(&self.sas, frame)
+    }
+
+    /// Opens the packets of frames of this round that wait for it ([`to_open`](Self::to_open));
+    /// returns each one's result, for [`resume_opened`](Self::resume_opened).
+    pub fn open_burst(&self, pending: &mut [BurstPacket<'_>]) -> BurstVec<Result<(), OpenError>> {
+        Transform::open_burst(pending)
     }
 
     /// Finishes a frame that waited to be opened, given what opening it gave (`None`: its SA is

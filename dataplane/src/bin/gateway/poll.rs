@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dataplane::gateway::counters::{bump, GatewayDrop};
 use dataplane::gateway::burst_crypto::{Unopened, Unsealed};
-use dataplane::esp::suite::BurstVec;
+use dataplane::esp::suite::{BurstVec, OpenError};
 use dataplane::gateway::pipeline::{Pipeline, Verdict};
 use dataplane::gateway::Side;
 use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
@@ -195,53 +195,53 @@ fn use_private_crypto_library() {
 /// ICMP error going back under ESP, unsealed), then seals the unsealed frames that are to be sent;
 /// a frame that could not be sealed is dropped.
 fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
-    in_one_burst(pipeline, handled, unopened, Pipeline::open_burst, |pipeline, h, result| {
-        let Some(Awaiting::Open(u)) = &h.awaiting else { return };
-        h.verdict = pipeline.resume_opened(&mut MbufPacket(&mut h.m), u, result);
-        h.awaiting = awaiting(pipeline);
-    });
-    in_one_burst(pipeline, handled, unsealed_to_send, Pipeline::seal_burst, |_, h, sealed| {
-        if !sealed {
-            h.verdict = Verdict::Drop(dataplane::DropReason::SealFailed.into());
+    open_waiting(pipeline, handled);
+    seal_waiting(pipeline, handled);
+}
+
+/// Opens the frames that wait for it in one burst, then finishes each through the pipeline.
+fn open_waiting(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
+    // Each frame's result, by its place in `handled` (`None`: not opened, its SA gone).
+    let mut opened = BurstVec::<Option<Result<(), OpenError>>>::from_elem(None, handled.len());
+    let mut pending = BurstVec::new();
+    let mut at = BurstVec::<usize>::new();
+    for (i, h) in handled.iter_mut().enumerate() {
+        let Some(Awaiting::Open(u)) = &h.awaiting else { continue };
+        if let Some(p) = pipeline.to_open(h.m.data_mut(), u) {
+            pending.push(p);
+            at.push(i);
         }
-    });
-}
-
-fn unopened(_: Verdict, awaiting: &Awaiting) -> Option<&Unopened> {
-    match awaiting {
-        Awaiting::Open(u) => Some(u),
-        Awaiting::Seal(_) => None,
+    }
+    for (i, result) in at.into_iter().zip(pipeline.open_burst(&mut pending)) {
+        opened[i] = Some(result);
+    }
+    drop(pending);
+    for (h, result) in handled.iter_mut().zip(opened) {
+        let Some(Awaiting::Open(u)) = h.awaiting else { continue };
+        h.verdict = pipeline.resume_opened(&mut MbufPacket(&mut h.m), &u, result);
+        h.awaiting = awaiting(pipeline);
     }
 }
 
-fn unsealed_to_send(verdict: Verdict, awaiting: &Awaiting) -> Option<&Unsealed> {
-    match (verdict, awaiting) {
-        (Verdict::Transmit(_) | Verdict::Exception(_), Awaiting::Seal(u)) => Some(u),
-        _ => None,
+/// Seals the unsealed frames that are to be sent, in one burst; one that could not be sealed is
+/// dropped.
+fn seal_waiting(pipeline: &Pipeline, handled: &mut [Handled<'_>]) {
+    let mut pending = BurstVec::new();
+    let mut verdicts = BurstVec::<&mut Verdict>::new();
+    for h in handled.iter_mut() {
+        let (Some(Awaiting::Seal(u)), Verdict::Transmit(_) | Verdict::Exception(_)) = (&h.awaiting, h.verdict) else { continue };
+        match pipeline.to_seal(h.m.data_mut(), u) {
+            Some(p) => {
+                pending.push(p);
+                verdicts.push(&mut h.verdict);
+            }
+            None => h.verdict = Verdict::Drop(dataplane::DropReason::SealFailed.into()),
+        }
     }
-}
-
-/// Runs `burst` once on the data of every frame that `waiting` picks, with what it picked, then
-/// `finish` on each such frame with its result (in the same order). What the frames wait with is
-/// passed by reference: copied right after the pipeline wrote it, field by field, its wider loads
-/// would wait for those stores (a store-forwarding stall, BENCHMARKS.md "Eighth session").
-fn in_one_burst<U, R>(
-    pipeline: &mut Pipeline,
-    handled: &mut [Handled<'_>],
-    waiting: fn(Verdict, &Awaiting) -> Option<&U>,
-    burst: impl FnOnce(&mut Pipeline, &mut [(&mut [u8], &U)]) -> BurstVec<R>,
-    mut finish: impl FnMut(&mut Pipeline, &mut Handled<'_>, R),
-) {
-    let mut frames: BurstVec<(&mut [u8], &U)> =
-        handled.iter_mut().filter_map(|h| Some((h.m.data_mut(), waiting(h.verdict, h.awaiting.as_ref()?)?))).collect();
-    if frames.is_empty() {
-        return;
-    }
-    let results = burst(pipeline, &mut frames);
-    drop(frames);
-    let waiting_frames = handled.iter_mut().filter(|h| h.awaiting.as_ref().and_then(|a| waiting(h.verdict, a)).is_some());
-    for (h, result) in waiting_frames.zip(results) {
-        finish(pipeline, h, result);
+    for (verdict, sealed) in verdicts.into_iter().zip(pipeline.seal_burst(&mut pending)) {
+        if !sealed {
+            *verdict = Verdict::Drop(dataplane::DropReason::SealFailed.into());
+        }
     }
 }
 
