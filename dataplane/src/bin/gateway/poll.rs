@@ -169,7 +169,8 @@ fn dispatch<'pool>(
 /// Finishes the cipher of the burst's frames that wait for it, then sends every frame where its
 /// verdict says, in the order they came.
 fn send_handled<'pool>(q: &mut LcoreQueues<'_>, out: &mut Output<'pool>, pipeline: &mut Pipeline, handled: &mut Vec<Handled<'pool>>) {
-    if handled.iter().any(|h| h.awaiting.is_some()) {
+    // (From its first frame that waits for its cipher on, the whole burst waits.)
+    if handled.first().is_some_and(|h| h.awaiting.is_some()) {
         finish_crypto(pipeline, handled);
     }
     for h in handled.drain(..) {
@@ -201,17 +202,22 @@ fn finish_crypto(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
 
 /// Opens the frames that wait for it in one burst, then finishes each through the pipeline.
 fn open_waiting(pipeline: &mut Pipeline, handled: &mut [Handled<'_>]) {
-    // Each frame's result, by its place in `handled` (`None`: not opened, its SA gone).
-    let mut opened = BurstVec::<Option<Result<(), OpenError>>>::from_elem(None, handled.len());
+    let frames = handled.len();
     let mut pending = BurstVec::new();
-    let mut at = BurstVec::<usize>::new();
+    let (mut at, mut waiting) = (BurstVec::<usize>::new(), false);
     for (i, h) in handled.iter_mut().enumerate() {
         let Some(Awaiting::Open(u)) = &h.awaiting else { continue };
+        waiting = true;
         if let Some(p) = pipeline.to_open(h.m.data_mut(), u) {
             pending.push(p);
             at.push(i);
         }
     }
+    if !waiting {
+        return;
+    }
+    // Each frame's result, by its place in `handled` (`None`: not opened, its SA gone).
+    let mut opened = BurstVec::<Option<Result<(), OpenError>>>::from_elem(None, frames);
     for (i, result) in at.into_iter().zip(pipeline.open_burst(&mut pending)) {
         opened[i] = Some(result);
     }
