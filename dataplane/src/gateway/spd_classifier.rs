@@ -351,12 +351,19 @@ impl RuleSet {
         }
     }
 
-    /// The first rule (in priority order) that every dimension allows.
-    #[inline]
+    /// The first rule (in priority order) that matches `flow`.
+    #[inline(always)]
     fn classify(&self, flow: &Flow) -> Option<Matched> {
-        if !self.is_indexed() {
-            return self.classify_linear(flow);
+        if self.is_indexed() {
+            self.classify_indexed(flow)
+        } else {
+            self.classify_linear(flow)
         }
+    }
+
+    /// The first rule (in priority order) that every dimension allows.
+    #[inline(never)]
+    fn classify_indexed(&self, flow: &Flow) -> Option<Matched> {
         let (src, dst, family) = if flow.src.is_ipv4() {
             // The IPv4 address is the low 32 bits of its mapped form.
             (self.src4.lookup(flow.src.0 as u32), self.dst4.lookup(flow.dst.0 as u32), FAMILY_V4)
@@ -390,6 +397,7 @@ impl RuleSet {
         self.rules.len() > LINEAR_MAX
     }
 
+    #[inline(always)]
     fn classify_linear(&self, flow: &Flow) -> Option<Matched> {
         self.rules.iter().find(|r| r.matches(flow)).map(|r| r.matched)
     }
