@@ -444,6 +444,11 @@ impl Pipeline {
             }
             ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
                 let flow = flow_of(pkt.data())?;
+                if side == Side::Protected {
+                    // Most such packets are classified; their flow's entry is rarely in L1 when
+                    // there are many flows (BENCHMARKS.md, "Fifteenth session").
+                    self.spd_cache.prefetch(&self.classifier, Direction::Out, &flow);
+                }
                 if is_neighbour_discovery(&flow) {
                     let src = flow.src.ip();
                     if !src.is_unspecified() && self.on_link(side, src) {

@@ -63,6 +63,15 @@ impl Default for SpdFlowCache {
 }
 
 impl SpdFlowCache {
+    /// Starts loading the entry that a `classify` of `flow` soon after will read, if it will read
+    /// one.
+    #[inline]
+    pub fn prefetch(&self, classifier: &Classifier, direction: Direction, flow: &Flow) {
+        if classifier.is_indexed(direction) {
+            shared::region::prefetch(&self.entries[Key::of(direction, flow).slot()]);
+        }
+    }
+
     /// `classifier.classify(direction, flow)`, from the cache if this flow was classified in
     /// the classifier's snapshot.
     #[inline]
