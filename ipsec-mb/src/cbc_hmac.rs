@@ -287,9 +287,10 @@ fn run_group<'j, 'a: 'j>(jobs: impl Iterator<Item = &'j mut BurstJob<'a>>, ciphe
         let mut raw = raw.borrow_mut();
         raw.clear();
         for j in jobs {
-            let mut job = sys::IMB_JOB::default();
-            j.key.describe(&mut job, j.buf.as_mut_ptr(), &j.layout, j.tag.as_mut_ptr(), cipher);
-            raw.push(job);
+            // Described where it lies: built aside and pushed, each job was copied once more.
+            raw.push(sys::IMB_JOB::default());
+            let job = raw.last_mut().expect("just pushed");
+            j.key.describe(job, j.buf.as_mut_ptr(), &j.layout, j.tag.as_mut_ptr(), cipher);
         }
         // The group's key size and hash, which every job of it shares.
         let Some(first) = raw.first() else { return Ok(()) };
