@@ -4,7 +4,7 @@
 //! kernel releases if the writer dies); every SAD change goes through the journal so that the next
 //! writer finishes whatever a dead one left half done.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ const GET_SPI_TRIES: u32 = 1_000;
 pub struct Writer {
     region: Arc<Region>,
     /// Free SAD slots; rebuilt from the region on attach.
-    free: Vec<u32>,
+    free: BTreeSet<u32>,
     /// Slots of deleted SAs, oldest first, each with the QSBR token of its deletion. A slot is
     /// reused only once every reader has passed a quiescent state since: until then an lcore
     /// may still hold a handle to the deleted SA and write its sequence number or traffic into
@@ -77,7 +77,7 @@ impl Writer {
         let control = region.control();
         control.writer.generation.fetch_add(1, Ordering::AcqRel);
         control.writer.pid.store(std::process::id(), Ordering::Release);
-        let mut writer = Writer { region, free: Vec::new(), retired: VecDeque::new(), grace_timeout: Duration::from_secs(1) };
+        let mut writer = Writer { region, free: BTreeSet::new(), retired: VecDeque::new(), grace_timeout: Duration::from_secs(1) };
         if let Some(change) = writer.region.control().journal.pending() {
             writer.apply(&change);
             writer.region.control().journal.commit();
@@ -90,7 +90,6 @@ impl Writer {
         }
         let sad = writer.region.sad();
         writer.free = (0..sad.slots.len() as u32)
-            .rev()
             .filter(|&s| matches!(sad.read(s), Ok(Some((r, _))) if r.state() == SlotState::Free))
             .collect();
         Ok(writer)
@@ -109,7 +108,7 @@ impl Writer {
     /// SPI's low bits are the number of the slot it is reserved in, so that the dataplane finds it
     /// with one memory access ([`crate::sad::Sad::spi_slot`]); the other bits are random.
     pub fn get_spi(&mut self, src: IpAddr, dst: IpAddr) -> Result<u32, OpError> {
-        let slot = self.take_slot()?;
+        let slot = self.take_slot(None)?;
         let random_bits = self.region.sad().spi_free_bits();
         for _ in 0..GET_SPI_TRIES {
             let mut b = [0u8; 4];
@@ -122,7 +121,7 @@ impl Writer {
             self.change(Change::Upsert { slot, record, fresh: false });
             return Ok(spi);
         }
-        self.free.push(slot);
+        self.free.insert(slot);
         Err(OpError::NoFreeSpi(dst))
     }
 
@@ -135,7 +134,9 @@ impl Writer {
         let slot = match sad.find(config.spi, &dst) {
             Some((_, slot)) if self.record(slot).state() == SlotState::Larval => slot,
             Some(_) => return Err(OpError::DuplicateSpi { spi: config.spi, dst: config.dst }),
-            None => self.take_slot()?,
+            // In the SPI's own slot if it is free: the dataplane then finds the SA with one
+            // memory access, as a negotiated one (`get_spi`; ipsec-secgw's SPI2IDX).
+            None => self.take_slot(sad.spi_slot(config.spi))?,
         };
         let record = SaRecord::live(config, now_ns());
         self.change(Change::Upsert { slot, record, fresh: true });
@@ -307,18 +308,22 @@ impl Writer {
         Ok(())
     }
 
-    /// A free slot: one never used or whose grace period has passed; if only slots deleted
-    /// within the grace period are left, the oldest, once the readers have moved past it.
-    fn take_slot(&mut self) -> Result<u32, OpError> {
+    /// A free slot: `preferred` if it is free, else one never used or whose grace period has
+    /// passed; if only slots deleted within the grace period are left, the oldest, once the
+    /// readers have moved past it.
+    fn take_slot(&mut self, preferred: Option<u32>) -> Result<u32, OpError> {
         let qsbr = self.region.qsbr();
         while let Some(&(slot, token)) = self.retired.front() {
             if qsbr.check(token).is_err() {
                 break;
             }
             self.retired.pop_front();
-            self.free.push(slot);
+            self.free.insert(slot);
         }
-        if let Some(slot) = self.free.pop() {
+        if let Some(slot) = preferred.filter(|slot| self.free.remove(slot)) {
+            return Ok(slot);
+        }
+        if let Some(slot) = self.free.pop_first() {
             return Ok(slot);
         }
         let (slot, token) = *self.retired.front().ok_or(OpError::SadFull(self.region.capacities().sas))?;

@@ -9,7 +9,8 @@
 //! SPIs that the gateway chooses itself (`get_spi`, so every negotiated inbound SA) carry their
 //! slot number in their low bits, as DPDK ipsec-secgw's `SPI2IDX` does: a lookup first reads the
 //! record at [`Sad::spi_slot`] and, when its key matches, is done after one cache miss instead of
-//! two. SPIs chosen by someone else (static configuration) are found through the index.
+//! two. An SA whose SPI someone else chose (static configuration) goes into its SPI's slot too
+//! when that slot is free (`Writer::add_sa`); otherwise it is found through the index.
 
 use crate::addr::RawAddr;
 use crate::sa::{SaRecord, SlotState, SA_WORDS};

@@ -223,6 +223,26 @@ fn get_spi_puts_the_slot_in_the_spi_and_other_spis_are_found_through_the_index()
     assert!(r.lookup(foreign[0], &dst).unwrap().is_some());
 }
 
+/// A statically configured SA goes into its SPI's own slot when that slot is free, so that the
+/// dataplane finds it with one memory access; when another SA holds the slot, it goes elsewhere
+/// and is found through the index.
+#[test]
+fn a_static_sa_takes_its_spis_own_slot_when_it_is_free() {
+    let (_path, mut w, r) = setup(64);
+    let dst = RawAddr::from(SYNTHETIC_DST);
+    let slot_of = |spi: u32| r.lookup(spi, &dst).unwrap().expect("installed").slot;
+    for spi in [0x1005u32, 0x1021, 0x7000] {
+        w.add_sa(&synthetic_sa(spi, 0)).unwrap();
+        assert_eq!(Some(slot_of(spi)), r.sad().spi_slot(spi), "SPI {spi:#x}");
+    }
+    // 0x2005 names 0x1005's slot.
+    assert_eq!(r.sad().spi_slot(0x2005), r.sad().spi_slot(0x1005));
+    w.add_sa(&synthetic_sa(0x2005, 0)).unwrap();
+    assert_ne!(Some(slot_of(0x2005)), r.sad().spi_slot(0x2005));
+    assert_eq!(r.read_sa(r.lookup(0x2005, &dst).unwrap().unwrap()).unwrap().unwrap().spi, 0x2005);
+    assert_eq!(w.free_sa_slots(), r.sad().slots.len() - 4);
+}
+
 #[test]
 fn update_changes_what_may_change_and_refuses_the_rest() {
     let (_path, mut w, r) = setup(4);
